@@ -1,0 +1,1 @@
+//! Exporters: OTLP over gRPC, HTTP/protobuf, HTTP/JSON, and the debug exporter.

@@ -1,0 +1,41 @@
+//! What one poll of one target produced: the input of the metric translation.
+
+use std::sync::Arc;
+
+use crate::scrape::status::Status;
+use crate::supervisor::model::{ProcessInfo, SupervisorState};
+
+/// The per-target facts that do not change between polls (resource identity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetIdentity {
+    /// The target's `name`: the `supervisor_server` resource attribute.
+    pub name: String,
+    /// User attributes (native `resource_attributes`, Datadog `tags`), in configured order.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A monitored process (after filters) with its mapped status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitoredProcess {
+    pub info: ProcessInfo,
+    pub status: Status,
+}
+
+/// A successful poll, already filtered and mapped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PollData {
+    pub processes: Vec<MonitoredProcess>,
+    pub supervisor_state: Option<SupervisorState>,
+    pub identification: Option<String>,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollOutcome {
+    pub target: Arc<TargetIdentity>,
+    /// The receiver's clock when the poll finished, in unix nanoseconds: every point's timestamp.
+    pub time_unix_nano: u64,
+    /// `Err` holds the message that was logged (Datadog's wording); the metrics only need to know
+    /// it failed.
+    pub result: Result<PollData, String>,
+}

@@ -1,0 +1,5 @@
+//! Talking to supervisord: transport, XML-RPC codec, typed model, and the poll client.
+pub mod client;
+pub mod model;
+pub mod transport;
+pub mod xmlrpc;
