@@ -21,8 +21,6 @@ pub enum ConfigFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub format: ConfigFormat,
-    /// Time between the starts of two polls of the same target.
-    pub collection_interval: Duration,
     /// Wait before the first poll.
     pub initial_delay: Duration,
     pub targets: Vec<Target>,
@@ -84,6 +82,8 @@ pub struct Target {
     pub endpoint: Endpoint,
     pub credentials: Option<Credentials>,
     pub tls: TlsSettings,
+    /// Time between the starts of two polls of this target.
+    pub collection_interval: Duration,
     /// Bound on one whole poll (connect, request, reply).
     pub timeout: Duration,
     pub filter: ProcessFilter,
