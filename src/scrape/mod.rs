@@ -2,3 +2,26 @@
 pub mod filter;
 pub mod outcome;
 pub mod status;
+
+use crate::config::Target;
+use crate::supervisor::model::Snapshot;
+use outcome::{MonitoredProcess, PollData};
+
+/// Applies a target's filters and status mapping to what supervisord reported.
+pub fn monitored(target: &Target, snapshot: Snapshot) -> PollData {
+    let processes = target
+        .filter
+        .apply(snapshot.processes)
+        .into_iter()
+        .map(|info| MonitoredProcess {
+            status: target.status_mapping.status(info.state),
+            info,
+        })
+        .collect();
+    PollData {
+        processes,
+        supervisor_state: snapshot.state,
+        identification: snapshot.identification,
+        version: snapshot.version,
+    }
+}

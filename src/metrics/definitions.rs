@@ -1,0 +1,421 @@
+//! The one table of metrics and attributes: every name, unit, type, attribute key, description
+//! and default enablement is written here and nowhere else.
+//!
+//! The OTLP builder, the `metrics:` toggles of the native config, the README's metric table and
+//! the golden tests all read this module, so a metric cannot be renamed in one place and
+//! forgotten in another.
+
+use std::fmt::Write as _;
+
+use crate::scrape::status::Status;
+use crate::supervisor::model::{ProcessState, SupervisorState};
+
+/// The closed set of values an attribute can take, when there is one. Listed from the model's
+/// own `ALL` arrays so the documentation cannot drift from what is emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeValues {
+    /// Any string (process and group names, the target name).
+    Free,
+    /// [`Status`] names: `up`, `down`, `unknown`.
+    Status,
+    /// [`ProcessState`] names: `STOPPED`, ..., `UNKNOWN`.
+    ProcessState,
+    /// [`SupervisorState`] names: `RUNNING`, `RESTARTING`, `SHUTDOWN`, `FATAL`.
+    SupervisorState,
+}
+
+impl AttributeValues {
+    pub fn names(self) -> Vec<&'static str> {
+        match self {
+            AttributeValues::Free => Vec::new(),
+            AttributeValues::Status => Status::ALL.iter().map(|s| s.name()).collect(),
+            AttributeValues::ProcessState => ProcessState::ALL.iter().map(|s| s.name()).collect(),
+            AttributeValues::SupervisorState => {
+                SupervisorState::ALL.iter().map(|s| s.name()).collect()
+            }
+        }
+    }
+}
+
+/// Where an attribute is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeLevel {
+    /// On the resource: one per target.
+    Resource,
+    /// On data points.
+    Point,
+}
+
+impl AttributeLevel {
+    fn name(self) -> &'static str {
+        match self {
+            AttributeLevel::Resource => "resource",
+            AttributeLevel::Point => "point",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct AttributeDef {
+    pub key: &'static str,
+    pub level: AttributeLevel,
+    pub values: AttributeValues,
+    pub description: &'static str,
+}
+
+/// The target's configured `name`, spelled as the Datadog README's config example names it.
+pub static SUPERVISOR_SERVER: AttributeDef = AttributeDef {
+    key: "supervisor_server",
+    level: AttributeLevel::Resource,
+    values: AttributeValues::Free,
+    description: "The target's configured name.",
+};
+
+pub static SUPERVISORD_IDENTIFICATION: AttributeDef = AttributeDef {
+    key: "supervisord.identification",
+    level: AttributeLevel::Resource,
+    values: AttributeValues::Free,
+    description: "supervisord's `identifier` (`supervisor.getIdentification`), when it answered.",
+};
+
+pub static SUPERVISORD_VERSION: AttributeDef = AttributeDef {
+    key: "supervisord.version",
+    level: AttributeLevel::Resource,
+    values: AttributeValues::Free,
+    description: "supervisord's version (`supervisor.getSupervisorVersion`), when it answered.",
+};
+
+/// Datadog's tag name for the target. Datadog's OTLP ingest does not turn resource attributes
+/// into tags for every backend query, so with a Datadog-format config it rides on every point
+/// and monitors written against `supervisord_server:<name>` keep working.
+pub static SUPERVISORD_SERVER: AttributeDef = AttributeDef {
+    key: "supervisord_server",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Free,
+    description: "The target's configured name; on every point, only with a Datadog-format config.",
+};
+
+/// Same key as the Datadog check's process tag.
+pub static PROCESS: AttributeDef = AttributeDef {
+    key: "supervisord_process",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Free,
+    description: "The process name.",
+};
+
+/// supervisord names a process uniquely only within its group (`group:name`), so the group keeps
+/// same-named processes of different groups in separate series; the Datadog check has no such
+/// tag.
+pub static GROUP: AttributeDef = AttributeDef {
+    key: "supervisord_group",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Free,
+    description: "The process group name.",
+};
+
+pub static STATUS: AttributeDef = AttributeDef {
+    key: "status",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Status,
+    description: "The mapped process status (after `status_mapping_override`).",
+};
+
+pub static PROCESS_STATE: AttributeDef = AttributeDef {
+    key: "state",
+    level: AttributeLevel::Point,
+    values: AttributeValues::ProcessState,
+    description: "The supervisord process state.",
+};
+
+pub static SUPERVISOR_STATE: AttributeDef = AttributeDef {
+    key: "state",
+    level: AttributeLevel::Point,
+    values: AttributeValues::SupervisorState,
+    description: "supervisord's own state.",
+};
+
+/// Every attribute, in documentation order.
+pub static ATTRIBUTES: [&AttributeDef; 9] = [
+    &SUPERVISOR_SERVER,
+    &SUPERVISORD_IDENTIFICATION,
+    &SUPERVISORD_VERSION,
+    &SUPERVISORD_SERVER,
+    &PROCESS,
+    &GROUP,
+    &STATUS,
+    &PROCESS_STATE,
+    &SUPERVISOR_STATE,
+];
+
+/// The OTLP data type. Everything here is a gauge: the values are snapshots read from
+/// supervisord, not counts accumulated by the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+}
+
+impl MetricKind {
+    fn name(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    Int,
+}
+
+impl ValueType {
+    fn name(self) -> &'static str {
+        match self {
+            ValueType::Int => "int",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct MetricDef {
+    pub id: MetricId,
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    /// Point attributes, in the order they are attached. The Datadog-only `supervisord_server`
+    /// is not listed: it goes on every point of every metric.
+    pub attributes: &'static [&'static AttributeDef],
+    pub description: &'static str,
+    pub enabled_by_default: bool,
+}
+
+/// Declares [`MetricId`] and [`METRICS`] from one list, so the enum's discriminant is always
+/// the metric's index in the table.
+macro_rules! metric_table {
+    ($( $(#[$doc:meta])* $id:ident {
+        name: $name:literal,
+        unit: $unit:literal,
+        attributes: [$($attr:expr),* $(,)?],
+        description: $description:literal,
+        enabled: $enabled:literal $(,)?
+    } ),+ $(,)?) => {
+        /// A metric of the table; `id as usize` is its index in [`METRICS`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum MetricId {
+            $( $(#[$doc])* $id, )+
+        }
+
+        impl MetricId {
+            pub const ALL: [MetricId; [$(MetricId::$id),+].len()] = [$(MetricId::$id),+];
+        }
+
+        /// Every metric, in emission and documentation order.
+        pub static METRICS: [MetricDef; MetricId::ALL.len()] = [$(
+            MetricDef {
+                id: MetricId::$id,
+                name: $name,
+                unit: $unit,
+                kind: MetricKind::Gauge,
+                value_type: ValueType::Int,
+                attributes: &[$($attr),*],
+                description: $description,
+                enabled_by_default: $enabled,
+            },
+        )+];
+    };
+}
+
+metric_table! {
+    /// Emitted on every poll, failed or not, so "down" is data rather than an absent series.
+    CanConnect {
+        name: "supervisord.can_connect",
+        unit: "1",
+        attributes: [],
+        description: "1 when the last poll of supervisord succeeded, 0 when it failed.",
+        enabled: true,
+    },
+    /// All three statuses are always emitted (zeros included), as the Datadog check does.
+    ProcessCount {
+        name: "supervisord.process.count",
+        unit: "{process}",
+        attributes: [&STATUS],
+        description: "The number of monitored processes per mapped status.",
+        enabled: true,
+    },
+    ProcessUptime {
+        name: "supervisord.process.uptime",
+        unit: "s",
+        attributes: [&PROCESS, &GROUP],
+        description: "Seconds since the process started while it is BACKOFF, RUNNING or \
+                      STOPPING, otherwise 0.",
+        enabled: true,
+    },
+    /// One point per status so a status change never leaves a stale series at 1.
+    ProcessStatus {
+        name: "supervisord.process.status",
+        unit: "1",
+        attributes: [&PROCESS, &GROUP, &STATUS],
+        description: "1 for the process's current mapped status, 0 for the other statuses.",
+        enabled: true,
+    },
+    ProcessState {
+        name: "supervisord.process.state",
+        unit: "1",
+        attributes: [&PROCESS, &GROUP, &PROCESS_STATE],
+        description: "1 for the process's current supervisord state, 0 for the other states.",
+        enabled: true,
+    },
+    ProcessExitStatus {
+        name: "supervisord.process.exit_status",
+        unit: "1",
+        attributes: [&PROCESS, &GROUP],
+        description: "The exit status of the process's last exit.",
+        enabled: true,
+    },
+    ProcessStartTime {
+        name: "supervisord.process.start_time",
+        unit: "s",
+        attributes: [&PROCESS, &GROUP],
+        description: "Unix time the process last started; absent when it never started.",
+        enabled: true,
+    },
+    SupervisorState {
+        name: "supervisord.state",
+        unit: "1",
+        attributes: [&SUPERVISOR_STATE],
+        description: "1 for supervisord's current state, 0 for the other states; absent when \
+                      unknown.",
+        enabled: true,
+    },
+}
+
+impl MetricId {
+    pub fn def(self) -> &'static MetricDef {
+        &METRICS[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    pub fn from_name(name: &str) -> Option<MetricId> {
+        METRICS.iter().find(|m| m.name == name).map(|m| m.id)
+    }
+}
+
+/// Resource attributes, in the order they are attached (user attributes follow them).
+pub static RESOURCE_ATTRIBUTES: [&AttributeDef; 3] = [
+    &SUPERVISOR_SERVER,
+    &SUPERVISORD_IDENTIFICATION,
+    &SUPERVISORD_VERSION,
+];
+
+/// The instrumentation scope every metric is emitted under.
+pub const SCOPE_NAME: &str = "supervisord-receiver";
+pub const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The README's metric and attribute tables, rendered from the table above. A test compares it
+/// with the README so the documentation cannot drift.
+pub fn markdown_table() -> String {
+    let mut out = String::new();
+    out.push_str("| Metric | Type | Unit | Attributes | Description |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for metric in &METRICS {
+        let attributes = metric
+            .attributes
+            .iter()
+            .map(|a| format!("`{}`", a.key))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let disabled = if metric.enabled_by_default {
+            ""
+        } else {
+            " Disabled by default."
+        };
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "| `{}` | {} ({}) | `{}` | {} | {}{} |",
+            metric.name,
+            metric.kind.name(),
+            metric.value_type.name(),
+            metric.unit,
+            attributes,
+            escape_cell(metric.description),
+            disabled,
+        );
+    }
+    out.push('\n');
+    out.push_str("| Attribute | On | Values | Description |\n");
+    out.push_str("|---|---|---|---|\n");
+    for attribute in ATTRIBUTES {
+        let values = attribute
+            .values
+            .names()
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            attribute.key,
+            attribute.level.name(),
+            values,
+            escape_cell(attribute.description),
+        );
+    }
+    out
+}
+
+fn escape_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_index_the_table() {
+        for (i, id) in MetricId::ALL.into_iter().enumerate() {
+            assert_eq!(id as usize, i);
+            assert_eq!(METRICS[i].id, id);
+            assert_eq!(MetricId::from_name(id.name()), Some(id));
+        }
+        assert_eq!(MetricId::from_name("supervisord.nope"), None);
+    }
+
+    #[test]
+    fn names_are_unique_and_prefixed() {
+        let names: HashSet<_> = METRICS.iter().map(|m| m.name).collect();
+        assert_eq!(names.len(), METRICS.len());
+        assert!(METRICS.iter().all(|m| m.name.starts_with("supervisord.")));
+    }
+
+    #[test]
+    fn point_attribute_keys_are_unique_per_metric() {
+        for metric in &METRICS {
+            let mut keys: HashSet<_> = metric.attributes.iter().map(|a| a.key).collect();
+            assert_eq!(keys.len(), metric.attributes.len(), "{}", metric.name);
+            assert!(metric
+                .attributes
+                .iter()
+                .all(|a| a.level == AttributeLevel::Point));
+            assert!(keys.insert(SUPERVISORD_SERVER.key), "{}", metric.name);
+        }
+    }
+
+    #[test]
+    fn markdown_lists_every_metric_and_attribute() {
+        let md = markdown_table();
+        for metric in &METRICS {
+            assert!(md.contains(&format!("| `{}` |", metric.name)), "{}", metric.name);
+        }
+        for attribute in ATTRIBUTES {
+            assert!(md.contains(&format!("| `{}` |", attribute.key)));
+        }
+        assert!(md.contains("`up`, `down`, `unknown`") || md.contains("`down`, `up`, `unknown`"));
+    }
+}

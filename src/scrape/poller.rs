@@ -1,0 +1,100 @@
+//! One target's poll: ask supervisord, filter, map, and log what went wrong.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::Target;
+use crate::scrape::outcome::{PollOutcome, TargetIdentity};
+use crate::supervisor::client::{PollError, SupervisorClient};
+use crate::supervisor::transport::TransportBuildError;
+
+/// Everything needed to poll one target, built once before the loop starts.
+pub struct TargetPoller {
+    target: Arc<Target>,
+    identity: Arc<TargetIdentity>,
+    client: SupervisorClient,
+    /// The last failure message, so a target that stays down logs its reason once (and again
+    /// when the reason changes) rather than every interval.
+    last_failure: Option<String>,
+    /// The last set of reply problems, logged the same way.
+    last_problems: Vec<String>,
+}
+
+impl TargetPoller {
+    pub fn new(target: Target) -> Result<Self, TransportBuildError> {
+        let client = SupervisorClient::new(&target)?;
+        let identity = Arc::new(TargetIdentity {
+            name: target.name.clone(),
+            attributes: target.resource_attributes.clone(),
+        });
+        Ok(TargetPoller {
+            target: Arc::new(target),
+            identity,
+            client,
+            last_failure: None,
+            last_problems: Vec::new(),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Polls once and returns the raw result, for `check` which shows more than the metrics.
+    pub async fn poll_raw(
+        &self,
+    ) -> Result<crate::supervisor::client::PolledSnapshot, PollError> {
+        self.client.poll().await
+    }
+
+    /// Polls once; never fails: a failure is an outcome with `can_connect` 0, logged here.
+    pub async fn poll(&mut self) -> PollOutcome {
+        let result = self.client.poll().await;
+        let time_unix_nano = unix_nanos_now();
+        let result = match result {
+            Ok(polled) => {
+                if self.last_failure.take().is_some() {
+                    tracing::info!(target_name = %self.target.name, "supervisord is reachable again");
+                }
+                self.log_problems(&polled.problems);
+                Ok(crate::scrape::monitored(&self.target, polled.snapshot))
+            }
+            Err(error) => {
+                let message = error.message(&self.target);
+                self.log_failure(&error, &message);
+                Err(message)
+            }
+        };
+        PollOutcome {
+            target: Arc::clone(&self.identity),
+            time_unix_nano,
+            result,
+        }
+    }
+
+    fn log_failure(&mut self, error: &PollError, message: &str) {
+        let detail = error.detail().unwrap_or_default();
+        if self.last_failure.as_deref() == Some(message) {
+            tracing::debug!(target_name = %self.target.name, error_type = error.error_type(), detail, "{message}");
+        } else {
+            tracing::warn!(target_name = %self.target.name, error_type = error.error_type(), detail, "{message}");
+            self.last_failure = Some(message.to_owned());
+        }
+    }
+
+    fn log_problems(&mut self, problems: &[String]) {
+        if problems != self.last_problems.as_slice() {
+            for problem in problems {
+                tracing::warn!(target_name = %self.target.name, "{problem}");
+            }
+            self.last_problems = problems.to_vec();
+        }
+    }
+}
+
+pub fn unix_nanos_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
