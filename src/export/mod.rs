@@ -1,1 +1,173 @@
 //! Exporters: OTLP over gRPC, HTTP/protobuf, HTTP/JSON, and the debug exporter.
+//!
+//! Each exporter is built once from its settings (all validation happens there) and then only
+//! exports. One attempt per call; whether to retry is the caller's decision, helped by
+//! [`ExportError::is_retryable`].
+pub mod debug;
+pub mod error;
+pub mod grpc;
+pub mod http;
+mod rpc_status;
+mod tls;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest,
+};
+
+use crate::config::{DebugVerbosity, ExporterSettings, OtlpProtocol};
+pub use debug::DebugExporter;
+pub use error::{ExportBuildError, ExportError};
+pub use grpc::GrpcExporter;
+pub use http::HttpExporter;
+
+#[derive(Debug)]
+pub enum Exporter {
+    Grpc(GrpcExporter),
+    Http(HttpExporter),
+    Debug(DebugExporter),
+}
+
+impl Exporter {
+    pub fn new(settings: &ExporterSettings) -> Result<Exporter, ExportBuildError> {
+        Ok(match settings {
+            ExporterSettings::Otlp(otlp) => match otlp.protocol {
+                OtlpProtocol::Grpc => Exporter::Grpc(GrpcExporter::new(otlp)?),
+                OtlpProtocol::HttpProtobuf => Exporter::Http(HttpExporter::new(otlp, false)?),
+                OtlpProtocol::HttpJson => Exporter::Http(HttpExporter::new(otlp, true)?),
+            },
+            ExporterSettings::Debug { verbosity } => {
+                Exporter::Debug(DebugExporter::new(*verbosity))
+            }
+        })
+    }
+
+    pub async fn export(&self, request: &ExportMetricsServiceRequest) -> Result<(), ExportError> {
+        match self {
+            Exporter::Grpc(grpc) => grpc.export(request).await,
+            Exporter::Http(http) => http.export(request).await,
+            Exporter::Debug(debug) => debug.export(request).map_err(ExportError::Stdout),
+        }
+    }
+
+    /// For start-up and error logs: `otlp grpc http://localhost:4317`. Never shows headers or
+    /// credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Exporter::Grpc(grpc) => {
+                format!("otlp {} {}", OtlpProtocol::Grpc.name(), grpc.endpoint())
+            }
+            Exporter::Http(http) => {
+                let protocol = if http.is_json() {
+                    OtlpProtocol::HttpJson
+                } else {
+                    OtlpProtocol::HttpProtobuf
+                };
+                format!("otlp {} {}", protocol.name(), http.endpoint())
+            }
+            Exporter::Debug(debug) => match debug.verbosity() {
+                DebugVerbosity::Basic => "debug basic".to_string(),
+                DebugVerbosity::Detailed => "debug detailed".to_string(),
+            },
+        }
+    }
+}
+
+/// A backend that accepted only part of an export says so in `partial_success`; the data is
+/// gone either way (not retryable), so it is logged and the export counts as done.
+fn log_partial_success(endpoint: &str, partial: Option<&ExportMetricsPartialSuccess>) {
+    let Some(partial) = partial else { return };
+    if partial.rejected_data_points > 0 {
+        tracing::warn!(
+            endpoint,
+            rejected_data_points = partial.rejected_data_points,
+            message = partial.error_message.as_str(),
+            "OTLP backend rejected part of the export"
+        );
+    } else if !partial.error_message.is_empty() {
+        tracing::warn!(
+            endpoint,
+            message = partial.error_message.as_str(),
+            "OTLP backend accepted the export with a warning"
+        );
+    }
+}
+
+/// The endpoint as shown in messages: any `user:password@` is removed.
+fn redact_endpoint(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            // Both setters only fail for URLs that cannot have credentials at all.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        _ => endpoint.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::secret::Secret;
+    use crate::config::{OtlpSettings, TlsSettings};
+
+    fn otlp(protocol: OtlpProtocol, endpoint: &str) -> ExporterSettings {
+        ExporterSettings::Otlp(OtlpSettings {
+            protocol,
+            endpoint: endpoint.into(),
+            headers: vec![("dd-api-key".into(), Secret::new("s3cret"))],
+            gzip: false,
+            timeout: Duration::from_secs(1),
+            tls: TlsSettings::default(),
+        })
+    }
+
+    #[test]
+    fn describe_names_protocol_and_endpoint_only() {
+        let cases = [
+            (
+                otlp(OtlpProtocol::Grpc, "http://localhost:4317"),
+                "otlp grpc http://localhost:4317",
+            ),
+            (
+                otlp(
+                    OtlpProtocol::HttpProtobuf,
+                    "http://localhost:4318/v1/metrics",
+                ),
+                "otlp http/protobuf http://localhost:4318/v1/metrics",
+            ),
+            (
+                otlp(
+                    OtlpProtocol::HttpJson,
+                    "http://u:pw@localhost:4318/v1/metrics",
+                ),
+                "otlp http/json http://localhost:4318/v1/metrics",
+            ),
+            (
+                ExporterSettings::Debug {
+                    verbosity: DebugVerbosity::Detailed,
+                },
+                "debug detailed",
+            ),
+        ];
+        for (settings, expected) in cases {
+            let exporter = Exporter::new(&settings).unwrap();
+            assert_eq!(exporter.describe(), expected);
+            assert!(!format!("{exporter:?}").contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_plain_endpoints_verbatim() {
+        assert_eq!(
+            redact_endpoint("http://localhost:4317"),
+            "http://localhost:4317"
+        );
+        assert_eq!(
+            redact_endpoint("https://key:pw@otlp.example/v1/metrics"),
+            "https://otlp.example/v1/metrics"
+        );
+    }
+}

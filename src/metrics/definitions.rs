@@ -411,7 +411,11 @@ mod tests {
     fn markdown_lists_every_metric_and_attribute() {
         let md = markdown_table();
         for metric in &METRICS {
-            assert!(md.contains(&format!("| `{}` |", metric.name)), "{}", metric.name);
+            assert!(
+                md.contains(&format!("| `{}` |", metric.name)),
+                "{}",
+                metric.name
+            );
         }
         for attribute in ATTRIBUTES {
             assert!(md.contains(&format!("| `{}` |", attribute.key)));

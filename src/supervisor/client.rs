@@ -1,0 +1,724 @@
+//! The poll client: one supervisord, one [`Snapshot`] per poll.
+//!
+//! A poll is one `system.multicall` round trip when the server has it (supervisord always has),
+//! separate calls otherwise. Only `getAllProcessInfo` is essential; the other answers are
+//! optional and their failures become problem strings, as Datadog treats its version lookup.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::{Endpoint, Target};
+use crate::supervisor::decode::{self, ModelError};
+use crate::supervisor::model::Snapshot;
+use crate::supervisor::transport::{RpcTransport, TransportBuildError, TransportError};
+use crate::supervisor::xmlrpc::{self, DecodeError, Fault, Value};
+
+const GET_ALL_PROCESS_INFO: &str = "supervisor.getAllProcessInfo";
+const GET_STATE: &str = "supervisor.getState";
+const GET_IDENTIFICATION: &str = "supervisor.getIdentification";
+const GET_SUPERVISOR_VERSION: &str = "supervisor.getSupervisorVersion";
+
+/// The optional calls, in the order they follow `getAllProcessInfo` in the multicall.
+const SECONDARY: [&str; 3] = [GET_STATE, GET_IDENTIFICATION, GET_SUPERVISOR_VERSION];
+
+/// What a poll learned, and what it could not read (logged, never fatal).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PolledSnapshot {
+    pub snapshot: Snapshot,
+    /// Problems in the process entries and failures of the optional calls, e.g.
+    /// `getSupervisorVersion failed: 1 UNKNOWN_METHOD`.
+    pub problems: Vec<String>,
+}
+
+/// Why a poll produced no snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    /// `getAllProcessInfo` answered with a fault.
+    #[error("{0}")]
+    Fault(Fault),
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Model(#[from] ModelError),
+}
+
+impl PollError {
+    /// The message Datadog's check gives for the same failure (its `can_connect` text), so
+    /// existing alerts and log searches keep matching.
+    pub fn message(&self, target: &Target) -> String {
+        let name = &target.name;
+        match self {
+            PollError::Transport(error) => match error {
+                TransportError::Connect { .. }
+                | TransportError::Timeout { .. }
+                | TransportError::Io { .. }
+                | TransportError::Tls { .. } => cannot_connect(&target.endpoint),
+                TransportError::Unauthorized => {
+                    format!("Username or password to {name} are incorrect.")
+                }
+                TransportError::HttpStatus { code, reason } => {
+                    format!("An error occurred while connecting to {name}: {code} {reason}")
+                }
+                TransportError::TooLarge { .. } => format!("Invalid reply from {name}: {error}"),
+            },
+            PollError::Fault(fault) => {
+                format!("An error occurred while reading process information: {fault}")
+            }
+            PollError::Decode(error) => format!("Invalid reply from {name}: {error}"),
+            PollError::Model(error) => format!("Invalid reply from {name}: {error}"),
+        }
+    }
+
+    /// The cause that [`message`](Self::message) hides, to log beside it.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            PollError::Transport(TransportError::Connect { reason }) => Some(reason.clone()),
+            PollError::Transport(TransportError::Timeout { after }) => {
+                Some(format!("timed out after {after:?}"))
+            }
+            PollError::Transport(
+                error @ (TransportError::Io { .. } | TransportError::Tls { .. }),
+            ) => Some(error.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A low-cardinality label for self-telemetry.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            PollError::Transport(error) => match error {
+                TransportError::Connect { .. } => "connect",
+                TransportError::Timeout { .. } => "timeout",
+                TransportError::Unauthorized => "unauthorized",
+                TransportError::HttpStatus { .. } => "http_status",
+                TransportError::TooLarge { .. } => "too_large",
+                TransportError::Io { .. } => "io",
+                TransportError::Tls { .. } => "tls",
+            },
+            PollError::Fault(_) => "fault",
+            PollError::Decode(_) | PollError::Model(_) => "invalid_reply",
+        }
+    }
+}
+
+fn cannot_connect(endpoint: &Endpoint) -> String {
+    let shown = endpoint.display();
+    match endpoint {
+        Endpoint::Tcp { .. } => format!(
+            "Cannot connect to {shown}. Make sure supervisor is running and XML-RPC inet interface is enabled."
+        ),
+        Endpoint::Unix { .. } => format!(
+            "Cannot connect to {shown}. Make sure supervisor is running and socket is enabled and socket file has the right permissions."
+        ),
+    }
+}
+
+/// Polls one supervisord. Built once per target; the request bodies never change, so they are
+/// encoded once too.
+pub struct SupervisorClient {
+    /// The target's name, for the one log line this client writes itself.
+    name: String,
+    transport: RpcTransport,
+    timeout: Duration,
+    /// Set when the server answered `system.multicall` with a fault: it lacks the method, and
+    /// every later poll of this client goes straight to separate calls.
+    separate_calls: AtomicBool,
+    multicall_body: Bytes,
+    get_all_body: Bytes,
+    secondary_bodies: [Bytes; 3],
+}
+
+impl SupervisorClient {
+    pub fn new(target: &Target) -> Result<Self, TransportBuildError> {
+        let transport = RpcTransport::new(target)?;
+        let no_params: &[Value] = &[];
+        let calls: Vec<(&str, &[Value])> = std::iter::once(GET_ALL_PROCESS_INFO)
+            .chain(SECONDARY)
+            .map(|method| (method, no_params))
+            .collect();
+        Ok(SupervisorClient {
+            name: target.name.clone(),
+            transport,
+            timeout: target.timeout,
+            separate_calls: AtomicBool::new(false),
+            multicall_body: Bytes::from(xmlrpc::encode_multicall(&calls)),
+            get_all_body: call_body(GET_ALL_PROCESS_INFO),
+            secondary_bodies: SECONDARY.map(call_body),
+        })
+    }
+
+    /// One poll, bounded as a whole by the target's timeout.
+    pub async fn poll(&self) -> Result<PolledSnapshot, PollError> {
+        match tokio::time::timeout(self.timeout, self.poll_unbounded()).await {
+            Ok(result) => result,
+            Err(_) => Err(PollError::Transport(TransportError::Timeout {
+                after: self.timeout,
+            })),
+        }
+    }
+
+    async fn poll_unbounded(&self) -> Result<PolledSnapshot, PollError> {
+        if !self.separate_calls.load(Ordering::Relaxed) {
+            let reply = self.transport.post(self.multicall_body.clone()).await?;
+            match xmlrpc::decode_response(&reply)? {
+                Ok(results) => return from_multicall(results),
+                Err(fault) => {
+                    tracing::info!(
+                        server = %self.name,
+                        fault = %fault,
+                        "the server refused system.multicall; polling with separate calls from now on"
+                    );
+                    self.separate_calls.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        self.poll_separately().await
+    }
+
+    async fn poll_separately(&self) -> Result<PolledSnapshot, PollError> {
+        let processes = self
+            .call(&self.get_all_body)
+            .await?
+            .map_err(PollError::Fault)?;
+        let mut answers = Vec::with_capacity(SECONDARY.len());
+        for body in &self.secondary_bodies {
+            answers.push(match self.call(body).await {
+                Ok(Ok(value)) => Answer::Value(value),
+                Ok(Err(fault)) => Answer::Failed(fault.to_string()),
+                Err(error) => Answer::Failed(error.to_string()),
+            });
+        }
+        assemble(&processes, answers)
+    }
+
+    async fn call(&self, body: &Bytes) -> Result<Result<Value, Fault>, PollError> {
+        let reply = self.transport.post(body.clone()).await?;
+        Ok(xmlrpc::decode_response(&reply)?)
+    }
+}
+
+fn call_body(method: &str) -> Bytes {
+    Bytes::from(xmlrpc::encode_call(method, &[]))
+}
+
+/// What became of one optional call.
+enum Answer {
+    Value(Value),
+    Failed(String),
+    Missing,
+}
+
+fn from_multicall(results: Value) -> Result<PolledSnapshot, PollError> {
+    let mut results = xmlrpc::split_multicall(results)?.into_iter();
+    let processes = match results.next() {
+        Some(Ok(value)) => value,
+        Some(Err(fault)) => return Err(PollError::Fault(fault)),
+        None => {
+            return Err(PollError::Decode(DecodeError::BadMulticall(
+                "no result for getAllProcessInfo".to_owned(),
+            )))
+        }
+    };
+    let answers = SECONDARY
+        .iter()
+        .map(|_| match results.next() {
+            Some(Ok(value)) => Answer::Value(value),
+            Some(Err(fault)) => Answer::Failed(fault.to_string()),
+            None => Answer::Missing,
+        })
+        .collect();
+    assemble(&processes, answers)
+}
+
+/// Builds the snapshot from `getAllProcessInfo`'s value and the optional answers, in
+/// [`SECONDARY`] order.
+fn assemble(processes: &Value, answers: Vec<Answer>) -> Result<PolledSnapshot, PollError> {
+    let (processes, mut problems) = decode::processes(processes)?;
+    let mut snapshot = Snapshot {
+        processes,
+        ..Snapshot::default()
+    };
+    for (method, answer) in SECONDARY.iter().zip(answers) {
+        let short = method.strip_prefix("supervisor.").unwrap_or(method);
+        let value = match answer {
+            Answer::Value(value) => value,
+            Answer::Failed(why) => {
+                problems.push(format!("{short} failed: {why}"));
+                continue;
+            }
+            Answer::Missing => {
+                problems.push(format!("{short}: no result in the multicall reply"));
+                continue;
+            }
+        };
+        let read = match *method {
+            GET_STATE => {
+                snapshot.state = decode::supervisor_state(&value);
+                snapshot.state.is_some()
+            }
+            GET_IDENTIFICATION => {
+                snapshot.identification = decode::string(&value);
+                snapshot.identification.is_some()
+            }
+            _ => {
+                snapshot.version = decode::string(&value);
+                snapshot.version.is_some()
+            }
+        };
+        if !read {
+            problems.push(format!(
+                "{short} returned {} that is not understood",
+                value.kind()
+            ));
+        }
+    }
+    Ok(PolledSnapshot { snapshot, problems })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper::{Request, Response, StatusCode};
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use crate::config::TlsSettings;
+    use crate::scrape::filter::ProcessFilter;
+    use crate::scrape::status::StatusMapping;
+    use crate::supervisor::model::SupervisorState;
+
+    fn target(name: &str, endpoint: Endpoint) -> Target {
+        Target {
+            name: name.to_owned(),
+            endpoint,
+            credentials: None,
+            tls: TlsSettings::default(),
+            collection_interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            filter: ProcessFilter::default(),
+            status_mapping: StatusMapping::default(),
+            resource_attributes: Vec::new(),
+        }
+    }
+
+    fn tcp(host: &str, port: u16) -> Endpoint {
+        Endpoint::Tcp {
+            tls: false,
+            host: host.to_owned(),
+            port,
+        }
+    }
+
+    fn unix(path: &str) -> Endpoint {
+        Endpoint::Unix {
+            path: PathBuf::from(path),
+        }
+    }
+
+    fn transport(error: TransportError) -> PollError {
+        PollError::Transport(error)
+    }
+
+    #[test]
+    fn connect_messages_follow_datadog() {
+        let inet = target("server0", tcp("invalid_host", 9009));
+        let socket = target("server0", unix("/invalid_socket"));
+        let errors = [
+            transport(TransportError::Connect {
+                reason: "Connection refused (os error 111)".into(),
+            }),
+            transport(TransportError::Timeout {
+                after: Duration::from_secs(5),
+            }),
+            transport(TransportError::Io {
+                reason: "connection closed before message completed".into(),
+            }),
+            transport(TransportError::Tls {
+                reason: "invalid peer certificate: UnknownIssuer".into(),
+            }),
+        ];
+        for error in &errors {
+            assert_eq!(
+                error.message(&inet),
+                "Cannot connect to http://invalid_host:9009. Make sure supervisor is running and XML-RPC inet interface is enabled."
+            );
+            assert_eq!(
+                error.message(&socket),
+                "Cannot connect to unix:///invalid_socket. Make sure supervisor is running and socket is enabled and socket file has the right permissions."
+            );
+        }
+        let details: Vec<Option<String>> = errors.iter().map(PollError::detail).collect();
+        assert_eq!(
+            details,
+            [
+                Some("Connection refused (os error 111)".to_owned()),
+                Some("timed out after 5s".to_owned()),
+                Some(
+                    "connection failed during the request: connection closed before message completed"
+                        .to_owned()
+                ),
+                Some("TLS: invalid peer certificate: UnknownIssuer".to_owned()),
+            ]
+        );
+        let types: Vec<&str> = errors.iter().map(PollError::error_type).collect();
+        assert_eq!(types, ["connect", "timeout", "io", "tls"]);
+    }
+
+    #[test]
+    fn https_endpoint_is_named_with_its_scheme() {
+        let secure = target(
+            "s",
+            Endpoint::Tcp {
+                tls: true,
+                host: "sup.example".into(),
+                port: 443,
+            },
+        );
+        let error = transport(TransportError::Connect {
+            reason: "refused".into(),
+        });
+        assert_eq!(
+            error.message(&secure),
+            "Cannot connect to https://sup.example:443. Make sure supervisor is running and XML-RPC inet interface is enabled."
+        );
+    }
+
+    #[test]
+    fn other_messages_follow_datadog() {
+        let t = target("server1", tcp("localhost", 9001));
+        let cases: Vec<(PollError, &str, &str)> = vec![
+            (
+                transport(TransportError::Unauthorized),
+                "Username or password to server1 are incorrect.",
+                "unauthorized",
+            ),
+            (
+                transport(TransportError::HttpStatus {
+                    code: 404,
+                    reason: "Not Found".into(),
+                }),
+                "An error occurred while connecting to server1: 404 Not Found",
+                "http_status",
+            ),
+            (
+                transport(TransportError::TooLarge { limit: 16_777_216 }),
+                "Invalid reply from server1: reply larger than 16777216 bytes",
+                "too_large",
+            ),
+            (
+                PollError::Fault(Fault {
+                    code: 10,
+                    message: "BAD_NAME".into(),
+                }),
+                "An error occurred while reading process information: 10 BAD_NAME",
+                "fault",
+            ),
+            (
+                PollError::Decode(DecodeError::Html),
+                "Invalid reply from server1: the reply is an HTML page, not XML-RPC: is the URL missing /RPC2?",
+                "invalid_reply",
+            ),
+            (
+                PollError::Model(ModelError::NotAnArray { found: "a string" }),
+                "Invalid reply from server1: getAllProcessInfo returned a string, not an array",
+                "invalid_reply",
+            ),
+        ];
+        for (error, message, error_type) in cases {
+            assert_eq!(error.message(&t), message);
+            assert_eq!(error.error_type(), error_type);
+            assert_eq!(error.detail(), None);
+        }
+    }
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/xmlrpc/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    fn reply(value_xml: &str) -> String {
+        format!(
+            "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n{value_xml}\n</param>\n</params>\n</methodResponse>\n"
+        )
+    }
+
+    fn string_value(s: &str) -> String {
+        format!("<value><string>{s}</string></value>")
+    }
+
+    fn fault_struct(code: i64, message: &str) -> String {
+        format!(
+            "<value><struct><member><name>faultCode</name><value><int>{code}</int></value></member>\
+             <member><name>faultString</name><value><string>{message}</string></value></member></struct></value>"
+        )
+    }
+
+    const STATE_VALUE: &str = "<value><struct><member><name>statecode</name><value><int>1</int></value></member>\
+        <member><name>statename</name><value><string>RUNNING</string></value></member></struct></value>";
+
+    /// The method name of an encoded call.
+    fn method_of(body: &str) -> String {
+        body.split("<methodName>")
+            .nth(1)
+            .and_then(|rest| rest.split("</methodName>").next())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    type Handler = Arc<dyn Fn(&str) -> (StatusCode, String) + Send + Sync>;
+
+    /// A local HTTP server answering each request from `handler`, recording the methods called.
+    async fn serve(handler: Handler) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let handler = handler.clone();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let handler = handler.clone();
+                        let seen = seen.clone();
+                        async move {
+                            let body = request.into_body().collect().await?.to_bytes();
+                            let body = String::from_utf8_lossy(&body).into_owned();
+                            seen.lock().unwrap().push(method_of(&body));
+                            let (status, text) = handler(&body);
+                            let mut response = Response::new(Full::new(Bytes::from(text)));
+                            *response.status_mut() = status;
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (port, calls)
+    }
+
+    fn client_for(port: u16) -> (SupervisorClient, Target) {
+        let t = target("server1", tcp("127.0.0.1", port));
+        (SupervisorClient::new(&t).unwrap(), t)
+    }
+
+    /// Answers separate calls like supervisord; `system.multicall` as `multicall` says.
+    fn supervisord(multicall: Option<String>) -> Handler {
+        Arc::new(move |body: &str| {
+            let text = match method_of(body).as_str() {
+                "system.multicall" => match &multicall {
+                    Some(text) => text.clone(),
+                    None => fixture("fault_unknown_method.xml"),
+                },
+                GET_ALL_PROCESS_INFO => fixture("datadog_server1.xml"),
+                GET_STATE => reply(STATE_VALUE),
+                GET_IDENTIFICATION => reply(&string_value("supervisor")),
+                GET_SUPERVISOR_VERSION => fixture("fault_unknown_method.xml"),
+                _ => fixture("fault_unknown_method.xml"),
+            };
+            (StatusCode::OK, text)
+        })
+    }
+
+    #[tokio::test]
+    async fn one_multicall_round_trip() {
+        let (port, calls) = serve(supervisord(Some(fixture("multicall_ok.xml")))).await;
+        let (client, _) = client_for(port);
+        let polled = client.poll().await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), ["system.multicall"]);
+        assert!(polled.problems.is_empty(), "{:?}", polled.problems);
+        let snapshot = polled.snapshot;
+        let names: Vec<&str> = snapshot.processes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["mysql", "java", "python"]);
+        assert_eq!(snapshot.state, Some(SupervisorState::Running));
+        assert_eq!(snapshot.identification.as_deref(), Some("supervisor"));
+        assert_eq!(snapshot.version.as_deref(), Some("4.2.5"));
+    }
+
+    #[tokio::test]
+    async fn multicall_fault_falls_back_and_is_remembered() {
+        let (port, calls) = serve(supervisord(None)).await;
+        let (client, _) = client_for(port);
+        let first = client.poll().await.unwrap();
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                "system.multicall",
+                GET_ALL_PROCESS_INFO,
+                GET_STATE,
+                GET_IDENTIFICATION,
+                GET_SUPERVISOR_VERSION
+            ]
+        );
+        assert_eq!(first.snapshot.processes.len(), 3);
+        assert_eq!(first.snapshot.state, Some(SupervisorState::Running));
+        assert_eq!(first.snapshot.identification.as_deref(), Some("supervisor"));
+        assert_eq!(first.snapshot.version, None);
+        assert_eq!(
+            first.problems,
+            ["getSupervisorVersion failed: 1 UNKNOWN_METHOD"]
+        );
+
+        calls.lock().unwrap().clear();
+        let second = client.poll().await.unwrap();
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                GET_ALL_PROCESS_INFO,
+                GET_STATE,
+                GET_IDENTIFICATION,
+                GET_SUPERVISOR_VERSION
+            ]
+        );
+        assert_eq!(second, first);
+    }
+
+    #[tokio::test]
+    async fn secondary_faults_in_the_multicall_are_problems() {
+        let multicall = reply(&format!(
+            "<value><array><data>\
+             <value><array><data><value><array><data></data></array></value></data></array></value>\
+             {}\
+             <value><array><data><value><int>3</int></value></data></array></value>\
+             </data></array></value>",
+            fault_struct(1, "UNKNOWN_METHOD"),
+        ));
+        let (port, _) = serve(supervisord(Some(multicall))).await;
+        let (client, _) = client_for(port);
+        let polled = client.poll().await.unwrap();
+        assert_eq!(polled.snapshot, Snapshot::default());
+        assert_eq!(
+            polled.problems,
+            [
+                "getState failed: 1 UNKNOWN_METHOD",
+                "getIdentification returned an int that is not understood",
+                "getSupervisorVersion: no result in the multicall reply",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn get_all_process_info_fault_fails_the_poll() {
+        let multicall = reply(&format!(
+            "<value><array><data>{}</data></array></value>",
+            fault_struct(10, "BAD_NAME")
+        ));
+        let (port, _) = serve(supervisord(Some(multicall))).await;
+        let (client, t) = client_for(port);
+        let error = client.poll().await.unwrap_err();
+        assert_eq!(
+            error.message(&t),
+            "An error occurred while reading process information: 10 BAD_NAME"
+        );
+
+        // The same fault from a separate call, on a server without multicall.
+        let handler: Handler = Arc::new(|body: &str| {
+            let text = if method_of(body) == GET_ALL_PROCESS_INFO {
+                fixture("fault_bad_name.xml")
+            } else {
+                fixture("fault_unknown_method.xml")
+            };
+            (StatusCode::OK, text)
+        });
+        let (port, calls) = serve(handler).await;
+        let (client, t) = client_for(port);
+        let error = client.poll().await.unwrap_err();
+        assert_eq!(
+            error.message(&t),
+            "An error occurred while reading process information: 10 BAD_NAME"
+        );
+        assert_eq!(
+            *calls.lock().unwrap(),
+            ["system.multicall", GET_ALL_PROCESS_INFO]
+        );
+    }
+
+    #[tokio::test]
+    async fn html_and_invalid_replies() {
+        let handler: Handler = Arc::new(|_: &str| {
+            (
+                StatusCode::OK,
+                "<!DOCTYPE html>\n<html><head><title>Supervisor Status</title></head></html>"
+                    .to_owned(),
+            )
+        });
+        let (port, _) = serve(handler).await;
+        let (client, t) = client_for(port);
+        let error = client.poll().await.unwrap_err();
+        assert_eq!(
+            error.message(&t),
+            "Invalid reply from server1: the reply is an HTML page, not XML-RPC: is the URL missing /RPC2?"
+        );
+        assert_eq!(error.error_type(), "invalid_reply");
+
+        let (port, _) = serve(supervisord(Some(reply(&string_value("x"))))).await;
+        let (client, t) = client_for(port);
+        let error = client.poll().await.unwrap_err();
+        assert_eq!(
+            error.message(&t),
+            "Invalid reply from server1: invalid system.multicall reply: expected an array, found a string"
+        );
+
+        let multicall = reply(
+            "<value><array><data><value><array><data><value><int>1</int></value></data></array></value></data></array></value>",
+        );
+        let (port, _) = serve(supervisord(Some(multicall))).await;
+        let (client, t) = client_for(port);
+        let error = client.poll().await.unwrap_err();
+        assert_eq!(
+            error.message(&t),
+            "Invalid reply from server1: getAllProcessInfo returned an int, not an array"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_errors_reach_the_caller() {
+        let handler: Handler =
+            Arc::new(|_: &str| (StatusCode::UNAUTHORIZED, "Unauthorized".to_owned()));
+        let (port, _) = serve(handler).await;
+        let (client, t) = client_for(port);
+        let error = client.poll().await.unwrap_err();
+        assert_eq!(
+            error.message(&t),
+            "Username or password to server1 are incorrect."
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        // Accepts connections and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let mut t = target("server1", tcp("127.0.0.1", port));
+        t.timeout = Duration::from_millis(200);
+        let client = SupervisorClient::new(&t).unwrap();
+        let error = client.poll().await.unwrap_err();
+        assert!(
+            matches!(error, PollError::Transport(TransportError::Timeout { .. })),
+            "{error:?}"
+        );
+        assert_eq!(error.error_type(), "timeout");
+        held.abort();
+    }
+}

@@ -203,8 +203,14 @@ mod tests {
 
     #[test]
     fn unknown_names_and_codes_are_unknown() {
-        assert_eq!(ProcessState::resolve(Some("running"), Some(7)), ProcessState::Unknown);
-        assert_eq!(ProcessState::resolve(Some("NEW"), Some(20)), ProcessState::Running);
+        assert_eq!(
+            ProcessState::resolve(Some("running"), Some(7)),
+            ProcessState::Unknown
+        );
+        assert_eq!(
+            ProcessState::resolve(Some("NEW"), Some(20)),
+            ProcessState::Running
+        );
         assert_eq!(ProcessState::resolve(None, None), ProcessState::Unknown);
         assert_eq!(SupervisorState::resolve(Some("x"), Some(9)), None);
     }

@@ -1,0 +1,209 @@
+//! OTLP/gRPC through the generated `MetricsService` client.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use super::error::{ExportBuildError, ExportError};
+use super::{log_partial_success, redact_endpoint, rpc_status, tls};
+use crate::config::OtlpSettings;
+
+#[derive(Debug)]
+pub struct GrpcExporter {
+    /// For messages: the configured endpoint without credentials.
+    endpoint: String,
+    channel_settings: Endpoint,
+    /// Created on the first export: a channel spawns its worker on the tokio runtime, and
+    /// exporters are built before one may be running.
+    client: OnceLock<MetricsServiceClient<Channel>>,
+    gzip: bool,
+    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    timeout: Duration,
+}
+
+impl GrpcExporter {
+    pub fn new(settings: &OtlpSettings) -> Result<Self, ExportBuildError> {
+        let invalid = |reason: String| ExportBuildError::InvalidEndpoint {
+            endpoint: redact_endpoint(&settings.endpoint),
+            reason,
+        };
+        let mut channel_settings = Endpoint::from_shared(settings.endpoint.clone())
+            .map_err(|e| invalid(e.to_string()))?
+            // The connection is made lazily, so a backend that is down at start costs one
+            // failed export, not the process.
+            .connect_timeout(settings.timeout)
+            .timeout(settings.timeout);
+        if channel_settings.uri().scheme_str() == Some("https") {
+            channel_settings = with_tls(channel_settings, settings).map_err(|e| match e {
+                TlsError::Build(e) => e,
+                TlsError::Tonic(reason) => invalid(reason),
+            })?;
+        }
+        Ok(GrpcExporter {
+            endpoint: redact_endpoint(&settings.endpoint),
+            channel_settings,
+            client: OnceLock::new(),
+            gzip: settings.gzip,
+            metadata: metadata(settings)?,
+            timeout: settings.timeout,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub async fn export(&self, request: &ExportMetricsServiceRequest) -> Result<(), ExportError> {
+        // The generated client takes the message by value.
+        let mut call = tonic::Request::new(request.clone());
+        // Tells the server our deadline (grpc-timeout); the channel enforces it locally.
+        call.set_timeout(self.timeout);
+        let metadata = call.metadata_mut();
+        for (key, value) in &self.metadata {
+            metadata.append(key.clone(), value.clone());
+        }
+        let mut client = self.client().clone();
+        match client.export(call).await {
+            Ok(response) => {
+                log_partial_success(&self.endpoint, response.get_ref().partial_success.as_ref());
+                Ok(())
+            }
+            Err(status) => Err(self.error(&status)),
+        }
+    }
+
+    fn client(&self) -> &MetricsServiceClient<Channel> {
+        self.client.get_or_init(|| {
+            let client = MetricsServiceClient::new(self.channel_settings.connect_lazy())
+                .accept_compressed(CompressionEncoding::Gzip);
+            if self.gzip {
+                client.send_compressed(CompressionEncoding::Gzip)
+            } else {
+                client
+            }
+        })
+    }
+
+    fn error(&self, status: &tonic::Status) -> ExportError {
+        let details = rpc_status::decode_protobuf(status.details());
+        ExportError::Grpc {
+            endpoint: self.endpoint.clone(),
+            code: status.code(),
+            message: status.message().to_string(),
+            retry_delay: details.retry_delay,
+        }
+    }
+}
+
+enum TlsError {
+    Build(ExportBuildError),
+    Tonic(String),
+}
+
+fn with_tls(endpoint: Endpoint, settings: &OtlpSettings) -> Result<Endpoint, TlsError> {
+    if settings.tls.insecure_skip_verify {
+        // The custom verifier replaces root handling entirely, so no roots are configured.
+        let verifier = Arc::new(tls::SkipServerVerification(tls::provider()));
+        return endpoint
+            .tls_config_with_verifier(ClientTlsConfig::new(), verifier)
+            .map_err(|e| TlsError::Tonic(e.to_string()));
+    }
+    let mut config = ClientTlsConfig::new().with_native_roots();
+    if let Some(path) = &settings.tls.ca_file {
+        // Parsed first for a precise error; tonic itself only takes the PEM text.
+        tls::read_ca_file(path).map_err(TlsError::Build)?;
+        let pem = std::fs::read(path).map_err(|e| {
+            TlsError::Build(ExportBuildError::CaFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })
+        })?;
+        config = config.ca_certificate(Certificate::from_pem(pem));
+    }
+    endpoint
+        .tls_config(config)
+        .map_err(|e| TlsError::Tonic(e.to_string()))
+}
+
+fn metadata(
+    settings: &OtlpSettings,
+) -> Result<Vec<(AsciiMetadataKey, AsciiMetadataValue)>, ExportBuildError> {
+    settings
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let invalid = |reason: &str| ExportBuildError::InvalidHeader {
+                name: name.clone(),
+                reason: reason.to_string(),
+            };
+            let key = AsciiMetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| invalid("not a valid gRPC metadata name"))?;
+            let mut value = AsciiMetadataValue::try_from(value.expose())
+                .map_err(|_| invalid("the value is not valid in a header"))?;
+            value.set_sensitive(true);
+            Ok((key, value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::secret::Secret;
+    use crate::config::{OtlpProtocol, TlsSettings};
+
+    fn settings(endpoint: &str, headers: Vec<(String, Secret)>) -> OtlpSettings {
+        OtlpSettings {
+            protocol: OtlpProtocol::Grpc,
+            endpoint: endpoint.into(),
+            headers,
+            gzip: false,
+            timeout: Duration::from_secs(5),
+            tls: TlsSettings::default(),
+        }
+    }
+
+    #[test]
+    fn bad_header_errors_never_show_the_value() {
+        let err = GrpcExporter::new(&settings(
+            "http://localhost:4317",
+            vec![("dd-api-key".into(), Secret::new("sec\nret"))],
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            "invalid OTLP header 'dd-api-key': the value is not valid in a header"
+        );
+        let err = GrpcExporter::new(&settings(
+            "http://localhost:4317",
+            vec![("bad header".into(), Secret::new("x"))],
+        ))
+        .unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("invalid OTLP header 'bad header'"));
+    }
+
+    #[test]
+    fn bad_endpoint_is_a_build_error() {
+        let err = GrpcExporter::new(&settings("not a uri", vec![])).unwrap_err();
+        assert!(
+            matches!(err, ExportBuildError::InvalidEndpoint { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn https_with_missing_ca_file_is_a_build_error() {
+        let mut s = settings("https://otel.example:4317", vec![]);
+        s.tls.ca_file = Some("/nonexistent/ca.pem".into());
+        let err = GrpcExporter::new(&s).unwrap_err();
+        assert!(matches!(err, ExportBuildError::CaFile { .. }), "{err}");
+    }
+}

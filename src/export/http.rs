@@ -1,0 +1,333 @@
+//! OTLP/HTTP: protobuf or JSON bodies POSTed to the resolved `/v1/metrics` URL.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use http::header::{
+    HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use prost::Message;
+
+use super::error::{ExportBuildError, ExportError};
+use super::{log_partial_success, redact_endpoint, rpc_status, tls};
+use crate::config::OtlpSettings;
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+/// Replies are a status message or a partial-success count; anything longer is not read.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// How much of a non-OTLP error body (an HTML page from a proxy) goes into the message.
+const MAX_ERROR_TEXT: usize = 200;
+/// Idle keep-alive connections are dropped after this; longer than any sane interval.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Debug)]
+pub struct HttpExporter {
+    /// For messages: the configured endpoint without credentials.
+    endpoint: String,
+    uri: Uri,
+    json: bool,
+    gzip: bool,
+    /// User headers, values marked sensitive so `Debug` hides them.
+    headers: HeaderMap,
+    timeout: Duration,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl HttpExporter {
+    pub fn new(settings: &OtlpSettings, json: bool) -> Result<Self, ExportBuildError> {
+        let endpoint = redact_endpoint(&settings.endpoint);
+        let invalid = |reason: String| ExportBuildError::InvalidEndpoint {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let uri: Uri = settings
+            .endpoint
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => return Err(invalid("the scheme must be http or https".into())),
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls::client_config(&settings.tls)?)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
+        Ok(HttpExporter {
+            endpoint,
+            uri,
+            json,
+            gzip: settings.gzip,
+            headers: headers(settings)?,
+            timeout: settings.timeout,
+            client,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    pub async fn export(&self, request: &ExportMetricsServiceRequest) -> Result<(), ExportError> {
+        let body = self.encode(request)?;
+        let mut http_request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri.clone())
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| self.encode_error(e.to_string()))?;
+        let headers = http_request.headers_mut();
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
+        }
+        let content_type = if self.json { JSON } else { PROTOBUF };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if self.gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+
+        let exchange = async {
+            let response = self
+                .client
+                .request(http_request)
+                .await
+                .map_err(|e| self.transport_error(&e))?;
+            let (parts, body) = response.into_parts();
+            // An unreadable or oversized body is treated as empty: the status decides.
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok::<_, ExportError>((parts, body))
+        };
+        let (parts, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ExportError::Timeout {
+                endpoint: self.endpoint.clone(),
+                timeout: self.timeout,
+            })??;
+
+        let json_reply = is_json(&parts.headers);
+        if parts.status.is_success() {
+            let partial = if json_reply {
+                partial_success_from_json(&body)
+            } else {
+                ExportMetricsServiceResponse::decode(body.as_ref())
+                    .ok()
+                    .and_then(|r| r.partial_success)
+            };
+            log_partial_success(&self.endpoint, partial.as_ref());
+            return Ok(());
+        }
+        Err(ExportError::HttpStatus {
+            endpoint: self.endpoint.clone(),
+            status: parts.status.as_u16(),
+            message: error_message(&parts, &body, json_reply),
+            retry_after: retry_after(&parts.headers),
+        })
+    }
+
+    fn encode(&self, request: &ExportMetricsServiceRequest) -> Result<Vec<u8>, ExportError> {
+        let body = if self.json {
+            serde_json::to_vec(request).map_err(|e| self.encode_error(e.to_string()))?
+        } else {
+            request.encode_to_vec()
+        };
+        if !self.gzip {
+            return Ok(body);
+        }
+        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+        encoder
+            .write_all(&body)
+            .and_then(|()| encoder.finish())
+            .map_err(|e| self.encode_error(format!("gzip: {e}")))
+    }
+
+    fn encode_error(&self, message: String) -> ExportError {
+        ExportError::Encode {
+            endpoint: self.endpoint.clone(),
+            message,
+        }
+    }
+
+    /// The whole source chain: hyper's top-level text ("client error (Connect)") says little.
+    fn transport_error(&self, error: &(dyn std::error::Error + 'static)) -> ExportError {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        ExportError::HttpTransport {
+            endpoint: self.endpoint.clone(),
+            message,
+        }
+    }
+}
+
+const USER_AGENT_VALUE: &str = concat!("supervisord-receiver/", env!("CARGO_PKG_VERSION"));
+
+fn headers(settings: &OtlpSettings) -> Result<HeaderMap, ExportBuildError> {
+    let mut map = HeaderMap::with_capacity(settings.headers.len());
+    for (name, value) in &settings.headers {
+        let invalid = |reason: &str| ExportBuildError::InvalidHeader {
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid("not a valid HTTP header name"))?;
+        let mut header_value = HeaderValue::from_str(value.expose())
+            .map_err(|_| invalid("the value is not valid in a header"))?;
+        header_value.set_sensitive(true);
+        map.append(header_name, header_value);
+    }
+    Ok(map)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(JSON))
+}
+
+/// Servers should send `Retry-After: <seconds>` with 429/503; the HTTP-date form is ignored.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// The `google.rpc.Status` message of an OTLP error body, or the start of whatever text a proxy
+/// sent, or the status's reason phrase.
+fn error_message(parts: &http::response::Parts, body: &[u8], json: bool) -> String {
+    let details = if json {
+        rpc_status::decode_json(body)
+    } else {
+        rpc_status::decode_protobuf(body)
+    };
+    if let Some(message) = details.message {
+        return message;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if !text.is_empty() && !text.contains('\u{FFFD}') {
+        return truncate(text, MAX_ERROR_TEXT);
+    }
+    parts
+        .status
+        .canonical_reason()
+        .unwrap_or("no message")
+        .to_string()
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// OTLP/JSON encodes int64 as a string, but servers differ; both forms are accepted.
+fn partial_success_from_json(body: &[u8]) -> Option<ExportMetricsPartialSuccess> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let partial = value.get("partialSuccess")?;
+    let rejected = match partial.get("rejectedDataPoints") {
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    let message = partial
+        .get("errorMessage")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default();
+    Some(ExportMetricsPartialSuccess {
+        rejected_data_points: rejected.unwrap_or(0),
+        error_message: message.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::secret::Secret;
+    use crate::config::{OtlpProtocol, TlsSettings};
+
+    fn settings(endpoint: &str) -> OtlpSettings {
+        OtlpSettings {
+            protocol: OtlpProtocol::HttpProtobuf,
+            endpoint: endpoint.into(),
+            headers: vec![("x-api-key".into(), Secret::new("hunter2"))],
+            gzip: true,
+            timeout: Duration::from_secs(5),
+            tls: TlsSettings::default(),
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_header_values() {
+        let exporter = HttpExporter::new(&settings("http://localhost:4318/v1/metrics"), false)
+            .expect("valid settings");
+        let text = format!("{exporter:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn endpoint_must_be_http() {
+        let err = HttpExporter::new(&settings("ftp://x/v1/metrics"), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid OTLP endpoint 'ftp://x/v1/metrics': the scheme must be http or https"
+        );
+    }
+
+    #[test]
+    fn partial_success_accepts_string_and_number_counts() {
+        let p = partial_success_from_json(
+            br#"{"partialSuccess":{"rejectedDataPoints":"3","errorMessage":"bad"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.rejected_data_points, p.error_message.as_str()),
+            (3, "bad")
+        );
+        let p =
+            partial_success_from_json(br#"{"partialSuccess":{"rejectedDataPoints":4}}"#).unwrap();
+        assert_eq!(p.rejected_data_points, 4);
+        assert!(partial_success_from_json(b"{}").is_none());
+    }
+
+    #[test]
+    fn error_text_is_bounded() {
+        let long = "x".repeat(500);
+        assert_eq!(truncate(&long, 200).len(), 203);
+        assert_eq!(truncate("short", 200), "short");
+    }
+}

@@ -1,0 +1,541 @@
+//! From XML-RPC values to the typed model.
+//!
+//! Lenient by design: one malformed process entry or field never hides the rest of the reply.
+//! Defaults fill the gaps and each gap becomes a short problem string for the log.
+
+use crate::supervisor::model::{ProcessInfo, ProcessState, SupervisorState};
+use crate::supervisor::xmlrpc::Value;
+
+/// Problem strings kept per reply; past that only a count, so a server that omits a field for
+/// a thousand processes produces a readable log line, not a thousand.
+pub const MAX_PROBLEMS: usize = 10;
+
+/// A reply whose shape leaves nothing to salvage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("getAllProcessInfo returned {found}, not an array")]
+    NotAnArray { found: &'static str },
+}
+
+/// The fields of a `getProcessInfo` struct that we read; others (`directory`, `environment`,
+/// `enabled` in some versions) are ignored.
+#[derive(Clone, Copy)]
+enum Field {
+    Name,
+    Group,
+    Description,
+    Start,
+    Stop,
+    Now,
+    State,
+    Statename,
+    Spawnerr,
+    Exitstatus,
+    Logfile,
+    StdoutLogfile,
+    StderrLogfile,
+    Pid,
+}
+
+const FIELD_COUNT: usize = 14;
+
+impl Field {
+    fn from_key(key: &str) -> Option<Field> {
+        Some(match key {
+            "name" => Field::Name,
+            "group" => Field::Group,
+            "description" => Field::Description,
+            "start" => Field::Start,
+            "stop" => Field::Stop,
+            "now" => Field::Now,
+            "state" => Field::State,
+            "statename" => Field::Statename,
+            "spawnerr" => Field::Spawnerr,
+            "exitstatus" => Field::Exitstatus,
+            "logfile" => Field::Logfile,
+            "stdout_logfile" => Field::StdoutLogfile,
+            "stderr_logfile" => Field::StderrLogfile,
+            "pid" => Field::Pid,
+            _ => return None,
+        })
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Group => "group",
+            Field::Description => "description",
+            Field::Start => "start",
+            Field::Stop => "stop",
+            Field::Now => "now",
+            Field::State => "state",
+            Field::Statename => "statename",
+            Field::Spawnerr => "spawnerr",
+            Field::Exitstatus => "exitstatus",
+            Field::Logfile => "logfile",
+            Field::StdoutLogfile => "stdout_logfile",
+            Field::StderrLogfile => "stderr_logfile",
+            Field::Pid => "pid",
+        }
+    }
+}
+
+/// Problem strings, capped at [`MAX_PROBLEMS`] plus one summary line.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<String>,
+    unlisted: usize,
+}
+
+impl Problems {
+    fn push(&mut self, problem: impl FnOnce() -> String) {
+        if self.listed.len() < MAX_PROBLEMS {
+            self.listed.push(problem());
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.unlisted > 0 {
+            let s = if self.unlisted == 1 { "" } else { "s" };
+            self.listed
+                .push(format!("{} more problem{s} not listed", self.unlisted));
+        }
+        self.listed
+    }
+}
+
+/// The processes of a `getAllProcessInfo` reply, in supervisord's order, and the problems met.
+pub fn processes(value: &Value) -> Result<(Vec<ProcessInfo>, Vec<String>), ModelError> {
+    let entries = value.as_array().ok_or(ModelError::NotAnArray {
+        found: value.kind(),
+    })?;
+    let mut processes = Vec::with_capacity(entries.len());
+    let mut problems = Problems::default();
+    for (index, entry) in entries.iter().enumerate() {
+        if let Some(info) = process(index, entry, &mut problems) {
+            processes.push(info);
+        }
+    }
+    Ok((processes, problems.finish()))
+}
+
+/// One entry; `None` (skipped) when it is not a struct or has no string `name`.
+fn process(index: usize, entry: &Value, problems: &mut Problems) -> Option<ProcessInfo> {
+    // Entries are numbered from 1 in messages, as a person counts them.
+    let number = index + 1;
+    let Some(members) = entry.as_struct() else {
+        problems.push(|| {
+            format!(
+                "process #{number}: {} instead of a struct, skipped",
+                entry.kind()
+            )
+        });
+        return None;
+    };
+    // One pass over the members; a repeated key keeps its last value, like `Value::get`.
+    let mut fields: [Option<&Value>; FIELD_COUNT] = [None; FIELD_COUNT];
+    for (key, value) in members {
+        if let Some(field) = Field::from_key(key) {
+            fields[field as usize] = Some(value);
+        }
+    }
+    let name = match fields[Field::Name as usize] {
+        Some(Value::String(name)) => name.clone(),
+        Some(other) => {
+            problems.push(|| {
+                format!(
+                    "process #{number}: field 'name' is {}, not a string, skipped",
+                    other.kind()
+                )
+            });
+            return None;
+        }
+        None => {
+            problems.push(|| format!("process #{number}: field 'name' is missing, skipped"));
+            return None;
+        }
+    };
+    let mut reader = EntryReader {
+        name: &name,
+        fields: &fields,
+        problems,
+    };
+    let group = reader.string(Field::Group).unwrap_or_else(|| name.clone());
+    let statename = reader.string(Field::Statename);
+    let code = reader.int(Field::State);
+    let state = ProcessState::resolve(statename.as_deref(), code);
+    if state == ProcessState::Unknown && statename.as_deref() != Some(ProcessState::Unknown.name())
+    {
+        let shown = statename.as_deref().unwrap_or("");
+        reader.problems.push(|| match code {
+            Some(code) => format!("process '{name}': unknown state '{shown}' (code {code})"),
+            None => format!("process '{name}': unknown state '{shown}'"),
+        });
+    }
+    let info = ProcessInfo {
+        group,
+        description: reader.string(Field::Description).unwrap_or_default(),
+        state,
+        // Kept even when missing, for display: the resolved name stands in.
+        statename: statename.unwrap_or_else(|| state.name().to_owned()),
+        start: reader.int(Field::Start).unwrap_or_default(),
+        stop: reader.int(Field::Stop).unwrap_or_default(),
+        now: reader.int(Field::Now).unwrap_or_default(),
+        exitstatus: reader.int(Field::Exitstatus).unwrap_or_default(),
+        pid: reader.int(Field::Pid).unwrap_or_default(),
+        spawnerr: reader.string(Field::Spawnerr).unwrap_or_default(),
+        logfile: reader.string(Field::Logfile).unwrap_or_default(),
+        stdout_logfile: reader.string(Field::StdoutLogfile).unwrap_or_default(),
+        stderr_logfile: reader.string(Field::StderrLogfile).unwrap_or_default(),
+        name: String::new(),
+    };
+    Some(ProcessInfo { name, ..info })
+}
+
+/// Reads typed fields of one named entry, noting each missing or mistyped one.
+struct EntryReader<'a, 'v> {
+    name: &'a str,
+    fields: &'a [Option<&'v Value>; FIELD_COUNT],
+    problems: &'a mut Problems,
+}
+
+impl EntryReader<'_, '_> {
+    fn int(&mut self, field: Field) -> Option<i64> {
+        self.typed(field, "an int", Value::as_i64)
+    }
+
+    fn string(&mut self, field: Field) -> Option<String> {
+        self.typed(field, "a string", |v| v.as_str().map(str::to_owned))
+    }
+
+    fn typed<T>(
+        &mut self,
+        field: Field,
+        expected: &str,
+        convert: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
+        let name = self.name;
+        match self.fields[field as usize] {
+            Some(value) => {
+                let converted = convert(value);
+                if converted.is_none() {
+                    self.problems.push(|| {
+                        format!(
+                            "process '{name}': field '{}' is not {expected}",
+                            field.key()
+                        )
+                    });
+                }
+                converted
+            }
+            None => {
+                self.problems
+                    .push(|| format!("process '{name}': field '{}' is missing", field.key()));
+                None
+            }
+        }
+    }
+}
+
+/// `getState`'s `{statecode, statename}`; `None` when neither is a known state.
+pub fn supervisor_state(value: &Value) -> Option<SupervisorState> {
+    SupervisorState::resolve(
+        value.get("statename").and_then(Value::as_str),
+        value.get("statecode").and_then(Value::as_i64),
+    )
+}
+
+/// A string reply (`getIdentification`, `getSupervisorVersion`).
+pub fn string(value: &Value) -> Option<String> {
+    value.as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::xmlrpc::decode_response;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/xmlrpc/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(&path).unwrap();
+        decode_response(&body).unwrap().unwrap()
+    }
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    fn entry(members: &[(&str, Value)]) -> Value {
+        Value::Struct(
+            members
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn full_entry(name: &str) -> Vec<(&'static str, Value)> {
+        vec![
+            ("name", s(name)),
+            ("group", s("g")),
+            ("start", Value::Int(10)),
+            ("stop", Value::Int(0)),
+            ("now", Value::Int(25)),
+            ("state", Value::Int(20)),
+            ("statename", s("RUNNING")),
+            ("spawnerr", s("")),
+            ("exitstatus", Value::Int(0)),
+            ("logfile", s("/l")),
+            ("stdout_logfile", s("/l")),
+            ("stderr_logfile", s("/e")),
+            ("pid", Value::Int(42)),
+            ("description", s("pid 42")),
+        ]
+    }
+
+    #[test]
+    fn datadog_server1_fixture() {
+        let (procs, problems) = processes(&fixture("datadog_server1.xml")).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let mysql = ProcessInfo {
+            name: "mysql".into(),
+            group: "mysql".into(),
+            description: "pid 787, uptime 0:02:05".into(),
+            state: ProcessState::Running,
+            statename: "RUNNING".into(),
+            start: 1414815388,
+            stop: 0,
+            now: 1414815513,
+            exitstatus: 0,
+            pid: 787,
+            spawnerr: String::new(),
+            logfile: "/var/log/mysql/mysql.log".into(),
+            stdout_logfile: "/var/log/mysql/mysql.log".into(),
+            stderr_logfile: "/var/log/supervisor/mysql-stderr---supervisor-3ATI82.log".into(),
+        };
+        assert_eq!(procs.first(), Some(&mysql));
+        let summary: Vec<(&str, ProcessState, i64, i64)> = procs
+            .iter()
+            .map(|p| (p.name.as_str(), p.state, p.exitstatus, p.uptime()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("mysql", ProcessState::Running, 0, 125),
+                ("java", ProcessState::Stopped, 21, 0),
+                ("python", ProcessState::Starting, 0, 0),
+            ]
+        );
+        let java = procs.get(1).unwrap();
+        assert_eq!(java.description, "Nov 01 04:22 AM");
+        assert_eq!(java.stop, 1414815722);
+        assert_eq!(java.now, 1414815738);
+        let python = procs.get(2).unwrap();
+        assert_eq!(python.pid, 2765);
+        assert_eq!(python.description, "");
+    }
+
+    #[test]
+    fn datadog_server0_and_ruby_fixtures() {
+        let (procs, problems) = processes(&fixture("datadog_server0_auth.xml")).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let summary: Vec<(&str, ProcessState, i64)> = procs
+            .iter()
+            .map(|p| (p.name.as_str(), p.state, p.uptime()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("apache2", ProcessState::Fatal, 0),
+                ("webapp", ProcessState::Stopping, 2)
+            ]
+        );
+        assert_eq!(
+            procs.first().map(|p| p.spawnerr.as_str()),
+            Some("Exited too quickly (process log may have details)")
+        );
+        let (procs, problems) = processes(&fixture("datadog_ruby.xml")).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(procs.len(), 1);
+        let ruby = procs.first().unwrap();
+        assert_eq!((ruby.state, ruby.uptime()), (ProcessState::Backoff, 0));
+        assert_eq!(ruby.stdout_logfile, "/var/log/ruby/ruby.log");
+    }
+
+    #[test]
+    fn not_an_array_is_an_error() {
+        let err = processes(&Value::Struct(vec![])).unwrap_err();
+        assert_eq!(err, ModelError::NotAnArray { found: "a struct" });
+        assert_eq!(
+            err.to_string(),
+            "getAllProcessInfo returned a struct, not an array"
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_skipped_and_good_ones_kept() {
+        let value = Value::Array(vec![
+            s("oops"),
+            entry(&[("group", s("g"))]),
+            entry(&[("name", Value::Int(3))]),
+            entry(&full_entry("web")),
+        ]);
+        let (procs, problems) = processes(&value).unwrap();
+        assert_eq!(procs.len(), 1);
+        assert_eq!(procs.first().map(|p| p.name.as_str()), Some("web"));
+        assert_eq!(
+            problems,
+            [
+                "process #1: a string instead of a struct, skipped",
+                "process #2: field 'name' is missing, skipped",
+                "process #3: field 'name' is an int, not a string, skipped",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_mistyped_fields_get_defaults() {
+        let mut members = full_entry("web");
+        members.retain(|(k, _)| !matches!(*k, "group" | "pid" | "statename"));
+        for (k, v) in members.iter_mut() {
+            if *k == "start" {
+                *v = s("10");
+            }
+            if *k == "description" {
+                *v = Value::Int(1);
+            }
+        }
+        let (procs, problems) = processes(&Value::Array(vec![entry(&members)])).unwrap();
+        let web = procs.first().unwrap();
+        assert_eq!(web.group, "web");
+        assert_eq!(web.start, 0);
+        assert_eq!(web.pid, 0);
+        assert_eq!(web.description, "");
+        // The code still gives the state; the name stands in for the missing statename.
+        assert_eq!(web.state, ProcessState::Running);
+        assert_eq!(web.statename, "RUNNING");
+        assert_eq!(
+            problems,
+            [
+                "process 'web': field 'group' is missing",
+                "process 'web': field 'statename' is missing",
+                "process 'web': field 'description' is not a string",
+                "process 'web': field 'start' is not an int",
+                "process 'web': field 'pid' is missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_state_is_reported() {
+        let mut members = full_entry("web");
+        for (k, v) in members.iter_mut() {
+            match *k {
+                "statename" => *v = s("NEW"),
+                "state" => *v = Value::Int(7),
+                _ => {}
+            }
+        }
+        let (procs, problems) = processes(&Value::Array(vec![entry(&members)])).unwrap();
+        let web = procs.first().unwrap();
+        assert_eq!(web.state, ProcessState::Unknown);
+        assert_eq!(web.statename, "NEW");
+        assert_eq!(problems, ["process 'web': unknown state 'NEW' (code 7)"]);
+
+        // A genuine UNKNOWN from supervisord is not a problem.
+        for (k, v) in members.iter_mut() {
+            match *k {
+                "statename" => *v = s("UNKNOWN"),
+                "state" => *v = Value::Int(1000),
+                _ => {}
+            }
+        }
+        let (_, problems) = processes(&Value::Array(vec![entry(&members)])).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn problems_are_capped() {
+        let entries = (0..30).map(|_| s("x")).collect();
+        let (procs, problems) = processes(&Value::Array(entries)).unwrap();
+        assert!(procs.is_empty());
+        assert_eq!(problems.len(), MAX_PROBLEMS + 1);
+        assert_eq!(problems.last().unwrap(), "20 more problems not listed");
+    }
+
+    #[test]
+    fn state_identification_and_version() {
+        let state = entry(&[("statecode", Value::Int(1)), ("statename", s("RUNNING"))]);
+        assert_eq!(supervisor_state(&state), Some(SupervisorState::Running));
+        let by_code = entry(&[("statecode", Value::Int(-1))]);
+        assert_eq!(supervisor_state(&by_code), Some(SupervisorState::Shutdown));
+        assert_eq!(supervisor_state(&s("RUNNING")), None);
+        assert_eq!(string(&s("supervisor")), Some("supervisor".into()));
+        assert_eq!(string(&Value::Int(4)), None);
+    }
+
+    #[test]
+    fn multicall_fixture_has_every_answer() {
+        use crate::supervisor::xmlrpc::split_multicall;
+        let results = split_multicall(fixture("multicall_ok.xml")).unwrap();
+        let [Ok(procs), Ok(state), Ok(ident), Ok(version)] = results.as_slice() else {
+            panic!("unexpected multicall results {results:?}");
+        };
+        assert_eq!(processes(procs).unwrap().0.len(), 3);
+        assert_eq!(supervisor_state(state), Some(SupervisorState::Running));
+        assert_eq!(string(ident).as_deref(), Some("supervisor"));
+        assert_eq!(string(version).as_deref(), Some("4.2.5"));
+    }
+
+    #[test]
+    fn a_thousand_processes() {
+        let template = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/xmlrpc/datadog_ruby.xml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let entry = template
+            .split_once("<value><array><data>\n")
+            .and_then(|(_, rest)| rest.split_once("</data></array></value>"))
+            .map(|(entry, _)| entry)
+            .unwrap();
+        let mut body = String::from(
+            "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><array><data>\n",
+        );
+        for i in 0..1000 {
+            body.push_str(&entry.replace(
+                "<string>ruby</string>",
+                &format!("<string>ruby{i}</string>"),
+            ));
+        }
+        body.push_str("</data></array></value>\n</param>\n</params>\n</methodResponse>\n");
+        let value = decode_response(body.as_bytes()).unwrap().unwrap();
+        let (procs, problems) = processes(&value).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(procs.len(), 1000);
+        assert_eq!(procs.last().map(|p| p.name.as_str()), Some("ruby999"));
+        assert_eq!(procs.last().map(|p| p.group.as_str()), Some("ruby999"));
+    }
+
+    #[test]
+    fn fault_fixtures() {
+        for (name, code, message) in [
+            ("fault_bad_name.xml", 10, "BAD_NAME"),
+            ("fault_unknown_method.xml", 1, "UNKNOWN_METHOD"),
+        ] {
+            let path = format!(
+                "{}/tests/fixtures/xmlrpc/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let fault = decode_response(&std::fs::read(path).unwrap())
+                .unwrap()
+                .unwrap_err();
+            assert_eq!((fault.code, fault.message.as_str()), (code, message));
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! End to end with Datadog's `supervisord.d/conf.yaml` format, the exporter chosen by the
+//! standard OTEL_EXPORTER_OTLP_* variables, against a real supervisord.
+
+mod support;
+
+use support::config;
+use support::expect::{self, counts, counts_of, process_status, PROCESS};
+use support::otlp_sink::{OtlpSink, Protocol};
+use support::receiver::Running;
+use support::supervisord::{Options, Supervisord};
+use support::{yaml_str, WAIT};
+
+const MIXED: [&str; 8] = [
+    "running", "stopped", "exited", "fatal", "backoff", "starting", "worker_a", "worker_b",
+];
+
+#[test]
+fn datadog_config_over_tcp_with_auth_exports_to_grpc_from_otel_env() {
+    let svd = Supervisord::start(
+        Options::default()
+            .tcp_only()
+            .with_auth("dd-user", "dd-pass-4e1b"),
+    );
+    svd.wait_for_mixed_states();
+    let sink = OtlpSink::start();
+    let auth = svd.auth().cloned().unwrap_or_else(|| panic!("auth is set"));
+    let cfg = format!(
+        "init_config: {{}}\n\
+         instances:\n  \
+           - name: dd-tcp\n    \
+             host: 127.0.0.1\n    \
+             port: {port}\n    \
+             username: {user}\n    \
+             password: {pass}\n    \
+             tags: [\"env:e2e\", \"team:infra\"]\n    \
+             min_collection_interval: 1\n",
+        port = svd.port(),
+        user = yaml_str(&auth.username),
+        pass = yaml_str(&auth.password),
+    );
+    let path = config::write(svd.dir(), "conf.yaml", &cfg);
+    let grpc = sink.grpc_endpoint();
+    let receiver = Running::start(
+        &path,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &grpc),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+    );
+
+    let poll = sink.wait_for_processes("dd-tcp", &MIXED, WAIT);
+    expect::mixed_poll(&poll);
+    for p in &poll.points {
+        assert_eq!(
+            p.attr("supervisord_server"),
+            Some("dd-tcp"),
+            "{} lacks supervisord_server: {:?}",
+            p.metric,
+            p.attrs
+        );
+    }
+    let resource = poll.resource_attrs();
+    assert_eq!(resource.get("env").map(String::as_str), Some("e2e"), "{resource:?}");
+    assert_eq!(resource.get("team").map(String::as_str), Some("infra"), "{resource:?}");
+    assert_eq!(
+        resource.get("supervisor_server").map(String::as_str),
+        Some("dd-tcp")
+    );
+
+    let finished = receiver.stop();
+    assert_eq!(finished.code(), Some(0), "{}", finished.describe());
+    assert!(sink.requests().iter().all(|r| r.protocol == Protocol::Grpc));
+}
+
+#[test]
+fn datadog_config_over_socket_with_filters_exports_to_http_from_otel_env() {
+    let svd = Supervisord::start(
+        Options::default()
+            .unix_only()
+            .with_auth("dd-sock", "dd-sock-pass-0c7d"),
+    );
+    svd.wait_for_mixed_states();
+    let sink = OtlpSink::start();
+    let auth = svd.auth().cloned().unwrap_or_else(|| panic!("auth is set"));
+    let cfg = format!(
+        "init_config: {{}}\n\
+         instances:\n  \
+           - name: dd-sock\n    \
+             socket: {socket}\n    \
+             username: {user}\n    \
+             password: {pass}\n    \
+             proc_names: [running, worker_a, stopped]\n    \
+             proc_regex: ['^exi']\n    \
+             proc_names_exclude: [stopped]\n    \
+             status_mapping_override:\n      \
+               EXITED: up\n    \
+             tags: [\"role:socket\"]\n    \
+             min_collection_interval: 1\n",
+        socket = yaml_str(&svd.unix_url()),
+        user = yaml_str(&auth.username),
+        pass = yaml_str(&auth.password),
+    );
+    let path = config::write(svd.dir(), "conf.yaml", &cfg);
+    let http = sink.http_endpoint();
+    let receiver = Running::start(
+        &path,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &http),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ],
+    );
+
+    let poll = sink.wait_for_processes("dd-sock", &["running", "worker_a", "exited"], WAIT);
+    expect::connected(&poll);
+    assert_eq!(process_status(&poll, "exited"), "up");
+    assert_eq!(counts(&poll), counts_of(&[("up", 3)]));
+    assert_eq!(
+        poll.expect("supervisord.process.exit_status", &[(PROCESS, "exited")]),
+        3
+    );
+    assert!(poll
+        .points
+        .iter()
+        .all(|p| p.attr("supervisord_server") == Some("dd-sock")));
+    assert_eq!(
+        poll.resource_attrs().get("role").map(String::as_str),
+        Some("socket")
+    );
+
+    let finished = receiver.stop();
+    assert_eq!(finished.code(), Some(0), "{}", finished.describe());
+    assert!(sink
+        .requests()
+        .iter()
+        .all(|r| r.protocol == Protocol::HttpProtobuf));
+    assert!(sink.errors().is_empty(), "{:?}", sink.errors());
+}

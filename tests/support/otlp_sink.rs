@@ -1,0 +1,601 @@
+//! A real OTLP metrics server for tests: gRPC (tonic) and HTTP (hyper, protobuf and JSON), both
+//! accepting gzip. It keeps every decoded request so tests can check what an exporter sent.
+//!
+//! The API is synchronous: the servers run on their own thread with their own runtime, so tests
+//! need no async runtime of their own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, NumberDataPoint};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+
+/// The resource attribute that names the target a point came from.
+pub const SERVER_ATTR: &str = "supervisor_server";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    pub protocol: Protocol,
+    /// Lower-case header names, in arrival order (gRPC: the request metadata).
+    pub headers: Vec<(String, String)>,
+    /// `Content-Encoding: gzip` (HTTP) or `grpc-encoding: gzip` (gRPC).
+    pub gzip: bool,
+    pub request: ExportMetricsServiceRequest,
+}
+
+impl ReceivedRequest {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Received {
+    requests: Vec<ReceivedRequest>,
+    /// Bodies the sink could not decode: the exporter sent something malformed.
+    errors: Vec<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Received>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Received> {
+        self.received.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, request: ReceivedRequest) {
+        self.lock().requests.push(request);
+        self.changed.notify_all();
+    }
+
+    fn push_error(&self, error: String) {
+        self.lock().errors.push(error);
+        self.changed.notify_all();
+    }
+}
+
+pub struct OtlpSink {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OtlpSink {
+    /// Binds both servers on 127.0.0.1 ephemeral ports and serves until dropped.
+    pub fn start() -> OtlpSink {
+        let bind = || {
+            let l = StdTcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .unwrap_or_else(|e| panic!("OTLP sink: cannot bind 127.0.0.1:0: {e}"));
+            l.set_nonblocking(true)
+                .unwrap_or_else(|e| panic!("OTLP sink: set_nonblocking: {e}"));
+            l
+        };
+        let grpc_listener = bind();
+        let http_listener = bind();
+        let addr = |l: &StdTcpListener| {
+            l.local_addr()
+                .unwrap_or_else(|e| panic!("OTLP sink: local_addr: {e}"))
+        };
+        let grpc_addr = addr(&grpc_listener);
+        let http_addr = addr(&http_listener);
+        let shared = Arc::new(Shared::default());
+        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread_shared = shared.clone();
+        let thread = thread::Builder::new()
+            .name("otlp-sink".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap_or_else(|e| panic!("OTLP sink: cannot build runtime: {e}"));
+                runtime.block_on(serve(
+                    grpc_listener,
+                    http_listener,
+                    thread_shared,
+                    shutdown_rx,
+                ));
+            })
+            .unwrap_or_else(|e| panic!("OTLP sink: cannot spawn thread: {e}"));
+        OtlpSink {
+            grpc_addr,
+            http_addr,
+            shared,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the gRPC server's base URL.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// `http://127.0.0.1:PORT`: the HTTP server's base URL, without `/v1/metrics`.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Every request decoded so far, in arrival order.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// Bodies that could not be decoded, with the reason.
+    pub fn errors(&self) -> Vec<String> {
+        self.shared.lock().errors.clone()
+    }
+
+    /// Waits until `done` holds for the requests received so far and returns them; panics with a
+    /// summary of what did arrive when `timeout` passes first.
+    pub fn wait_for(
+        &self,
+        mut done: impl FnMut(&[ReceivedRequest]) -> bool,
+        timeout: Duration,
+    ) -> Vec<ReceivedRequest> {
+        let deadline = Instant::now() + timeout;
+        let mut received = self.shared.lock();
+        loop {
+            if done(&received.requests) {
+                return received.requests.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let summary = summarize(&received.requests);
+                let errors = received.errors.join("\n");
+                drop(received);
+                panic!(
+                    "OTLP sink: condition not met within {timeout:?}.\nreceived: {summary}\n\
+                     undecodable bodies: [{errors}]"
+                );
+            }
+            // Also wake up regularly: a condition may depend on the clock of the caller.
+            let wait = (deadline - now).min(Duration::from_millis(250));
+            received = self
+                .shared
+                .changed
+                .wait_timeout(received, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+impl OtlpSink {
+    /// Waits until the newest poll of target `server` satisfies `done`, and returns that poll.
+    pub fn wait_for_poll(
+        &self,
+        server: &str,
+        mut done: impl FnMut(&Poll) -> bool,
+        timeout: Duration,
+    ) -> Poll {
+        let requests = self.wait_for(|r| done(&latest_poll(r, server)), timeout);
+        latest_poll(&requests, server)
+    }
+
+    /// Waits for a poll of `server` that reports exactly these processes.
+    pub fn wait_for_processes(&self, server: &str, names: &[&str], timeout: Duration) -> Poll {
+        let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
+        self.wait_for_poll(server, |p| p.process_names() == want, timeout)
+    }
+}
+
+impl Drop for OtlpSink {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    grpc_listener: StdTcpListener,
+    http_listener: StdTcpListener,
+    shared: Arc<Shared>,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let grpc_listener = tokio::net::TcpListener::from_std(grpc_listener)
+        .unwrap_or_else(|e| panic!("OTLP sink: gRPC listener: {e}"));
+    let http_listener = tokio::net::TcpListener::from_std(http_listener)
+        .unwrap_or_else(|e| panic!("OTLP sink: HTTP listener: {e}"));
+    let service = MetricsServiceServer::new(GrpcSink {
+        shared: shared.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip);
+    let grpc = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener));
+    tokio::spawn(async move {
+        if let Err(e) = grpc.await {
+            eprintln!("OTLP sink: gRPC server stopped: {e}");
+        }
+    });
+    tokio::spawn(serve_http(http_listener, shared));
+    // Dropping the runtime after this returns cancels both servers.
+    let _ = shutdown.await;
+}
+
+struct GrpcSink {
+    shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let headers = header_pairs(&request.metadata().clone().into_headers());
+        let gzip = headers
+            .iter()
+            .any(|(k, v)| k == "grpc-encoding" && v.eq_ignore_ascii_case("gzip"));
+        self.shared.push(ReceivedRequest {
+            protocol: Protocol::Grpc,
+            headers,
+            gzip,
+            request: request.into_inner(),
+        });
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn serve_http(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle_http(req, shared.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle_http(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let reply = |status: StatusCode, content_type: &str, body: Vec<u8>| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        if let Ok(value) = http::HeaderValue::from_str(content_type) {
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, value);
+        }
+        Ok(response)
+    };
+    if req.method() != http::Method::POST || req.uri().path() != "/v1/metrics" {
+        shared.push_error(format!("unexpected {} {}", req.method(), req.uri()));
+        return reply(StatusCode::NOT_FOUND, "text/plain", b"not found".to_vec());
+    }
+    let headers = header_pairs(req.headers());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let gzip = header("content-encoding") == "gzip";
+    let content_type = header("content-type");
+    let body = match req.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            shared.push_error(format!("cannot read body: {e}"));
+            return reply(StatusCode::BAD_REQUEST, "text/plain", Vec::new());
+        }
+    };
+    let body = if gzip {
+        let mut plain = Vec::new();
+        if let Err(e) = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain) {
+            shared.push_error(format!("bad gzip body: {e}"));
+            return reply(StatusCode::BAD_REQUEST, "text/plain", Vec::new());
+        }
+        plain
+    } else {
+        body.to_vec()
+    };
+    let (protocol, decoded) = if content_type.starts_with("application/x-protobuf") {
+        (
+            Protocol::HttpProtobuf,
+            ExportMetricsServiceRequest::decode(&body[..]).map_err(|e| e.to_string()),
+        )
+    } else if content_type.starts_with("application/json") {
+        (
+            Protocol::HttpJson,
+            serde_json::from_slice::<ExportMetricsServiceRequest>(&body).map_err(|e| e.to_string()),
+        )
+    } else {
+        shared.push_error(format!("unexpected content-type '{content_type}'"));
+        return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", Vec::new());
+    };
+    match decoded {
+        Ok(request) => {
+            shared.push(ReceivedRequest {
+                protocol,
+                headers,
+                gzip,
+                request,
+            });
+            if protocol == Protocol::HttpJson {
+                reply(StatusCode::OK, "application/json", b"{}".to_vec())
+            } else {
+                let body = ExportMetricsServiceResponse::default().encode_to_vec();
+                reply(StatusCode::OK, "application/x-protobuf", body)
+            }
+        }
+        Err(e) => {
+            shared.push_error(format!("{protocol:?} body does not decode: {e}"));
+            reply(StatusCode::BAD_REQUEST, "text/plain", Vec::new())
+        }
+    }
+}
+
+/// One number data point, flattened with its metric name and resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub metric: String,
+    pub resource_attrs: BTreeMap<String, String>,
+    pub attrs: BTreeMap<String, String>,
+    /// Double values are truncated: every metric of this project is an integer.
+    pub value: i64,
+    pub time_unix_nano: u64,
+}
+
+impl Point {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).map(String::as_str)
+    }
+
+    pub fn resource_attr(&self, key: &str) -> Option<&str> {
+        self.resource_attrs.get(key).map(String::as_str)
+    }
+
+    /// The target this point came from.
+    pub fn server(&self) -> Option<&str> {
+        self.resource_attr(SERVER_ATTR)
+    }
+
+    /// Every `(key, value)` is among the point attributes.
+    pub fn has_attrs(&self, wanted: &[(&str, &str)]) -> bool {
+        wanted.iter().all(|(k, v)| self.attr(k) == Some(*v))
+    }
+}
+
+/// Renders an attribute value the way tests compare it.
+pub fn any_value_string(value: Option<&AnyValue>) -> String {
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn attr_map(attrs: &[KeyValue]) -> BTreeMap<String, String> {
+    attrs
+        .iter()
+        .map(|kv| (kv.key.clone(), any_value_string(kv.value.as_ref())))
+        .collect()
+}
+
+fn number_points(data: Option<&metric::Data>) -> &[NumberDataPoint] {
+    match data {
+        Some(metric::Data::Gauge(g)) => &g.data_points,
+        Some(metric::Data::Sum(s)) => &s.data_points,
+        _ => &[],
+    }
+}
+
+/// Every point of every metric, in arrival order.
+pub fn all_points(requests: &[ReceivedRequest]) -> Vec<Point> {
+    let mut out = Vec::new();
+    for received in requests {
+        for rm in &received.request.resource_metrics {
+            let resource_attrs = rm
+                .resource
+                .as_ref()
+                .map(|r| attr_map(&r.attributes))
+                .unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    for dp in number_points(m.data.as_ref()) {
+                        let value = match dp.value {
+                            Some(number_data_point::Value::AsInt(i)) => i,
+                            Some(number_data_point::Value::AsDouble(d)) => d as i64,
+                            None => continue,
+                        };
+                        out.push(Point {
+                            metric: m.name.clone(),
+                            resource_attrs: resource_attrs.clone(),
+                            attrs: attr_map(&dp.attributes),
+                            value,
+                            time_unix_nano: dp.time_unix_nano,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every point of one metric, in arrival order.
+pub fn points(requests: &[ReceivedRequest], metric_name: &str) -> Vec<Point> {
+    all_points(requests)
+        .into_iter()
+        .filter(|p| p.metric == metric_name)
+        .collect()
+}
+
+/// The metric names received so far.
+pub fn metric_names(requests: &[ReceivedRequest]) -> BTreeSet<String> {
+    all_points(requests).into_iter().map(|p| p.metric).collect()
+}
+
+/// Every point of the most recent poll of one target: all points of one poll share a timestamp.
+pub fn latest_poll(requests: &[ReceivedRequest], server: &str) -> Poll {
+    let mine: Vec<Point> = all_points(requests)
+        .into_iter()
+        .filter(|p| p.server() == Some(server))
+        .collect();
+    let newest = mine.iter().map(|p| p.time_unix_nano).max().unwrap_or(0);
+    Poll {
+        points: mine
+            .into_iter()
+            .filter(|p| p.time_unix_nano == newest)
+            .collect(),
+    }
+}
+
+/// Every poll of one target, oldest first.
+pub fn polls(requests: &[ReceivedRequest], server: &str) -> Vec<Poll> {
+    let mut by_time: BTreeMap<u64, Vec<Point>> = BTreeMap::new();
+    for p in all_points(requests) {
+        if p.server() == Some(server) {
+            by_time.entry(p.time_unix_nano).or_default().push(p);
+        }
+    }
+    by_time
+        .into_values()
+        .map(|points| Poll { points })
+        .collect()
+}
+
+/// The points of one poll of one target.
+#[derive(Debug, Clone, Default)]
+pub struct Poll {
+    pub points: Vec<Point>,
+}
+
+impl Poll {
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    pub fn metric(&self, name: &str) -> Vec<&Point> {
+        self.points.iter().filter(|p| p.metric == name).collect()
+    }
+
+    /// The single point of `metric` carrying all `attrs`; `None` when absent, panics when
+    /// ambiguous (two series with the same identity is a bug worth seeing).
+    pub fn value(&self, metric: &str, attrs: &[(&str, &str)]) -> Option<i64> {
+        let found: Vec<&Point> = self
+            .points
+            .iter()
+            .filter(|p| p.metric == metric && p.has_attrs(attrs))
+            .collect();
+        assert!(
+            found.len() <= 1,
+            "{} points of {metric} match {attrs:?}: {found:#?}",
+            found.len()
+        );
+        found.first().map(|p| p.value)
+    }
+
+    /// Like [`Poll::value`], but the point must exist.
+    pub fn expect(&self, metric: &str, attrs: &[(&str, &str)]) -> i64 {
+        self.value(metric, attrs).unwrap_or_else(|| {
+            panic!(
+                "no point of {metric} with {attrs:?} in the poll:\n{}",
+                self.describe()
+            )
+        })
+    }
+
+    /// The process names (`supervisord_process`) this poll reports, sorted.
+    pub fn process_names(&self) -> BTreeSet<String> {
+        self.points
+            .iter()
+            .filter_map(|p| p.attr("supervisord_process").map(str::to_string))
+            .collect()
+    }
+
+    /// The resource attributes of the poll (all its points share one resource).
+    pub fn resource_attrs(&self) -> BTreeMap<String, String> {
+        self.points
+            .first()
+            .map(|p| p.resource_attrs.clone())
+            .unwrap_or_default()
+    }
+
+    /// One line per point, for panic messages.
+    pub fn describe(&self) -> String {
+        self.points
+            .iter()
+            .map(|p| format!("  {} {:?} = {}", p.metric, p.attrs, p.value))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// One line per request: protocol, gzip, and metric names with point counts.
+pub fn summarize(requests: &[ReceivedRequest]) -> String {
+    if requests.is_empty() {
+        return "no requests".to_string();
+    }
+    requests
+        .iter()
+        .map(|r| {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for p in all_points(std::slice::from_ref(r)) {
+                *counts
+                    .entry(format!("{}@{}", p.metric, p.server().unwrap_or("?")))
+                    .or_default() += 1;
+            }
+            format!("\n  {:?} gzip={} {:?}", r.protocol, r.gzip, counts)
+        })
+        .collect()
+}
