@@ -60,8 +60,16 @@ fn datadog_config_over_tcp_with_auth_exports_to_grpc_from_otel_env() {
         );
     }
     let resource = poll.resource_attrs();
-    assert_eq!(resource.get("env").map(String::as_str), Some("e2e"), "{resource:?}");
-    assert_eq!(resource.get("team").map(String::as_str), Some("infra"), "{resource:?}");
+    assert_eq!(
+        resource.get("env").map(String::as_str),
+        Some("e2e"),
+        "{resource:?}"
+    );
+    assert_eq!(
+        resource.get("team").map(String::as_str),
+        Some("infra"),
+        "{resource:?}"
+    );
     assert_eq!(
         resource.get("supervisor_server").map(String::as_str),
         Some("dd-tcp")

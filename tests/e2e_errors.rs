@@ -62,7 +62,12 @@ fn missing_socket_is_reported_in_datadog_words_and_as_can_connect_zero() {
     let url = format!("unix://{}/missing.sock", dir.path().display());
     let cfg = config::native(
         &[target("nosock", &url)],
-        &[otlp_exporter("http/protobuf", &sink.http_endpoint(), "none", &[])],
+        &[otlp_exporter(
+            "http/protobuf",
+            &sink.http_endpoint(),
+            "none",
+            &[],
+        )],
     );
     let path = config::write(dir.path(), "receiver.yaml", &cfg);
     let mut receiver = Running::start(&path, &[]);
@@ -113,7 +118,10 @@ fn wrong_password_is_reported_and_no_secret_is_ever_printed() {
     for name in ["badpass-tcp", "badpass-unix"] {
         let poll = sink.wait_for_poll(name, disconnected, WAIT);
         assert_disconnected_only(&poll);
-        receiver.wait_for_stderr(&format!("Username or password to {name} are incorrect."), WAIT);
+        receiver.wait_for_stderr(
+            &format!("Username or password to {name} are incorrect."),
+            WAIT,
+        );
     }
     let good = sink.wait_for_processes("good", &["web"], WAIT);
     expect::connected(&good);
@@ -125,7 +133,13 @@ fn wrong_password_is_reported_and_no_secret_is_ever_printed() {
         .all(|r| r.header("x-api-key") == Some("hdr-secret-e2e-93aa")));
 
     let check = receiver::run_once(
-        &["check", "--config", &path.to_string_lossy(), "--output", "json"],
+        &[
+            "check",
+            "--config",
+            &path.to_string_lossy(),
+            "--output",
+            "json",
+        ],
         &[("RUST_LOG", "debug")],
     );
     assert_eq!(check.code(), Some(1), "{}", check.describe());
@@ -148,7 +162,8 @@ fn wrong_password_is_reported_and_no_secret_is_ever_printed() {
     for (what, finished) in [("run", &run), ("check", &check)] {
         for secret in &secrets {
             assert!(
-                !finished.stdout.contains(secret.as_str()) && !finished.stderr.contains(secret.as_str()),
+                !finished.stdout.contains(secret.as_str())
+                    && !finished.stderr.contains(secret.as_str()),
                 "{what} printed the secret {secret:?}:\n{}",
                 finished.describe()
             );
@@ -177,7 +192,11 @@ fn a_bad_target_beside_a_good_one_keeps_the_good_one_exported() {
                 .filter(|p| p.value("supervisord.can_connect", &[]) == Some(1))
                 .count()
                 >= 3
-                && otlp_sink::polls(r, "bad").iter().filter(|p| disconnected(p)).count() >= 3
+                && otlp_sink::polls(r, "bad")
+                    .iter()
+                    .filter(|p| disconnected(p))
+                    .count()
+                    >= 3
         },
         WAIT,
     );
@@ -192,7 +211,9 @@ fn a_bad_target_beside_a_good_one_keeps_the_good_one_exported() {
     let finished = receiver.stop();
     assert_eq!(finished.code(), Some(0), "{}", finished.describe());
     assert!(
-        finished.stderr.contains(&format!("Cannot connect to {closed}.")),
+        finished
+            .stderr
+            .contains(&format!("Cannot connect to {closed}.")),
         "{}",
         finished.describe()
     );

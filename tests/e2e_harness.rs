@@ -255,7 +255,10 @@ fn sink_decodes_grpc_and_http_protobuf_and_json_with_and_without_gzip() {
     );
     let poll = otlp_sink::latest_poll(&requests, "json");
     assert_eq!(
-        poll.expect("supervisord.process.uptime", &[("supervisord_process", "web")]),
+        poll.expect(
+            "supervisord.process.uptime",
+            &[("supervisord_process", "web")]
+        ),
         4
     );
     assert_eq!(sink.errors().len(), 1, "{:?}", sink.errors());

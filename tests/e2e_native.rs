@@ -17,7 +17,10 @@ const MIXED: [&str; 8] = [
 fn assert_transport(requests: &[ReceivedRequest], protocol: Protocol, gzip: bool) {
     assert!(!requests.is_empty());
     for r in requests {
-        assert_eq!(r.protocol, protocol, "every export uses the configured protocol");
+        assert_eq!(
+            r.protocol, protocol,
+            "every export uses the configured protocol"
+        );
         assert_eq!(r.gzip, gzip, "compression of every export");
     }
 }
@@ -55,13 +58,18 @@ fn tcp_with_auth_to_grpc_reports_every_state_of_the_real_daemon() {
         }
     }
     let resource = poll.resource_attrs();
-    assert_eq!(resource.get("supervisor_server").map(String::as_str), Some("mixed"));
+    assert_eq!(
+        resource.get("supervisor_server").map(String::as_str),
+        Some("mixed")
+    );
     assert_eq!(
         resource.get("supervisord.version"),
         Some(&svd.tools().version())
     );
     assert_eq!(
-        resource.get("supervisord.identification").map(String::as_str),
+        resource
+            .get("supervisord.identification")
+            .map(String::as_str),
         Some("supervisor")
     );
     assert_eq!(
@@ -70,7 +78,9 @@ fn tcp_with_auth_to_grpc_reports_every_state_of_the_real_daemon() {
     );
     assert_eq!(resource.get("team").map(String::as_str), Some("infra"));
     assert!(
-        poll.points.iter().all(|p| p.attr("supervisord_server").is_none()),
+        poll.points
+            .iter()
+            .all(|p| p.attr("supervisord_server").is_none()),
         "supervisord_server is for Datadog-format configs only"
     );
 
@@ -88,7 +98,12 @@ fn unix_socket_without_auth_to_http_protobuf() {
     let sink = OtlpSink::start();
     let cfg = config::native(
         &[target("sock", &svd.unix_url())],
-        &[otlp_exporter("http/protobuf", &sink.http_endpoint(), "none", &[])],
+        &[otlp_exporter(
+            "http/protobuf",
+            &sink.http_endpoint(),
+            "none",
+            &[],
+        )],
     );
     let path = config::write(svd.dir(), "receiver.yaml", &cfg);
     let receiver = Running::start(&path, &[]);
@@ -117,7 +132,12 @@ fn unix_socket_with_auth_to_http_json() {
     let sink = OtlpSink::start();
     let cfg = config::native(
         &[target("sock-auth", &svd.unix_url()).auth(svd.auth())],
-        &[otlp_exporter("http/json", &sink.http_endpoint(), "gzip", &[])],
+        &[otlp_exporter(
+            "http/json",
+            &sink.http_endpoint(),
+            "gzip",
+            &[],
+        )],
     );
     let path = config::write(svd.dir(), "receiver.yaml", &cfg);
     let receiver = Running::start(&path, &[]);
@@ -212,8 +232,7 @@ fn filters_and_status_mapping_select_from_the_real_process_list() {
     let url = svd.http_url();
     let cfg = config::native(
         &[
-            target("by-name", &url)
-                .extra("include:\n  names: [running, stopped, no_such_process]"),
+            target("by-name", &url).extra("include:\n  names: [running, stopped, no_such_process]"),
             target("by-regex", &url).extra("include:\n  regex: ['^worker_']"),
             target("by-group", &url)
                 .extra("include:\n  groups: [workers]\nexclude:\n  names: [worker_b]"),
@@ -247,19 +266,13 @@ fn filters_and_status_mapping_select_from_the_real_process_list() {
         &["running", "stopped", "exited", "fatal"],
         WAIT,
     );
-    assert_eq!(
-        counts(&exclude_only),
-        counts_of(&[("up", 1), ("down", 3)])
-    );
+    assert_eq!(counts(&exclude_only), counts_of(&[("up", 1), ("down", 3)]));
 
     let mapped = sink.wait_for_processes("mapped", &["running", "stopped", "fatal"], WAIT);
     assert_eq!(process_status(&mapped, "stopped"), "up");
     assert_eq!(process_status(&mapped, "fatal"), "unknown");
     assert_eq!(process_state(&mapped, "stopped"), "STOPPED");
-    assert_eq!(
-        counts(&mapped),
-        counts_of(&[("up", 2), ("unknown", 1)])
-    );
+    assert_eq!(counts(&mapped), counts_of(&[("up", 2), ("unknown", 1)]));
     // The mapping changes the status, never the uptime rule.
     assert_eq!(
         mapped.expect("supervisord.process.uptime", &[(PROCESS, "stopped")]),
@@ -269,7 +282,12 @@ fn filters_and_status_mapping_select_from_the_real_process_list() {
     let finished = receiver.stop();
     assert_eq!(finished.code(), Some(0), "{}", finished.describe());
     // The debug exporter prints the points it exports.
-    for needle in ["supervisord.process.state", "worker_a", "by-group", "mapped"] {
+    for needle in [
+        "supervisord.process.state",
+        "worker_a",
+        "by-group",
+        "mapped",
+    ] {
         assert!(
             finished.stdout.contains(needle),
             "debug output lacks {needle:?}:\n{}",

@@ -477,3 +477,184 @@ async fn grpc_status_codes_map_to_retryability() {
     );
     assert_eq!(err.retry_delay(), Some(Duration::from_secs(5)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+struct TestPki {
+    ca_file: tempfile::NamedTempFile,
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it.
+fn test_pki() -> TestPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "export test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let mut ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut ca_file, ca.pem().as_bytes()).unwrap();
+    TestPki {
+        ca_file,
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// An HTTPS server accepting every export with an empty protobuf response.
+async fn https_sink(pki: &TestPki) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that rejects our certificate aborts the handshake; nothing to serve.
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    let body = ExportMetricsServiceResponse::default().encode_to_vec();
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn with_tls(mut settings: OtlpSettings, tls: TlsSettings) -> OtlpSettings {
+    settings.tls = tls;
+    settings
+}
+
+#[tokio::test]
+async fn https_trusts_the_configured_ca_only() {
+    let pki = test_pki();
+    let addr = https_sink(&pki).await;
+    let endpoint = format!("https://{addr}/v1/metrics");
+    let settings = || otlp(OtlpProtocol::HttpProtobuf, endpoint.clone(), false);
+
+    let err = exporter(settings())
+        .export(&request())
+        .await
+        .expect_err("the test CA is not a system root");
+    assert!(matches!(err, ExportError::HttpTransport { .. }), "{err:?}");
+
+    let trusted = with_tls(
+        settings(),
+        TlsSettings {
+            ca_file: Some(pki.ca_file.path().to_path_buf()),
+            insecure_skip_verify: false,
+        },
+    );
+    exporter(trusted)
+        .export(&request())
+        .await
+        .expect("ca_file trusts the server");
+
+    let insecure = with_tls(
+        settings(),
+        TlsSettings {
+            ca_file: None,
+            insecure_skip_verify: true,
+        },
+    );
+    exporter(insecure)
+        .export(&request())
+        .await
+        .expect("verification is off");
+}
+
+/// A gRPC server over TLS accepting every export.
+async fn grpcs_sink(pki: &TestPki) -> SocketAddr {
+    struct Accepting;
+
+    #[tonic::async_trait]
+    impl MetricsService for Accepting {
+        async fn export(
+            &self,
+            _request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let identity = tonic::transport::Identity::from_pem(&pki.cert_pem, &pki.key_pem);
+    let server = tonic::transport::Server::builder()
+        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+        .unwrap()
+        .add_service(MetricsServiceServer::new(Accepting))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+    addr
+}
+
+#[tokio::test]
+async fn grpc_tls_with_ca_file_and_without_verification() {
+    let pki = test_pki();
+    let addr = grpcs_sink(&pki).await;
+    let settings = || otlp(OtlpProtocol::Grpc, format!("https://{addr}"), false);
+
+    let err = exporter(settings())
+        .export(&request())
+        .await
+        .expect_err("the test CA is not a system root");
+    assert!(matches!(err, ExportError::Grpc { .. }), "{err:?}");
+
+    let trusted = with_tls(
+        settings(),
+        TlsSettings {
+            ca_file: Some(pki.ca_file.path().to_path_buf()),
+            insecure_skip_verify: false,
+        },
+    );
+    exporter(trusted)
+        .export(&request())
+        .await
+        .expect("ca_file trusts the server");
+
+    let insecure = with_tls(
+        settings(),
+        TlsSettings {
+            ca_file: None,
+            insecure_skip_verify: true,
+        },
+    );
+    exporter(insecure)
+        .export(&request())
+        .await
+        .expect("verification is off");
+}

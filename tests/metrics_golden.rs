@@ -269,10 +269,7 @@ fn golden_failed_poll() {
 // ---------------------------------------------------------------------------------------------
 // Datadog's unit vectors (reference §6.2 TEST_CASES and §6.4)
 
-fn gauge_points<'a>(
-    request: &'a ExportMetricsServiceRequest,
-    id: MetricId,
-) -> Vec<&'a NumberDataPoint> {
+fn gauge_points(request: &ExportMetricsServiceRequest, id: MetricId) -> Vec<&NumberDataPoint> {
     request
         .resource_metrics
         .iter()

@@ -35,10 +35,10 @@ pub fn parse_supervisor(text: &str) -> Result<Endpoint, Reason> {
         }
         "http" | "https" => {
             let (authority, path) = split_authority(rest);
+            let (host, port) = host_port(authority)?;
             if !matches!(path, "" | "/" | "/RPC2") {
                 return Err("the path must be empty or /RPC2 (requests always go to /RPC2)".into());
             }
-            let (host, port) = host_port(authority)?;
             Ok(Endpoint::Tcp {
                 tls: scheme == "https",
                 host,

@@ -379,11 +379,11 @@ exporters:
         let p = Positions::scan(DOC);
         assert_eq!(
             p.locate(&path(&["targets", "0", "include", "names", "1"])),
-            Some((6, 33))
+            Some((6, 27))
         );
         assert_eq!(
             p.locate(&path(&["targets", "0", "include", "regex", "0"])),
-            Some((6, 46))
+            Some((6, 39))
         );
     }
 

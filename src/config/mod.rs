@@ -1,6 +1,154 @@
 //! Configuration: the native format and Datadog's `supervisord.d/conf.yaml`, validated and
 //! resolved into [`Settings`].
+//!
+//! Loading is one pass that reports every problem at once (`file:line:col: key: message`):
+//! read the file, parse it into a YAML tree, expand `${env:NAME}`, pick the format from the
+//! top-level keys (`instances` or `init_config` mean Datadog's), validate and resolve, then
+//! fill in the OTLP exporter from `OTEL_EXPORTER_OTLP_*` when the file names none.
 pub mod secret;
 pub mod settings;
 
+mod datadog;
+mod duration;
+mod endpoint;
+mod error;
+mod expand;
+mod exporters;
+mod locate;
+mod native;
+mod otel_env;
+mod python;
+mod value;
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+pub use error::{ConfigError, Problem};
+pub use expand::EnvLookup;
 pub use settings::*;
+
+use error::{KeyPath, Report};
+use locate::Positions;
+
+/// Attribute names the receiver sets itself; user attributes (native `resource_attributes`,
+/// Datadog `tags`) may not take them.
+pub const RESERVED_ATTRIBUTES: &[&str] = &[
+    "supervisor_server",
+    "supervisord.identification",
+    "supervisord.version",
+    "supervisord_server",
+    "supervisord_process",
+    "supervisord_group",
+    "status",
+    "state",
+];
+
+/// Loads `path`, reading `${env:...}` and `OTEL_*` from the process environment.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// Loads `path` with `env` as the environment, so tests need not touch the process's.
+pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Io {
+        file: path.to_path_buf(),
+        error,
+    })?;
+    load_bytes(path, &bytes, env)
+}
+
+/// Loads configuration text; `file` only names it in messages.
+pub fn load_bytes(file: &Path, bytes: &[u8], env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        file: file.to_path_buf(),
+        problems,
+    };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let before = bytes.get(..e.valid_up_to()).unwrap_or_default();
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            return Err(invalid(vec![Problem {
+                key_path: String::new(),
+                line_col: Some((line, col)),
+                message: "not UTF-8 text".into(),
+            }]));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let positions = Positions::scan(text);
+    let mut report = Report::default();
+
+    let mut tree: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let at = e.location().map(|l| (l.line(), l.column()));
+            report.problem_at(at, format!("invalid YAML: {}", yaml_message(&e)));
+            return Err(invalid(report.into_problems(&positions)));
+        }
+    };
+    if let Err(e) = tree.apply_merge() {
+        let at = e.location().map(|l| (l.line(), l.column()));
+        report.problem_at(at, format!("invalid YAML merge (<<): {}", yaml_message(&e)));
+        return Err(invalid(report.into_problems(&positions)));
+    }
+    expand::expand_tree(&mut tree, &KeyPath::root(), env, &mut report);
+
+    let root_path = KeyPath::root();
+    let root = match &tree {
+        Value::Null => {
+            report.problem(
+                &root_path,
+                "the file is empty; expected a mapping with 'targets' (or Datadog's 'instances')",
+            );
+            None
+        }
+        Value::Mapping(_) => value::mapping(&mut report, &root_path, &tree),
+        other => {
+            report.problem(
+                &root_path,
+                format!(
+                    "expected a mapping at the top level, found {}",
+                    value::describe(other)
+                ),
+            );
+            None
+        }
+    };
+    let Some(root) = root else {
+        return Err(invalid(report.into_problems(&positions)));
+    };
+
+    let is_datadog = root.get("instances").is_some() || root.get("init_config").is_some();
+    let mut settings = if is_datadog {
+        datadog::read(&root, &mut report)
+    } else {
+        native::read(&root, &mut report)
+    };
+    if settings.exporters.is_empty() {
+        settings
+            .exporters
+            .push(ExporterSettings::Otlp(otel_env::from_env(env, &mut report)));
+    } else {
+        for name in otel_env::set_variables(env) {
+            report.env_warn(&name, "ignored: the file configures its exporters");
+        }
+    }
+
+    if report.has_problems() {
+        return Err(invalid(report.into_problems(&positions)));
+    }
+    settings.warnings = report.into_warnings(file, &positions);
+    Ok(settings)
+}
+
+/// The parser's message without its own "at line L column C" (the problem carries those).
+fn yaml_message(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    match regex::Regex::new(r" at line \d+ column \d+") {
+        Ok(re) => re.replace_all(&text, "").into_owned(),
+        Err(_) => text,
+    }
+}

@@ -217,10 +217,6 @@ impl<'v> Fields<'v> {
         self.entries.iter().map(|(k, v)| (k.as_str(), *v))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Keys other than `known`, in file order.
     pub fn unknown<'a>(&'a self, known: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
         self.entries

@@ -38,11 +38,10 @@ impl GrpcExporter {
             // failed export, not the process.
             .connect_timeout(settings.timeout)
             .timeout(settings.timeout);
-        if channel_settings.uri().scheme_str() == Some("https") {
-            channel_settings = with_tls(channel_settings, settings).map_err(|e| match e {
-                TlsError::Build(e) => e,
-                TlsError::Tonic(reason) => invalid(reason),
-            })?;
+        match channel_settings.uri().scheme_str() {
+            Some("http") => {}
+            Some("https") => channel_settings = with_tls(channel_settings, settings)?,
+            _ => return Err(invalid("the scheme must be http or https".into())),
         }
         Ok(GrpcExporter {
             endpoint: redact_endpoint(&settings.endpoint),
@@ -100,34 +99,27 @@ impl GrpcExporter {
     }
 }
 
-enum TlsError {
-    Build(ExportBuildError),
-    Tonic(String),
-}
-
-fn with_tls(endpoint: Endpoint, settings: &OtlpSettings) -> Result<Endpoint, TlsError> {
+fn with_tls(endpoint: Endpoint, settings: &OtlpSettings) -> Result<Endpoint, ExportBuildError> {
     if settings.tls.insecure_skip_verify {
         // The custom verifier replaces root handling entirely, so no roots are configured.
         let verifier = Arc::new(tls::SkipServerVerification(tls::provider()));
         return endpoint
             .tls_config_with_verifier(ClientTlsConfig::new(), verifier)
-            .map_err(|e| TlsError::Tonic(e.to_string()));
+            .map_err(|e| ExportBuildError::Tls(e.to_string()));
     }
     let mut config = ClientTlsConfig::new().with_native_roots();
     if let Some(path) = &settings.tls.ca_file {
         // Parsed first for a precise error; tonic itself only takes the PEM text.
-        tls::read_ca_file(path).map_err(TlsError::Build)?;
-        let pem = std::fs::read(path).map_err(|e| {
-            TlsError::Build(ExportBuildError::CaFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })
+        tls::read_ca_file(path)?;
+        let pem = std::fs::read(path).map_err(|e| ExportBuildError::CaFile {
+            path: path.clone(),
+            reason: e.to_string(),
         })?;
         config = config.ca_certificate(Certificate::from_pem(pem));
     }
     endpoint
         .tls_config(config)
-        .map_err(|e| TlsError::Tonic(e.to_string()))
+        .map_err(|e| ExportBuildError::Tls(e.to_string()))
 }
 
 fn metadata(

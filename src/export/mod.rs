@@ -20,10 +20,12 @@ pub use error::{ExportBuildError, ExportError};
 pub use grpc::GrpcExporter;
 pub use http::HttpExporter;
 
+/// The OTLP exporters are boxed: they hold clients and TLS state several hundred bytes large,
+/// and the runner keeps a list of exporters of mixed kinds.
 #[derive(Debug)]
 pub enum Exporter {
-    Grpc(GrpcExporter),
-    Http(HttpExporter),
+    Grpc(Box<GrpcExporter>),
+    Http(Box<HttpExporter>),
     Debug(DebugExporter),
 }
 
@@ -31,9 +33,11 @@ impl Exporter {
     pub fn new(settings: &ExporterSettings) -> Result<Exporter, ExportBuildError> {
         Ok(match settings {
             ExporterSettings::Otlp(otlp) => match otlp.protocol {
-                OtlpProtocol::Grpc => Exporter::Grpc(GrpcExporter::new(otlp)?),
-                OtlpProtocol::HttpProtobuf => Exporter::Http(HttpExporter::new(otlp, false)?),
-                OtlpProtocol::HttpJson => Exporter::Http(HttpExporter::new(otlp, true)?),
+                OtlpProtocol::Grpc => Exporter::Grpc(Box::new(GrpcExporter::new(otlp)?)),
+                OtlpProtocol::HttpProtobuf => {
+                    Exporter::Http(Box::new(HttpExporter::new(otlp, false)?))
+                }
+                OtlpProtocol::HttpJson => Exporter::Http(Box::new(HttpExporter::new(otlp, true)?)),
             },
             ExporterSettings::Debug { verbosity } => {
                 Exporter::Debug(DebugExporter::new(*verbosity))

@@ -424,7 +424,7 @@ mod tests {
         })
     }
 
-    fn points<'a>(rm: &'a ResourceMetrics, id: MetricId) -> &'a [NumberDataPoint] {
+    fn points(rm: &ResourceMetrics, id: MetricId) -> &[NumberDataPoint] {
         let metric = rm.scope_metrics[0]
             .metrics
             .iter()

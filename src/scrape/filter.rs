@@ -28,13 +28,13 @@ impl ProcessFilter {
         let included = !self.has_includes()
             || self.names.iter().any(|n| n == name)
             || self.regex.iter().any(|r| r.is_match(name))
-            || self.groups.iter().any(|g| *g == process.group);
+            || self.groups.contains(&process.group);
         if !included {
             return false;
         }
         let excluded = self.names_exclude.iter().any(|n| n == name)
             || self.regex_exclude.iter().any(|r| r.is_match(name))
-            || self.groups_exclude.iter().any(|g| *g == process.group);
+            || self.groups_exclude.contains(&process.group);
         !excluded
     }
 

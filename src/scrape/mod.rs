@@ -1,6 +1,8 @@
 //! Per-target polling: schedule, filters, status mapping.
 pub mod filter;
 pub mod outcome;
+pub mod poller;
+pub mod runner;
 pub mod status;
 
 use crate::config::Target;

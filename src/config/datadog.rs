@@ -1,0 +1,545 @@
+//! Datadog's `supervisord.d/conf.yaml`: `init_config` and `instances`, read as the Agent check
+//! reads them (same defaults, same precedence of deprecated keys, same error texts where the
+//! check has one).
+//!
+//! Where the check fails at run time (a filter option that is not a list, a bad status in the
+//! override), we fail at load time with the check's exact text. Options the Agent ignores
+//! (unknown instance keys, `server_check`) are warnings, not errors, so a file that works with
+//! the Agent loads here. Deliberate differences:
+//! - both deprecation notices (`user`, `pass`) are shown; the Agent shows only the first because
+//!   the two share one once-only key;
+//! - an explicit `null` for a list option counts as unset, as the Agent's config model reads it;
+//! - regexes use Rust's syntax (no look-around or backreferences); the error says so.
+
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_yaml::Value;
+
+use crate::config::endpoint::host_port;
+use crate::config::error::{KeyPath, Report};
+use crate::config::native::{attribute_key_problem, DEFAULT_INITIAL_DELAY};
+use crate::config::python;
+use crate::config::secret::Secret;
+use crate::config::settings::{
+    ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings,
+};
+use crate::config::value::{self, compile_regex, mapping, quote, string, type_problem, Fields};
+use crate::metrics::{metric_names, MetricToggles};
+use crate::scrape::filter::ProcessFilter;
+use crate::scrape::status::{Status, StatusMapping};
+use crate::supervisor::model::ProcessState;
+
+const INSTANCE_KEYS: &[&str] = &[
+    "name",
+    "host",
+    "port",
+    "socket",
+    "username",
+    "password",
+    "user",
+    "pass",
+    "proc_names",
+    "proc_regex",
+    "proc_names_exclude",
+    "proc_regex_exclude",
+    "status_mapping_override",
+    "tags",
+    "min_collection_interval",
+    "service",
+    "server_check",
+    "empty_default_hostname",
+    "disable_generic_tags",
+    "metric_patterns",
+];
+
+/// Keys of the native format: in a Datadog file they would be silently lost, so they are errors.
+const NATIVE_KEYS: &[&str] = &[
+    "targets",
+    "exporters",
+    "metrics",
+    "collection_interval",
+    "initial_delay",
+    "timeout",
+];
+
+pub const NAME_MISSING: &str = "Supervisor server name not specified in yaml configuration.";
+
+/// The Agent's default `min_collection_interval`.
+const DEFAULT_INTERVAL_SECS: f64 = 15.0;
+/// The poll bound for Datadog instances, which have no timeout option.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// supervisord's `SupervisorTransport` connects to port 80 when an `http://` socket URL has none.
+const HTTP_SOCKET_DEFAULT_PORT: u16 = 80;
+
+fn deprecation(old: &str, new: &str) -> String {
+    format!(
+        "DEPRECATION NOTICE: The `{old}` config option has been renamed to `{new}` and will be \
+         removed in a future release."
+    )
+}
+
+pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
+    for (key, _) in root.entries() {
+        match key {
+            "init_config" | "instances" => {}
+            k if NATIVE_KEYS.contains(&k) => report.problem(
+                &root.path(k),
+                format!(
+                    "{} belongs to the native format, but this file has 'instances' or \
+                     'init_config' and is read as Datadog's; exporters come from the \
+                     OTEL_EXPORTER_OTLP_* variables",
+                    quote(k)
+                ),
+            ),
+            k => report.warn(&root.path(k), format!("{} is ignored", quote(k))),
+        }
+    }
+    init_config(root, report);
+    let (targets, metrics) = instances(root, report);
+    Settings {
+        format: ConfigFormat::Datadog,
+        initial_delay: DEFAULT_INITIAL_DELAY,
+        targets,
+        metrics,
+        exporters: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+fn init_config(root: &Fields<'_>, report: &mut Report) {
+    let Some(v) = root.get_set("init_config") else {
+        return;
+    };
+    let Some(f) = mapping(report, &root.path("init_config"), v) else {
+        return;
+    };
+    for key in f.unknown(&["service"]) {
+        report.warn(&f.path(key), format!("{} is ignored", quote(key)));
+    }
+}
+
+/// Metric patterns as written, to check that every instance agrees.
+type PatternTexts = (Vec<String>, Vec<String>);
+
+fn instances(root: &Fields<'_>, report: &mut Report) -> (Vec<Target>, MetricToggles) {
+    let path = root.path("instances");
+    let items = match root.get("instances") {
+        None | Some(Value::Null) => {
+            report.problem(&path, "required: list at least one instance");
+            return (Vec::new(), MetricToggles::default());
+        }
+        Some(Value::Sequence(items)) => items,
+        Some(other) => {
+            type_problem(report, &path, "a list of instances", other);
+            return (Vec::new(), MetricToggles::default());
+        }
+    };
+    if items.is_empty() {
+        report.problem(&path, "list at least one instance");
+    }
+    let mut targets = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut patterns: Option<(PatternTexts, Vec<Regex>, Vec<Regex>)> = None;
+    for (i, item) in items.iter().enumerate() {
+        let item_path = path.index(i);
+        if !item.is_mapping() {
+            type_problem(report, &item_path, "a mapping", item);
+            continue;
+        }
+        let Some(f) = mapping(report, &item_path, item) else {
+            continue;
+        };
+        let mp = metric_patterns(report, &f);
+        match &patterns {
+            None => patterns = Some(mp),
+            Some((first, _, _)) if *first != mp.0 => report.problem(
+                &f.path("metric_patterns"),
+                "must be the same in every instance: metrics are switched on or off for the \
+                 whole receiver",
+            ),
+            Some(_) => {}
+        }
+        if let Some(t) = instance(report, &f) {
+            if let Some(first) = seen.get(&t.name) {
+                report.problem(
+                    &f.path("name"),
+                    format!(
+                        "duplicate name {}: instances[{first}] has it too, and their metrics \
+                         would mix",
+                        quote(&t.name)
+                    ),
+                );
+            } else {
+                seen.insert(t.name.clone(), i);
+            }
+            targets.push(t);
+        }
+    }
+    let toggles = match patterns {
+        Some((_, include, exclude)) => toggles(&include, &exclude),
+        None => MetricToggles::default(),
+    };
+    (targets, toggles)
+}
+
+fn instance(report: &mut Report, f: &Fields<'_>) -> Option<Target> {
+    for key in f.unknown(INSTANCE_KEYS) {
+        let mut message = format!("unknown option {} is ignored", quote(key));
+        if let Some(near) = value::closest(key, INSTANCE_KEYS.iter().copied()) {
+            message.push_str(&format!("; did you mean '{near}'?"));
+        }
+        report.warn(&f.path(key), message);
+    }
+    if f.get("server_check").is_some() {
+        report.warn(
+            &f.path("server_check"),
+            "is ignored: supervisord.can_connect is always reported",
+        );
+    }
+
+    let name = match f.get("name") {
+        None | Some(Value::Null) => {
+            report.problem(&f.path("name"), NAME_MISSING);
+            None
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            report.problem(&f.path("name"), NAME_MISSING);
+            None
+        }
+        Some(v) => string(report, &f.path("name"), v).map(str::to_string),
+    };
+    let (endpoint, socket_mode) = match endpoint(report, f) {
+        Some((e, s)) => (Some(e), s),
+        None => (None, false),
+    };
+    let credentials = credentials(report, f, socket_mode);
+    let filter = ProcessFilter {
+        regex: regexes(report, f, "proc_regex"),
+        regex_exclude: regexes(report, f, "proc_regex_exclude"),
+        names: names(report, f, "proc_names"),
+        names_exclude: names(report, f, "proc_names_exclude"),
+        ..ProcessFilter::default()
+    };
+    let status_mapping = status_mapping_override(report, f);
+    let resource_attributes = attributes(report, f);
+    let interval = interval(report, f);
+    Some(Target {
+        name: name?,
+        endpoint: endpoint?,
+        credentials,
+        tls: TlsSettings::default(),
+        collection_interval: interval,
+        timeout: interval.min(TIMEOUT),
+        filter,
+        status_mapping,
+        resource_attributes,
+    })
+}
+
+/// The endpoint and whether it came from `socket` (which changes the credential rule).
+fn endpoint(report: &mut Report, f: &Fields<'_>) -> Option<(Endpoint, bool)> {
+    if let Some(v) = f.get_set("socket") {
+        let path = f.path("socket");
+        let url = string(report, &path, v)?;
+        if let Some(sock) = url.strip_prefix("unix://") {
+            if sock.is_empty() {
+                report.problem(&path, format!("invalid socket {}: the path is missing", quote(url)));
+                return None;
+            }
+            return Some((Endpoint::Unix { path: sock.into() }, true));
+        }
+        if let Some(rest) = url.strip_prefix("http://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            return match host_port(authority) {
+                Ok((host, port)) => Some((
+                    Endpoint::Tcp {
+                        tls: false,
+                        host,
+                        port: port.unwrap_or(HTTP_SOCKET_DEFAULT_PORT),
+                    },
+                    true,
+                )),
+                Err(reason) => {
+                    report.problem(&path, format!("invalid socket {}: {reason}", quote(url)));
+                    None
+                }
+            };
+        }
+        report.problem(&path, format!("Unknown protocol for serverurl {url}"));
+        return None;
+    }
+    let host = match f.get_set("host") {
+        None => Some("localhost".to_string()),
+        Some(v) => string(report, &f.path("host"), v).and_then(|h| host(report, &f.path("host"), h)),
+    };
+    let port = match f.get_set("port") {
+        None => Some(crate::config::endpoint::DEFAULT_PORT),
+        Some(v) => port(report, &f.path("port"), v),
+    };
+    Some((
+        Endpoint::Tcp {
+            tls: false,
+            host: host?,
+            port: port?,
+        },
+        false,
+    ))
+}
+
+fn host(report: &mut Report, path: &KeyPath, h: &str) -> Option<String> {
+    let bare = h.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(v6) = bare.parse::<Ipv6Addr>() {
+        return Some(v6.to_string());
+    }
+    let problem = if h.contains("://") {
+        "expected a host name or address without a scheme (for a URL, use 'socket')".to_string()
+    } else {
+        match host_port(h) {
+            Ok((host, None)) => return Some(host),
+            Ok((_, Some(_))) => "expected a host name or address; the port goes in 'port'".into(),
+            Err(reason) => reason,
+        }
+    };
+    report.problem(path, format!("invalid host {}: {problem}", quote(h)));
+    None
+}
+
+/// An integer or a numeric string, as the Agent accepts both.
+fn port(report: &mut Report, path: &KeyPath, v: &Value) -> Option<u16> {
+    let parsed = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match parsed.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) {
+        Some(p) => Some(p),
+        None => {
+            let shown = value::scalar_text(v).map_or_else(|| value::describe(v), |t| quote(&t));
+            report.problem(
+                path,
+                format!("invalid port {shown}: expected an integer from 1 to 65535"),
+            );
+            None
+        }
+    }
+}
+
+/// An optional string option; `None` when absent or null.
+fn optional_string(report: &mut Report, f: &Fields<'_>, key: &str) -> Option<String> {
+    let v = f.get_set(key)?;
+    string(report, &f.path(key), v).map(str::to_string)
+}
+
+/// The check's rule: `user or username`, `pass or password`; over inet both must be non-empty,
+/// over a socket both must merely be present.
+fn credentials(report: &mut Report, f: &Fields<'_>, socket_mode: bool) -> Option<Credentials> {
+    let user = optional_string(report, f, "user").filter(|s| !s.is_empty());
+    let pass = optional_string(report, f, "pass").filter(|s| !s.is_empty());
+    if user.is_some() {
+        report.warn_plain(deprecation("user", "username"));
+    }
+    if pass.is_some() {
+        report.warn_plain(deprecation("pass", "password"));
+    }
+    let username = user.or_else(|| optional_string(report, f, "username"));
+    let password = pass.or_else(|| optional_string(report, f, "password"));
+    match (username, password) {
+        (Some(u), Some(p)) if socket_mode || (!u.is_empty() && !p.is_empty()) => {
+            Some(Credentials {
+                username: u,
+                password: Secret::new(p),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The check's "list of strings" test, with its message; items must be strings too.
+fn string_items(report: &mut Report, f: &Fields<'_>, key: &str) -> Vec<(KeyPath, String)> {
+    let path = f.path(key);
+    match f.get(key) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let item_path = path.index(i);
+                string(report, &item_path, item).map(|s| (item_path, s.to_string()))
+            })
+            .collect(),
+        Some(other) => {
+            let example = python::repr(&Value::Sequence(vec![other.clone()]));
+            report.problem(
+                &path,
+                format!("'{key}' should be a list of strings. e.g. {example}"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn names(report: &mut Report, f: &Fields<'_>, key: &str) -> Vec<String> {
+    string_items(report, f, key)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+fn regexes(report: &mut Report, f: &Fields<'_>, key: &str) -> Vec<Regex> {
+    string_items(report, f, key)
+        .into_iter()
+        .filter_map(|(path, s)| compile_regex(report, &path, &s))
+        .collect()
+}
+
+fn status_mapping_override(report: &mut Report, f: &Fields<'_>) -> StatusMapping {
+    let mut out = StatusMapping::default();
+    let path = f.path("status_mapping_override");
+    let map = match f.get("status_mapping_override") {
+        None | Some(Value::Null) => return out,
+        Some(Value::Mapping(map)) => map,
+        Some(_) => {
+            report.problem(&path, "'status_mapping_override' should be a dictionary");
+            return out;
+        }
+    };
+    for (k, v) in map {
+        let entry = k.as_str().map_or_else(|| path.clone(), |key| path.key(key));
+        let status = v.as_str().and_then(Status::from_name);
+        let Some(status) = status else {
+            report.problem(
+                &entry,
+                format!(
+                    "'status_mapping_override' should be a status mapping e.g. {} => {}",
+                    python::str(k),
+                    python::str(v)
+                ),
+            );
+            continue;
+        };
+        match k.as_str().and_then(ProcessState::from_name) {
+            Some(state) => out.set(state, status),
+            None => {
+                let states: Vec<&str> = ProcessState::ALL.iter().map(|s| s.name()).collect();
+                report.warn(
+                    &entry,
+                    format!(
+                        "{} is not a supervisord state and never matches; states are {}",
+                        quote(&python::str(k)),
+                        states.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `tags` (`key:value`, split at the first `:`; no `:` gives an empty value), then `service`
+/// as `service.name`.
+fn attributes(report: &mut Report, f: &Fields<'_>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let path = f.path("tags");
+    let tags = match f.get("tags") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Sequence(items)) => &items[..],
+        Some(other) => {
+            type_problem(report, &path, "a list of 'key:value' strings", other);
+            &[][..]
+        }
+    };
+    let mut push = |report: &mut Report, at: &KeyPath, key: &str, val: &str| {
+        if let Some(message) = attribute_key_problem(key) {
+            report.problem(at, message);
+        } else if out.iter().any(|(k, _)| k == key) {
+            report.warn(
+                at,
+                format!("{} is set twice; the first value is kept", quote(key)),
+            );
+        } else {
+            out.push((key.to_string(), val.to_string()));
+        }
+    };
+    for (i, tag) in tags.iter().enumerate() {
+        let at = path.index(i);
+        let Some(text) = string(report, &at, tag) else {
+            continue;
+        };
+        let (key, val) = text.split_once(':').unwrap_or((text, ""));
+        push(report, &at, key, val);
+    }
+    if let Some(service) = optional_string(report, f, "service") {
+        push(report, &f.path("service"), "service.name", &service);
+    }
+    out
+}
+
+/// `min_collection_interval`, in seconds (integer, float or numeric string).
+fn interval(report: &mut Report, f: &Fields<'_>) -> Duration {
+    let default = Duration::from_secs_f64(DEFAULT_INTERVAL_SECS);
+    let Some(v) = f.get_set("min_collection_interval") else {
+        return default;
+    };
+    let secs = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match secs
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    {
+        Some(d) => d,
+        None => {
+            let shown = value::scalar_text(v).map_or_else(|| value::describe(v), |t| quote(&t));
+            report.problem(
+                &f.path("min_collection_interval"),
+                format!("invalid interval {shown}: expected a number of seconds greater than 0"),
+            );
+            default
+        }
+    }
+}
+
+/// `metric_patterns`: the texts (to compare instances) and the compiled regexes.
+fn metric_patterns(report: &mut Report, f: &Fields<'_>) -> (PatternTexts, Vec<Regex>, Vec<Regex>) {
+    let empty = ((Vec::new(), Vec::new()), Vec::new(), Vec::new());
+    let Some(v) = f.get_set("metric_patterns") else {
+        return empty;
+    };
+    let Some(mp) = mapping(report, &f.path("metric_patterns"), v) else {
+        return empty;
+    };
+    for key in mp.unknown(&["include", "exclude"]) {
+        report.warn(&mp.path(key), format!("unknown option {} is ignored", quote(key)));
+    }
+    let mut side = |key: &str| {
+        let items = string_items(report, &mp, key);
+        let texts: Vec<String> = items.iter().map(|(_, s)| s.clone()).collect();
+        let compiled = items
+            .iter()
+            .filter_map(|(p, s)| compile_regex(report, p, s))
+            .collect::<Vec<_>>();
+        (texts, compiled)
+    };
+    let (include_texts, include) = side("include");
+    let (exclude_texts, exclude) = side("exclude");
+    ((include_texts, exclude_texts), include, exclude)
+}
+
+/// Datadog's rule: with includes, keep only matching names; then drop names an exclude matches.
+fn toggles(include: &[Regex], exclude: &[Regex]) -> MetricToggles {
+    let mut t = MetricToggles::default();
+    for name in metric_names() {
+        let kept = (include.is_empty() || include.iter().any(|r| r.is_match(name)))
+            && !exclude.iter().any(|r| r.is_match(name));
+        if !kept {
+            // The name comes from the table itself, so it is known.
+            let _ = t.set_enabled(name, false);
+        }
+    }
+    t
+}
