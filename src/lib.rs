@@ -7,7 +7,7 @@
 //! - [`scrape`]: per-target polling, process filters, status mapping.
 //! - [`metrics`]: the one table of metric definitions and the translation to OTLP.
 //! - [`export`]: OTLP gRPC / HTTP exporters and the debug exporter.
-
+pub mod cli;
 pub mod config;
 pub mod export;
 pub mod metrics;

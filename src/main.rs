@@ -1,1 +1,86 @@
-fn main() {}
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use supervisord_receiver::cli::{self, Cli, Command};
+use supervisord_receiver::scrape::runner::Runner;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let Some(config) = cli.config.as_deref() else {
+        eprintln!("error: --config FILE is required (see --help)");
+        return ExitCode::from(cli::EXIT_INVALID_CONFIG);
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Validate => cli::validate(config),
+        Command::Check { output } => {
+            let settings = match cli::load_or_report(config) {
+                Ok(settings) => settings,
+                Err(code) => return code,
+            };
+            with_runtime(cli::check::check(settings, output))
+        }
+        Command::Run => {
+            let settings = match cli::load_or_report(config) {
+                Ok(settings) => settings,
+                Err(code) => return code,
+            };
+            with_runtime(async move {
+                match Runner::new(settings) {
+                    Ok(runner) => {
+                        runner.run(shutdown_signal()).await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        eprintln!("error: {error:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
+}
+
+fn with_runtime(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
