@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use supervisord_receiver::config::{
-    load_bytes, load_with_env, ConfigError, ConfigFormat, Endpoint, ExporterSettings,
-    OtlpProtocol, OtlpSettings, Problem, Settings,
+    load_bytes, load_with_env, ConfigError, ConfigFormat, Endpoint, ExporterSettings, OtlpProtocol,
+    OtlpSettings, Problem, Settings,
 };
 use supervisord_receiver::metrics::MetricId;
 use supervisord_receiver::scrape::status::Status;
@@ -60,7 +60,9 @@ fn otlp(s: &Settings) -> &OtlpSettings {
 }
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
 }
 
 /// The example with every optional setting turned on: "# " removed where it starts a line's
@@ -91,8 +93,7 @@ fn tcp(host: &str, port: u16) -> Endpoint {
 
 #[test]
 fn native_example_loads_with_its_defaults() {
-    let s = load_with_env(&example("native.yaml"), &env_of(&[]))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = load_with_env(&example("native.yaml"), &env_of(&[])).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.format, ConfigFormat::Native);
     assert_eq!(s.initial_delay, Duration::from_secs(1));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
@@ -134,7 +135,10 @@ fn native_example_loads_with_every_option_on() {
     let names: Vec<_> = s.targets.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["web-1", "local", "secure"]);
     let web = &s.targets[0];
-    let creds = web.credentials.as_ref().unwrap_or_else(|| panic!("credentials"));
+    let creds = web
+        .credentials
+        .as_ref()
+        .unwrap_or_else(|| panic!("credentials"));
     assert_eq!(creds.username, "monitor");
     assert_eq!(creds.password.expose(), "pw");
     assert_eq!(web.collection_interval, Duration::from_secs(30));
@@ -146,10 +150,16 @@ fn native_example_loads_with_every_option_on() {
     assert_eq!(web.filter.regex_exclude[0].as_str(), "tmp$");
     assert_eq!(web.filter.groups_exclude, ["batch"]);
     assert_eq!(web.status_mapping.status(ProcessState::Stopped), Status::Up);
-    assert_eq!(web.status_mapping.status(ProcessState::Exited), Status::Unknown);
+    assert_eq!(
+        web.status_mapping.status(ProcessState::Exited),
+        Status::Unknown
+    );
     assert_eq!(
         web.resource_attributes,
-        [("env".to_string(), "prod".to_string()), ("team".into(), "core".into())]
+        [
+            ("env".to_string(), "prod".to_string()),
+            ("team".into(), "core".into())
+        ]
     );
     let secure = &s.targets[2];
     assert_eq!(
@@ -180,8 +190,7 @@ fn native_example_loads_with_every_option_on() {
 
 #[test]
 fn datadog_example_loads() {
-    let s = load_with_env(&example("datadog.yaml"), &env_of(&[]))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = load_with_env(&example("datadog.yaml"), &env_of(&[])).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.format, ConfigFormat::Datadog);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     let t = &s.targets[0];
@@ -216,7 +225,10 @@ fn datadog_example_loads_with_every_option_on() {
             path: "/var/run/supervisor.sock".into()
         }
     );
-    let creds = t.credentials.as_ref().unwrap_or_else(|| panic!("credentials"));
+    let creds = t
+        .credentials
+        .as_ref()
+        .unwrap_or_else(|| panic!("credentials"));
     assert_eq!(creds.username, "monitor");
     assert_eq!(creds.password.expose(), "pw");
     assert_eq!(t.filter.names, ["nginx", "mysql"]);
@@ -275,7 +287,12 @@ fn datadog_name_missing_or_blank_has_the_checks_text() {
 
 #[test]
 fn datadog_filter_options_must_be_lists() {
-    for key in ["proc_regex", "proc_regex_exclude", "proc_names", "proc_names_exclude"] {
+    for key in [
+        "proc_regex",
+        "proc_regex_exclude",
+        "proc_names",
+        "proc_names_exclude",
+    ] {
         let text = dd(&format!("name: server0\n{key}: not-a-list"));
         assert_eq!(
             messages(&text),
@@ -310,8 +327,13 @@ fn datadog_status_mapping_override_errors() {
         ["instances[0].status_mapping_override.STOPPED: 'status_mapping_override' should be a status mapping e.g. STOPPED => UP"]
     );
     // An unknown state key is accepted with a warning; the valid override applies.
-    let s = ok(&dd("name: s\nstatus_mapping_override: {stopped: up, STOPPED: unknown}"));
-    assert_eq!(s.targets[0].status_mapping.status(ProcessState::Stopped), Status::Unknown);
+    let s = ok(&dd(
+        "name: s\nstatus_mapping_override: {stopped: up, STOPPED: unknown}",
+    ));
+    assert_eq!(
+        s.targets[0].status_mapping.status(ProcessState::Stopped),
+        Status::Unknown
+    );
     assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
     assert!(s.warnings[0].contains("'stopped' is not a supervisord state"));
 }
@@ -322,7 +344,9 @@ fn datadog_socket_must_be_unix_or_http() {
         messages(&dd("name: s\nsocket: tcp://127.0.0.1:9001")),
         ["instances[0].socket: Unknown protocol for serverurl tcp://127.0.0.1:9001"]
     );
-    let s = ok(&dd("name: s\nsocket: unix:///correct/path/supervisor.sock\nhost: http://127.0.0.1"));
+    let s = ok(&dd(
+        "name: s\nsocket: unix:///correct/path/supervisor.sock\nhost: http://127.0.0.1",
+    ));
     assert_eq!(
         s.targets[0].endpoint,
         Endpoint::Unix {
@@ -339,10 +363,22 @@ fn datadog_socket_must_be_unix_or_http() {
 fn datadog_test_cases_resolve_like_the_check() {
     // TEST_CASES of the check's unit tests, and its e2e config (port as a string).
     let cases: [(&str, Endpoint); 5] = [
-        ("{host: localhost, name: server1, port: 9001}", tcp("localhost", 9001)),
-        ("{host: 10.60.130.82, name: server1}", tcp("10.60.130.82", 9001)),
-        ("{name: server0, host: invalid_host, port: 9009}", tcp("invalid_host", 9009)),
-        ("{name: travis, host: localhost, port: '19001'}", tcp("localhost", 19001)),
+        (
+            "{host: localhost, name: server1, port: 9001}",
+            tcp("localhost", 9001),
+        ),
+        (
+            "{host: 10.60.130.82, name: server1}",
+            tcp("10.60.130.82", 9001),
+        ),
+        (
+            "{name: server0, host: invalid_host, port: 9009}",
+            tcp("invalid_host", 9009),
+        ),
+        (
+            "{name: travis, host: localhost, port: '19001'}",
+            tcp("localhost", 19001),
+        ),
         (
             "{name: server0, socket: 'unix:///invalid_socket'}",
             Endpoint::Unix {
@@ -426,7 +462,7 @@ fn datadog_tags_service_and_interval() {
     assert_eq!(s.targets[0].timeout, Duration::from_secs(10));
     assert_eq!(
         messages(&dd("name: s\nmin_collection_interval: 0")),
-        ["instances[0].min_collection_interval: invalid interval '0': expected a number of seconds greater than 0"]
+        ["instances[0].min_collection_interval: invalid interval 0: expected a number of seconds greater than 0"]
     );
     assert_eq!(
         messages(&dd("name: s\ntags: ['supervisord_server:x']")),
@@ -448,8 +484,14 @@ fn datadog_bad_values_and_duplicates() {
         messages(&format!("{DD}  - name: a\n  - name: a\n")),
         ["instances[1].name: duplicate name 'a': instances[0] has it too, and their metrics would mix"]
     );
-    assert_eq!(messages("init_config:\n"), ["instances: required: list at least one instance"]);
-    assert_eq!(messages("instances: []\n"), ["instances: list at least one instance"]);
+    assert_eq!(
+        messages("init_config:\n"),
+        ["instances: required: list at least one instance"]
+    );
+    assert_eq!(
+        messages("instances: []\n"),
+        ["instances: list at least one instance"]
+    );
     assert_eq!(
         messages("instances:\n  - name: a\nexporters:\n  debug:\n"),
         ["exporters: 'exporters' belongs to the native format, but this file has 'instances' or 'init_config' and is read as Datadog's; exporters come from the OTEL_EXPORTER_OTLP_* variables"]
@@ -458,19 +500,23 @@ fn datadog_bad_values_and_duplicates() {
 
 #[test]
 fn datadog_unknown_options_are_warnings() {
-    let s = ok(&dd("name: s\nproc_name: [x]\nserver_check: true\nempty_default_hostname: true"));
+    let s = ok(&dd(
+        "name: s\nproc_name: [x]\nserver_check: true\nempty_default_hostname: true",
+    ));
     assert_eq!(
         s.warnings,
         [
-            "c.yaml:5:5: instances[0].proc_name: unknown option 'proc_name' is ignored; did you mean 'proc_names'?",
-            "c.yaml:6:5: instances[0].server_check: is ignored: supervisord.can_connect is always reported",
+            "instances[0].proc_name at line 4, column 5: unknown option 'proc_name' is ignored; did you mean 'proc_names'?",
+            "instances[0].server_check at line 5, column 5: is ignored: supervisord.can_connect is always reported",
         ]
     );
 }
 
 #[test]
 fn datadog_metric_patterns_switch_metrics() {
-    let s = ok(&dd("name: s\nmetric_patterns:\n  include: ['process']\n  exclude: ['uptime$']"));
+    let s = ok(&dd(
+        "name: s\nmetric_patterns:\n  include: ['process']\n  exclude: ['uptime$']",
+    ));
     assert!(s.metrics.is_enabled(MetricId::ProcessCount));
     assert!(!s.metrics.is_enabled(MetricId::ProcessUptime));
     assert!(!s.metrics.is_enabled(MetricId::CanConnect));
@@ -487,7 +533,8 @@ const TARGET: &str = "targets:\n  - name: a\n    endpoint: http://h:9001\n";
 
 #[test]
 fn native_unknown_keys_are_errors_with_a_suggestion() {
-    let text = format!("colection_interval: 5s\n{TARGET}    timout: 1s\n    include: {{name: [x]}}\n");
+    let text =
+        format!("colection_interval: 5s\n{TARGET}    timout: 1s\n    include: {{name: [x]}}\n");
     assert_eq!(
         messages(&text),
         [
@@ -531,7 +578,7 @@ c.yaml:7:5: targets[1].name: duplicate name 'a': targets[0] has it too
 c.yaml:8:5: targets[1].endpoint: invalid endpoint 'http://h:9001/status': the path must be empty or /RPC2 (requests always go to /RPC2)
 c.yaml:9:5: targets[1].username: set password too, or neither
 c.yaml:10:22: targets[1].status_mapping.STOPED: unknown supervisord state 'STOPED'; expected one of STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL, UNKNOWN
-c.yaml:10:35: targets[1].status_mapping.RUNNING: invalid status 'fine': expected up, down or unknown
+c.yaml:10:34: targets[1].status_mapping.RUNNING: invalid status 'fine': expected up, down or unknown
 c.yaml:11:27: targets[1].resource_attributes.status: 'status' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state
 c.yaml:11:38: targets[1].resource_attributes.n: expected a string (quote numbers and booleans), found a number (1)"
     );
@@ -540,7 +587,9 @@ c.yaml:11:38: targets[1].resource_attributes.n: expected a string (quote numbers
 #[test]
 fn native_tls_only_on_https_and_required_keys() {
     assert_eq!(
-        messages(&format!("{TARGET}    tls: {{insecure_skip_verify: true}}\n")),
+        messages(&format!(
+            "{TARGET}    tls: {{insecure_skip_verify: true}}\n"
+        )),
         ["targets[0].tls: applies to https:// endpoints only"]
     );
     assert_eq!(
@@ -563,13 +612,13 @@ fn native_timeout_is_clamped_to_the_interval() {
     assert_eq!(s.targets[0].timeout, Duration::from_secs(5));
     assert_eq!(
         s.warnings,
-        ["c.yaml:1:1: targets[0].collection_interval: timeout 10s is longer than the collection interval 5s; using 5s"]
+        ["targets[0] at line 3, column 3: timeout 10s is longer than the collection interval 5s; using 5s"]
     );
     let s = ok(&format!("{TARGET}    timeout: 1m\n"));
     assert_eq!(s.targets[0].timeout, Duration::from_secs(15));
     assert_eq!(
         s.warnings,
-        ["c.yaml:4:5: targets[0].timeout: timeout 1m is longer than the collection interval 15s; using 15s"]
+        ["targets[0].timeout at line 4, column 5: timeout 1m is longer than the collection interval 15s; using 15s"]
     );
 }
 
@@ -581,7 +630,10 @@ fn native_otlp_endpoint_rules() {
         o
     };
     let o = exporter("    endpoint: http://c:4317\n");
-    assert_eq!((o.protocol, o.endpoint.as_str()), (OtlpProtocol::Grpc, "http://c:4317"));
+    assert_eq!(
+        (o.protocol, o.endpoint.as_str()),
+        (OtlpProtocol::Grpc, "http://c:4317")
+    );
     let o = exporter("    protocol: http/protobuf\n    endpoint: http://c:4318\n");
     assert_eq!(o.endpoint, "http://c:4318/v1/metrics");
     let o = exporter("    protocol: http/json\n    endpoint: http://c:4318/base/\n");
@@ -591,8 +643,8 @@ fn native_otlp_endpoint_rules() {
     assert_eq!(
         messages(&format!("{TARGET}exporters:\n  otlp:\n    metrics_endpoint: http://c:1/x\n")),
         [
-            "exporters.otlp.metrics_endpoint: applies to the http/protobuf and http/json protocols only",
             "exporters.otlp.endpoint: required",
+            "exporters.otlp.metrics_endpoint: applies to the http/protobuf and http/json protocols only",
         ]
     );
 }
@@ -605,15 +657,21 @@ fn env_expansion_in_both_formats() {
     let text = "targets:\n  - name: a\n    endpoint: http://${env:HOST}:9001\n    username: u\n    password: ${env:PW}\n";
     let s = load_text(text, &vars).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.targets[0].endpoint, tcp("db.local", 9001));
-    let pw = s.targets[0].credentials.as_ref().map(|c| c.password.expose().to_string());
+    let pw = s.targets[0]
+        .credentials
+        .as_ref()
+        .map(|c| c.password.expose().to_string());
     assert_eq!(pw.as_deref(), Some("s3cret"));
 
     let s = load_text(&dd("name: s\nhost: ${env:HOST}\nport: ${env:PORT}"), &vars)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.targets[0].endpoint, tcp("db.local", 9100));
 
-    let s = load_text("targets:\n  - name: 'cost $${env:X}'\n    endpoint: http://h\n", &[])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let s = load_text(
+        "targets:\n  - name: 'cost $${env:X}'\n    endpoint: http://h\n",
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.targets[0].name, "cost ${env:X}");
 }
 
@@ -668,7 +726,10 @@ fn otel_endpoint_path_rules() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/"),
     ]);
-    assert_eq!((o.protocol, o.endpoint.as_str()), (OtlpProtocol::Grpc, "http://c:4317/"));
+    assert_eq!(
+        (o.protocol, o.endpoint.as_str()),
+        (OtlpProtocol::Grpc, "http://c:4317/")
+    );
     assert_eq!(
         env_exporter(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).endpoint,
         "http://localhost:4317"
@@ -688,7 +749,11 @@ fn otel_signal_specific_variables_win() {
         ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "2500"),
     ]);
     assert_eq!(o.protocol, OtlpProtocol::HttpJson);
-    let headers: Vec<_> = o.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+    let headers: Vec<_> = o
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
     assert_eq!(headers, [("b", "specific")]);
     assert!(o.gzip);
     assert_eq!(o.timeout, Duration::from_millis(2500));
@@ -700,8 +765,15 @@ fn otel_headers_are_percent_decoded() {
         "OTEL_EXPORTER_OTLP_HEADERS",
         "dd-api-key=ab%2Fcd%3D%3D, x-team = core%20team",
     )]);
-    let headers: Vec<_> = o.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
-    assert_eq!(headers, [("dd-api-key", "ab/cd=="), ("x-team", "core team")]);
+    let headers: Vec<_> = o
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    assert_eq!(
+        headers,
+        [("dd-api-key", "ab/cd=="), ("x-team", "core team")]
+    );
 }
 
 #[test]
@@ -709,7 +781,10 @@ fn otel_problems_name_the_variable() {
     let text = display(
         NATIVE_NO_EXPORTER,
         &[
-            ("OTEL_EXPORTER_OTLP_HEADERS", "dd-api-key=topsecretvalue,broken"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "dd-api-key=topsecretvalue,broken",
+            ),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
         ],
     );
@@ -732,7 +807,7 @@ fn otel_variables_are_ignored_when_the_file_has_exporters() {
     assert!(matches!(s.exporters[0], ExporterSettings::Debug { .. }));
     assert_eq!(
         s.warnings,
-        ["c.yaml: OTEL_EXPORTER_OTLP_ENDPOINT: ignored: the file configures its exporters"]
+        ["OTEL_EXPORTER_OTLP_ENDPOINT: ignored: the file configures its exporters"]
     );
 }
 
@@ -745,7 +820,10 @@ fn a_type_error_has_its_line_and_column() {
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].key_path, "targets[0].include.names");
     assert_eq!(p[0].line_col, Some((5, 7)));
-    assert_eq!(p[0].message, "expected a list of strings, found a string 'nginx'");
+    assert_eq!(
+        p[0].message,
+        "expected a list of strings, found a string 'nginx'"
+    );
 }
 
 #[test]
@@ -771,6 +849,7 @@ fn secrets_never_appear_in_errors() {
         format!("{TARGET}exporters:\n  otlp:\n    endpoint: http://c\n    headers: {{k: [{secret}]}}\n"),
         format!("{TARGET}exporters:\n  otlp:\n    endpoint: http://c\n    headers: {{k: \"{secret}\\n\"}}\n"),
         format!("{TARGET}exporters:\n  otlp:\n    endpoint: http://c\n    headers: {{k: '${{x{secret}}}'}}\n"),
+        "targets:\n  - name: a\n    endpoint: http://h\n    password: 98765432109876543210987\n".to_string(),
         dd(&format!("name: s\npass: [{secret}]\n")),
         dd(&format!("name: s\npassword: {{a: {secret}}}\n")),
         dd(&format!("name: s\npassword: 'a${{{secret}}}'\n")),
@@ -778,6 +857,7 @@ fn secrets_never_appear_in_errors() {
     for text in &cases {
         let shown = display(text, &[]);
         assert!(!shown.contains(secret), "{shown}");
+        assert!(!shown.contains("98765432109876543210987"), "{shown}");
         assert!(!format!("{:?}", load_text(text, &[])).contains(secret));
     }
     let shown = display(
@@ -796,7 +876,10 @@ fn secrets_never_appear_in_errors() {
 
 #[test]
 fn odd_documents_are_problems_not_panics() {
-    let huge = format!("targets:\n  - name: a\n    endpoint: http://h:{}\n", "9".repeat(400));
+    let huge = format!(
+        "targets:\n  - name: a\n    endpoint: http://h:{}\n",
+        "9".repeat(400)
+    );
     let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
     let inputs: Vec<Vec<u8>> = vec![
         b"".to_vec(),
@@ -839,5 +922,7 @@ fn a_missing_file_is_an_io_error() {
         .err()
         .unwrap_or_else(|| panic!("expected an error"));
     assert!(matches!(err, ConfigError::Io { .. }));
-    assert!(err.to_string().starts_with("/nonexistent/receiver.yaml: cannot read: "));
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/receiver.yaml: cannot read: "));
 }

@@ -217,7 +217,7 @@ pub fn render_table(report: &CheckReport) -> String {
             }
         }
         for row in std::iter::once(&header).chain(rows.iter()) {
-            s.push_str(" ");
+            s.push(' ');
             for (w, cell) in widths.iter().zip(row) {
                 let _ = write!(s, " {cell:<w$}");
             }

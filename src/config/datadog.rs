@@ -23,9 +23,7 @@ use crate::config::error::{KeyPath, Report};
 use crate::config::native::{attribute_key_problem, DEFAULT_INITIAL_DELAY};
 use crate::config::python;
 use crate::config::secret::Secret;
-use crate::config::settings::{
-    ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings,
-};
+use crate::config::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
 use crate::config::value::{self, compile_regex, mapping, quote, string, type_problem, Fields};
 use crate::metrics::{metric_names, MetricToggles};
 use crate::scrape::filter::ProcessFilter;
@@ -141,7 +139,7 @@ fn instances(root: &Fields<'_>, report: &mut Report) -> (Vec<Target>, MetricTogg
         report.problem(&path, "list at least one instance");
     }
     let mut targets = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut patterns: Option<(PatternTexts, Vec<Regex>, Vec<Regex>)> = None;
     for (i, item) in items.iter().enumerate() {
         let item_path = path.index(i);
@@ -162,19 +160,26 @@ fn instances(root: &Fields<'_>, report: &mut Report) -> (Vec<Target>, MetricTogg
             ),
             Some(_) => {}
         }
-        if let Some(t) = instance(report, &f) {
-            if let Some(first) = seen.get(&t.name) {
-                report.problem(
+        if let Some(name) = f
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.trim().is_empty())
+        {
+            match seen.get(name) {
+                Some(first) => report.problem(
                     &f.path("name"),
                     format!(
                         "duplicate name {}: instances[{first}] has it too, and their metrics \
                          would mix",
-                        quote(&t.name)
+                        quote(name)
                     ),
-                );
-            } else {
-                seen.insert(t.name.clone(), i);
+                ),
+                None => {
+                    seen.insert(name, i);
+                }
             }
+        }
+        if let Some(t) = instance(report, &f) {
             targets.push(t);
         }
     }
@@ -246,7 +251,10 @@ fn endpoint(report: &mut Report, f: &Fields<'_>) -> Option<(Endpoint, bool)> {
         let url = string(report, &path, v)?;
         if let Some(sock) = url.strip_prefix("unix://") {
             if sock.is_empty() {
-                report.problem(&path, format!("invalid socket {}: the path is missing", quote(url)));
+                report.problem(
+                    &path,
+                    format!("invalid socket {}: the path is missing", quote(url)),
+                );
                 return None;
             }
             return Some((Endpoint::Unix { path: sock.into() }, true));
@@ -273,7 +281,9 @@ fn endpoint(report: &mut Report, f: &Fields<'_>) -> Option<(Endpoint, bool)> {
     }
     let host = match f.get_set("host") {
         None => Some("localhost".to_string()),
-        Some(v) => string(report, &f.path("host"), v).and_then(|h| host(report, &f.path("host"), h)),
+        Some(v) => {
+            string(report, &f.path("host"), v).and_then(|h| host(report, &f.path("host"), h))
+        }
     };
     let port = match f.get_set("port") {
         None => Some(crate::config::endpoint::DEFAULT_PORT),
@@ -314,10 +324,13 @@ fn port(report: &mut Report, path: &KeyPath, v: &Value) -> Option<u16> {
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     };
-    match parsed.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) {
+    match parsed
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+    {
         Some(p) => Some(p),
         None => {
-            let shown = value::scalar_text(v).map_or_else(|| value::describe(v), |t| quote(&t));
+            let shown = value::show(v);
             report.problem(
                 path,
                 format!("invalid port {shown}: expected an integer from 1 to 65535"),
@@ -494,7 +507,7 @@ fn interval(report: &mut Report, f: &Fields<'_>) -> Duration {
     {
         Some(d) => d,
         None => {
-            let shown = value::scalar_text(v).map_or_else(|| value::describe(v), |t| quote(&t));
+            let shown = value::show(v);
             report.problem(
                 &f.path("min_collection_interval"),
                 format!("invalid interval {shown}: expected a number of seconds greater than 0"),
@@ -514,7 +527,10 @@ fn metric_patterns(report: &mut Report, f: &Fields<'_>) -> (PatternTexts, Vec<Re
         return empty;
     };
     for key in mp.unknown(&["include", "exclude"]) {
-        report.warn(&mp.path(key), format!("unknown option {} is ignored", quote(key)));
+        report.warn(
+            &mp.path(key),
+            format!("unknown option {} is ignored", quote(key)),
+        );
     }
     let mut side = |key: &str| {
         let items = string_items(report, &mp, key);
@@ -542,4 +558,53 @@ fn toggles(include: &[Regex], exclude: &[Regex]) -> MetricToggles {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deprecation_text_is_the_agents() {
+        assert_eq!(
+            deprecation("user", "username"),
+            "DEPRECATION NOTICE: The `user` config option has been renamed to `username` and \
+             will be removed in a future release."
+        );
+    }
+
+    #[test]
+    fn metric_patterns_follow_datadog() {
+        let re = |s: &str| Regex::new(s).unwrap();
+        let t = toggles(&[re("process")], &[re("uptime")]);
+        assert!(t.is_enabled(crate::metrics::MetricId::ProcessCount));
+        assert!(!t.is_enabled(crate::metrics::MetricId::ProcessUptime));
+        assert!(!t.is_enabled(crate::metrics::MetricId::SupervisorState));
+        let all = toggles(&[], &[]);
+        assert_eq!(all, MetricToggles::default());
+    }
+
+    #[test]
+    fn instance_defaults() {
+        let s = crate::config::load_bytes(
+            std::path::Path::new("d.yaml"),
+            b"instances: [{name: a}]",
+            &|_| None,
+        )
+        .unwrap();
+        let t = &s.targets[0];
+        assert_eq!(s.format, ConfigFormat::Datadog);
+        assert_eq!(
+            t.endpoint,
+            Endpoint::Tcp {
+                tls: false,
+                host: "localhost".into(),
+                port: 9001
+            }
+        );
+        assert_eq!(t.collection_interval, Duration::from_secs(15));
+        assert_eq!(t.timeout, TIMEOUT);
+        assert!(t.credentials.is_none());
+        assert!(s.warnings.is_empty());
+    }
 }

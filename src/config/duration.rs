@@ -123,14 +123,23 @@ mod tests {
     #[test]
     fn rejects_with_a_reason() {
         assert_eq!(parse("15"), Err(DurationError::MissingUnit("15".into())));
-        assert_eq!(parse("1m30"), Err(DurationError::MissingUnit("1m30".into())));
+        assert_eq!(
+            parse("1m30"),
+            Err(DurationError::MissingUnit("1m30".into()))
+        );
         assert_eq!(parse("-5s"), Err(DurationError::Negative));
-        assert_eq!(parse("5 sec"), Err(DurationError::UnknownUnit(" sec".into())));
+        assert_eq!(
+            parse("5 sec"),
+            Err(DurationError::UnknownUnit(" sec".into()))
+        );
         assert_eq!(parse("5d"), Err(DurationError::UnknownUnit("d".into())));
         assert_eq!(parse("s"), Err(DurationError::Syntax));
         assert_eq!(parse(""), Err(DurationError::Syntax));
         assert_eq!(parse("1..2s"), Err(DurationError::Syntax));
-        assert_eq!(parse("99999999999999999999999h"), Err(DurationError::Overflow));
+        assert_eq!(
+            parse("99999999999999999999999h"),
+            Err(DurationError::Overflow)
+        );
     }
 
     #[test]

@@ -156,11 +156,17 @@ mod tests {
 
     #[test]
     fn supervisor_endpoints() {
-        assert_eq!(parse_supervisor("http://127.0.0.1:9001"), Ok(tcp(false, "127.0.0.1", 9001)));
+        assert_eq!(
+            parse_supervisor("http://127.0.0.1:9001"),
+            Ok(tcp(false, "127.0.0.1", 9001))
+        );
         assert_eq!(parse_supervisor("http://h"), Ok(tcp(false, "h", 9001)));
         assert_eq!(parse_supervisor("https://h/RPC2"), Ok(tcp(true, "h", 9001)));
         assert_eq!(parse_supervisor("http://h:80/"), Ok(tcp(false, "h", 80)));
-        assert_eq!(parse_supervisor("http://[::1]:9002"), Ok(tcp(false, "::1", 9002)));
+        assert_eq!(
+            parse_supervisor("http://[::1]:9002"),
+            Ok(tcp(false, "::1", 9002))
+        );
         assert_eq!(
             parse_supervisor("unix:///run/supervisor.sock"),
             Ok(Endpoint::Unix {
@@ -178,8 +184,14 @@ mod tests {
         assert!(err("http://h?x=1").starts_with("the path must be"));
         assert_eq!(err("http://:9001"), "the host is missing");
         assert_eq!(err("http:///x"), "the host is missing");
-        assert_eq!(err("http://h:0"), "the port must be a number from 1 to 65535");
-        assert_eq!(err("http://h:99999"), "the port must be a number from 1 to 65535");
+        assert_eq!(
+            err("http://h:0"),
+            "the port must be a number from 1 to 65535"
+        );
+        assert_eq!(
+            err("http://h:99999"),
+            "the port must be a number from 1 to 65535"
+        );
         assert!(err("http://u:p@h").starts_with("credentials"));
         assert!(err("http://::1").starts_with("IPv6"));
         assert!(err("unix://relative.sock").contains("absolute"));
@@ -196,9 +208,21 @@ mod tests {
     #[test]
     fn signal_path_gets_exactly_one_slash() {
         let u = |s: &str| url::Url::parse(s).unwrap();
-        assert_eq!(append_signal_path(&u("http://h:4318"), "v1/metrics"), "http://h:4318/v1/metrics");
-        assert_eq!(append_signal_path(&u("http://h:4318/"), "v1/metrics"), "http://h:4318/v1/metrics");
-        assert_eq!(append_signal_path(&u("https://h/otlp"), "v1/metrics"), "https://h/otlp/v1/metrics");
-        assert_eq!(append_signal_path(&u("https://h/otlp/"), "v1/metrics"), "https://h/otlp/v1/metrics");
+        assert_eq!(
+            append_signal_path(&u("http://h:4318"), "v1/metrics"),
+            "http://h:4318/v1/metrics"
+        );
+        assert_eq!(
+            append_signal_path(&u("http://h:4318/"), "v1/metrics"),
+            "http://h:4318/v1/metrics"
+        );
+        assert_eq!(
+            append_signal_path(&u("https://h/otlp"), "v1/metrics"),
+            "https://h/otlp/v1/metrics"
+        );
+        assert_eq!(
+            append_signal_path(&u("https://h/otlp/"), "v1/metrics"),
+            "https://h/otlp/v1/metrics"
+        );
     }
 }

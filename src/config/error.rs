@@ -18,7 +18,10 @@ pub enum ConfigError {
     /// Every problem found, in file order; problems without a position (environment variables)
     /// come last.
     #[error("{}", render_problems(file, problems))]
-    Invalid { file: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn render_problems(file: &std::path::Path, problems: &[Problem]) -> String {
@@ -219,13 +222,19 @@ impl Report {
         place(self.problems, positions)
     }
 
-    /// Warnings rendered one per line, in file order, Datadog's notices first.
-    pub fn into_warnings(self, file: &std::path::Path, positions: &Positions) -> Vec<String> {
+    /// Warnings in file order, Datadog's notices first. They leave out the file name, which
+    /// the caller prints in front: `targets[0] at line 3, column 3: timeout 10s is ...`.
+    pub fn into_warnings(self, positions: &Positions) -> Vec<String> {
         let mut out = self.plain_warnings;
         out.extend(
             place(self.warnings, positions)
                 .into_iter()
-                .map(|p| p.render(file)),
+                .map(|p| match p.line_col {
+                    Some((line, col)) => {
+                        format!("{} at line {line}, column {col}: {}", p.key_path, p.message)
+                    }
+                    None => format!("{}: {}", p.key_path, p.message),
+                }),
         );
         out
     }
@@ -261,8 +270,16 @@ mod tests {
         let p = KeyPath::root().key("targets").index(1).key("endpoint");
         assert_eq!(p.to_string(), "targets[1].endpoint");
         assert!(!p.is_secret());
-        assert!(KeyPath::root().key("instances").index(0).key("pass").is_secret());
-        let h = KeyPath::root().key("exporters").key("otlp").key("headers").key("x");
+        assert!(KeyPath::root()
+            .key("instances")
+            .index(0)
+            .key("pass")
+            .is_secret());
+        let h = KeyPath::root()
+            .key("exporters")
+            .key("otlp")
+            .key("headers")
+            .key("x");
         assert!(h.is_secret());
     }
 

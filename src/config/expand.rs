@@ -33,7 +33,9 @@ impl ExpandError {
             }
             ExpandError::InvalidName(_) if secret => "invalid environment variable name".into(),
             ExpandError::InvalidName(name) => format!("invalid environment variable name '{name}'"),
-            ExpandError::Unterminated => "unterminated '${' (write '$${' for a literal '${')".into(),
+            ExpandError::Unterminated => {
+                "unterminated '${' (write '$${' for a literal '${')".into()
+            }
         }
     }
 }
@@ -126,7 +128,10 @@ mod tests {
 
     #[test]
     fn expands_anywhere_in_the_string() {
-        assert_eq!(run("http://${env:HOST}:9001").unwrap(), "http://db.local:9001");
+        assert_eq!(
+            run("http://${env:HOST}:9001").unwrap(),
+            "http://db.local:9001"
+        );
         assert_eq!(run("${env:HOST}").unwrap(), "db.local");
         assert_eq!(run("a${env:EMPTY}b").unwrap(), "ab");
         assert_eq!(run("no dollar").unwrap(), "no dollar");
@@ -143,9 +148,18 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         assert_eq!(run("${env:NOPE}"), Err(ExpandError::Unset("NOPE".into())));
-        assert_eq!(run("${HOST}"), Err(ExpandError::Unsupported("${HOST}".into())));
-        assert_eq!(run("${file:/x}"), Err(ExpandError::Unsupported("${file:/x}".into())));
-        assert_eq!(run("${env:A-B}"), Err(ExpandError::InvalidName("A-B".into())));
+        assert_eq!(
+            run("${HOST}"),
+            Err(ExpandError::Unsupported("${HOST}".into()))
+        );
+        assert_eq!(
+            run("${file:/x}"),
+            Err(ExpandError::Unsupported("${file:/x}".into()))
+        );
+        assert_eq!(
+            run("${env:A-B}"),
+            Err(ExpandError::InvalidName("A-B".into()))
+        );
         assert_eq!(run("${env:}"), Err(ExpandError::InvalidName(String::new())));
         assert_eq!(run("x${env:HOST"), Err(ExpandError::Unterminated));
     }

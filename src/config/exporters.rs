@@ -73,7 +73,10 @@ fn debug(report: &mut Report, path: &KeyPath, v: &Value) -> Option<ExporterSetti
             other => {
                 report.problem(
                     &f.path("verbosity"),
-                    format!("invalid verbosity {}: expected basic or detailed", quote(other)),
+                    format!(
+                        "invalid verbosity {}: expected basic or detailed",
+                        quote(other)
+                    ),
                 );
                 return None;
             }
@@ -136,7 +139,10 @@ fn otlp(report: &mut Report, path: &KeyPath, v: &Value) -> Option<OtlpSettings> 
             Some(other) => {
                 report.problem(
                     &f.path("compression"),
-                    format!("invalid compression {}: expected gzip or none", quote(other)),
+                    format!(
+                        "invalid compression {}: expected gzip or none",
+                        quote(other)
+                    ),
                 );
                 true
             }
@@ -214,4 +220,72 @@ fn headers(report: &mut Report, path: &KeyPath, v: &Value) -> Vec<(String, Secre
         out.push((name.to_string(), Secret::new(s.clone())));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::locate::Positions;
+
+    fn read_yaml(text: &str) -> (Vec<ExporterSettings>, Vec<String>) {
+        let v: Value = serde_yaml::from_str(text).unwrap();
+        let mut report = Report::default();
+        let out = read(&mut report, &KeyPath::root().key("exporters"), &v);
+        let problems = report
+            .into_problems(&Positions::default())
+            .into_iter()
+            .map(|p| format!("{}: {}", p.key_path, p.message))
+            .collect();
+        (out, problems)
+    }
+
+    #[test]
+    fn several_exporters_in_file_order() {
+        let (out, problems) = read_yaml(
+            "otlp/a: {endpoint: 'http://a:4317'}\ndebug: {verbosity: detailed}\n\
+             otlp/b: {protocol: http/json, endpoint: 'https://b', compression: none, timeout: 3s}\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(out.len(), 3);
+        assert!(matches!(
+            out[1],
+            ExporterSettings::Debug {
+                verbosity: DebugVerbosity::Detailed
+            }
+        ));
+        let ExporterSettings::Otlp(b) = &out[2] else {
+            panic!("{:?}", out[2]);
+        };
+        assert_eq!(b.endpoint, "https://b/v1/metrics");
+        assert!(!b.gzip);
+        assert_eq!(b.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn header_problems_never_show_values() {
+        let (_, problems) =
+            read_yaml("otlp:\n  endpoint: 'http://a'\n  headers: {'bad name': x, k: \"v\\n\"}\n");
+        assert_eq!(
+            problems,
+            [
+                "exporters.otlp.headers.bad name: invalid header name 'bad name'",
+                "exporters.otlp.headers.k: the value has characters not allowed in a header",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_choices_are_named() {
+        let (_, problems) = read_yaml(
+            "otlp: {endpoint: 'http://a', protocol: udp, compression: zstd}\ndebug: {verbosity: loud}\n",
+        );
+        assert_eq!(
+            problems,
+            [
+                "exporters.otlp.protocol: invalid protocol 'udp': expected grpc, http/protobuf or http/json",
+                "exporters.otlp.compression: invalid compression 'zstd': expected gzip or none",
+                "exporters.debug.verbosity: invalid verbosity 'loud': expected basic or detailed",
+            ]
+        );
+    }
 }

@@ -274,8 +274,8 @@ fn block_key(chars: &[char], col: usize) -> Option<(String, usize)> {
         }
     };
     let colon = skip_spaces(chars, end);
-    let is_key = chars.get(colon) == Some(&':')
-        && chars.get(colon + 1).is_none_or(|n| n.is_whitespace());
+    let is_key =
+        chars.get(colon) == Some(&':') && chars.get(colon + 1).is_none_or(|n| n.is_whitespace());
     (is_key && !key.is_empty()).then_some((key, colon + 1))
 }
 
@@ -370,8 +370,14 @@ exporters:
             p.locate(&path(&["targets", "1", "status_mapping", "STOPPED"])),
             Some((9, 7))
         );
-        assert_eq!(p.locate(&path(&["targets", "1", "quoted key"])), Some((13, 5)));
-        assert_eq!(p.locate(&path(&["exporters", "otlp/x", "headers", "dd-api-key"])), Some((16, 15)));
+        assert_eq!(
+            p.locate(&path(&["targets", "1", "quoted key"])),
+            Some((13, 5))
+        );
+        assert_eq!(
+            p.locate(&path(&["exporters", "otlp/x", "headers", "dd-api-key"])),
+            Some((16, 15))
+        );
     }
 
     #[test]
@@ -390,26 +396,48 @@ exporters:
     #[test]
     fn block_scalars_are_skipped() {
         let p = Positions::scan(DOC);
-        assert_eq!(p.locate(&path(&["targets", "1", "note", "name"])), Some((10, 5)));
+        assert_eq!(
+            p.locate(&path(&["targets", "1", "note", "name"])),
+            Some((10, 5))
+        );
     }
 
     #[test]
     fn compact_sequences_and_unknown_paths() {
-        let src = "instances:\n- name: a\n  port: 1\n- name: b\n  tags:\n  - x:y\n  - z\nother: 1\n";
+        let src =
+            "instances:\n- name: a\n  port: 1\n- name: b\n  tags:\n  - x:y\n  - z\nother: 1\n";
         let p = Positions::scan(src);
         assert_eq!(p.locate(&path(&["instances", "1", "name"])), Some((4, 3)));
-        assert_eq!(p.locate(&path(&["instances", "1", "tags", "1"])), Some((7, 3)));
+        assert_eq!(
+            p.locate(&path(&["instances", "1", "tags", "1"])),
+            Some((7, 3))
+        );
         assert_eq!(p.locate(&path(&["other"])), Some((8, 1)));
         // Falls back to the nearest ancestor.
-        assert_eq!(p.locate(&path(&["instances", "0", "missing"])), Some((2, 1)));
+        assert_eq!(
+            p.locate(&path(&["instances", "0", "missing"])),
+            Some((2, 1))
+        );
         assert_eq!(p.locate(&path(&["nowhere"])), None);
     }
 
     #[test]
     fn never_panics_on_odd_text() {
         for src in [
-            "{", "}", "[[[", "- - -", ": :", "\"unterminated: x", "'a'': b", "a: {b: [c, {d: }",
-            "\u{0}\u{1}", "-\t", "key: &anchor !tag {x: 1}", "?", "é: ü", "a: {: b}",
+            "{",
+            "}",
+            "[[[",
+            "- - -",
+            ": :",
+            "\"unterminated: x",
+            "'a'': b",
+            "a: {b: [c, {d: }",
+            "\u{0}\u{1}",
+            "-\t",
+            "key: &anchor !tag {x: 1}",
+            "?",
+            "é: ü",
+            "a: {: b}",
         ] {
             let _ = Positions::scan(src);
         }

@@ -140,15 +140,57 @@ pub fn load_bytes(file: &Path, bytes: &[u8], env: EnvLookup<'_>) -> Result<Setti
     if report.has_problems() {
         return Err(invalid(report.into_problems(&positions)));
     }
-    settings.warnings = report.into_warnings(file, &positions);
+    settings.warnings = report.into_warnings(&positions);
     Ok(settings)
 }
 
-/// The parser's message without its own "at line L column C" (the problem carries those).
+/// The parser's message without its own "at line L column C" (the problem carries those), and
+/// without the values it quotes between backticks: the value may be a password (an integer too
+/// large for any type is reported that way), and the position already shows it.
 fn yaml_message(e: &serde_yaml::Error) -> String {
-    let text = e.to_string();
-    match regex::Regex::new(r" at line \d+ column \d+") {
-        Ok(re) => re.replace_all(&text, "").into_owned(),
-        Err(_) => text,
+    let mut text = e.to_string();
+    for (pattern, replacement) in [(r" at line \d+ column \d+", ""), (r"`[^`]*`", "(value)")] {
+        if let Ok(re) = regex::Regex::new(pattern) {
+            text = re.replace_all(&text, replacement).into_owned();
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        load_bytes(Path::new("m.yaml"), text.as_bytes(), &|_| None)
+    }
+
+    #[test]
+    fn format_follows_the_top_level_keys() {
+        let native = load("targets: [{name: a, endpoint: 'http://h'}]").unwrap();
+        assert_eq!(native.format, ConfigFormat::Native);
+        let dd = load("init_config:\ninstances: [{name: a}]").unwrap();
+        assert_eq!(dd.format, ConfigFormat::Datadog);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        assert!(load("\u{feff}targets: [{name: a, endpoint: 'http://h'}]").is_ok());
+    }
+
+    #[test]
+    fn yaml_messages_lose_positions_and_quoted_values() {
+        let e = serde_yaml::from_str::<Value>("a: [1,\n").unwrap_err();
+        assert!(!yaml_message(&e).contains(" at line "));
+        let e = serde_yaml::from_str::<Value>("a: 99999999999999999999999\n").unwrap_err();
+        assert!(!yaml_message(&e).contains("9999"), "{}", yaml_message(&e));
+    }
+
+    #[test]
+    fn io_errors_name_the_file() {
+        let err = load_with_env(Path::new("/nonexistent/x.yaml"), &|_| None).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("/nonexistent/x.yaml: cannot read: "));
     }
 }

@@ -10,10 +10,8 @@ use crate::config::duration;
 use crate::config::endpoint::{parse_supervisor, redact};
 use crate::config::error::{KeyPath, Report};
 use crate::config::exporters;
-use crate::config::settings::{
-    ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings,
-};
 use crate::config::secret::Secret;
+use crate::config::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
 use crate::config::value::{
     self, boolean, mapping, nonblank, quote, regex_list, string, string_list, type_problem, Fields,
 };
@@ -51,11 +49,10 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 pub const DEFAULT_INITIAL_DELAY: Duration = Duration::from_secs(1);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The interval and timeout a target inherits, with where each was set (for warnings).
+/// The interval and timeout a target inherits.
 struct Defaults {
     interval: Duration,
     timeout: Duration,
-    timeout_set: bool,
 }
 
 /// Reads a native document; the exporters are left empty when the file has none (the caller
@@ -68,11 +65,7 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         .and_then(|v| value::duration(report, &root.path("initial_delay"), v))
         .unwrap_or(DEFAULT_INITIAL_DELAY);
     let timeout = positive_duration(root, "timeout", DEFAULT_TIMEOUT, report);
-    let defaults = Defaults {
-        interval,
-        timeout,
-        timeout_set: root.get_set("timeout").is_some(),
-    };
+    let defaults = Defaults { interval, timeout };
     let targets = targets(root, &defaults, report);
     let metrics = match root.get_set("metrics") {
         Some(v) => metric_toggles(report, &root.path("metrics"), v),
@@ -93,7 +86,12 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
 }
 
 /// A duration that must be above zero, or `default` when the key is absent.
-fn positive_duration(f: &Fields<'_>, key: &str, default: Duration, report: &mut Report) -> Duration {
+fn positive_duration(
+    f: &Fields<'_>,
+    key: &str,
+    default: Duration,
+    report: &mut Report,
+) -> Duration {
     let Some(v) = f.get_set(key) else {
         return default;
     };
@@ -124,19 +122,31 @@ fn targets(root: &Fields<'_>, defaults: &Defaults, report: &mut Report) -> Vec<T
     if items.is_empty() {
         report.problem(&path, "list at least one supervisord target");
     }
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let item_path = path.index(i);
-        if let Some(t) = target(report, &item_path, item, defaults) {
-            if let Some(first) = seen.get(&t.name) {
-                report.problem(
+        // Checked on the raw value so that a duplicate is reported even when a target is
+        // invalid for another reason.
+        if let Some(name) = item
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.trim().is_empty())
+        {
+            match seen.get(name) {
+                Some(first) => report.problem(
                     &item_path.key("name"),
-                    format!("duplicate name {}: targets[{first}] has it too", quote(&t.name)),
-                );
-            } else {
-                seen.insert(t.name.clone(), i);
+                    format!(
+                        "duplicate name {}: targets[{first}] has it too",
+                        quote(name)
+                    ),
+                ),
+                None => {
+                    seen.insert(name, i);
+                }
             }
+        }
+        if let Some(t) = target(report, &item_path, item, defaults) {
             out.push(t);
         }
     }
@@ -167,7 +177,10 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
             parse_supervisor(text)
                 .map_err(|reason| {
                     let shown = quote(&redact(text));
-                    report.problem(&f.path("endpoint"), format!("invalid endpoint {shown}: {reason}"));
+                    report.problem(
+                        &f.path("endpoint"),
+                        format!("invalid endpoint {shown}: {reason}"),
+                    );
                 })
                 .ok()
         }),
@@ -257,12 +270,13 @@ fn timing(report: &mut Report, f: &Fields<'_>, defaults: &Defaults) -> (Duration
     let interval = positive_duration(f, "collection_interval", defaults.interval, report);
     let timeout = positive_duration(f, "timeout", defaults.timeout, report);
     if timeout > interval {
+        // Name what the target itself sets; inherited values are reported on the target.
         let path = if f.get_set("timeout").is_some() {
             f.path("timeout")
-        } else if defaults.timeout_set {
-            KeyPath::root().key("timeout")
-        } else {
+        } else if f.get_set("collection_interval").is_some() {
             f.path("collection_interval")
+        } else {
+            f.base().clone()
         };
         report.warn(
             &path,
@@ -413,4 +427,75 @@ fn metric_toggles(report: &mut Report, path: &KeyPath, v: &Value) -> MetricToggl
         }
     }
     toggles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_bytes, ConfigError};
+
+    fn load(text: &str) -> Result<Settings, Vec<String>> {
+        load_bytes(std::path::Path::new("n.yaml"), text.as_bytes(), &|_| None).map_err(
+            |e| match e {
+                ConfigError::Invalid { problems, .. } => problems
+                    .into_iter()
+                    .map(|p| format!("{}: {}", p.key_path, p.message))
+                    .collect(),
+                other => vec![other.to_string()],
+            },
+        )
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_file() {
+        let s = load("targets: [{name: a, endpoint: 'unix:///s.sock'}]").unwrap();
+        assert_eq!(s.format, ConfigFormat::Native);
+        assert_eq!(s.initial_delay, DEFAULT_INITIAL_DELAY);
+        let t = &s.targets[0];
+        assert_eq!(t.collection_interval, DEFAULT_INTERVAL);
+        assert_eq!(t.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(t.status_mapping, StatusMapping::default());
+        assert!(t.resource_attributes.is_empty());
+    }
+
+    #[test]
+    fn per_target_overrides_and_zero_initial_delay() {
+        let s = load(
+            "initial_delay: 0s\ncollection_interval: 1m\ntargets:\n  - name: a\n    \
+             endpoint: http://h\n    collection_interval: 2s\n    timeout: 500ms\n",
+        )
+        .unwrap();
+        assert_eq!(s.initial_delay, Duration::ZERO);
+        assert_eq!(s.targets[0].collection_interval, Duration::from_secs(2));
+        assert_eq!(s.targets[0].timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn credentials_need_both_halves() {
+        let errs = load("targets: [{name: a, endpoint: 'http://h', password: x}]").unwrap_err();
+        assert_eq!(errs, ["targets[0].password: set username too, or neither"]);
+        let errs = load("targets: [{name: a, endpoint: 'http://h', username: u, password: ''}]")
+            .unwrap_err();
+        assert_eq!(errs, ["targets[0].password: must not be empty"]);
+    }
+
+    #[test]
+    fn reserved_attribute_names() {
+        assert!(attribute_key_problem("supervisord_process").is_some());
+        assert!(attribute_key_problem(" ").is_some());
+        assert!(attribute_key_problem("env").is_none());
+    }
+
+    #[test]
+    fn metrics_switch_off() {
+        let s = load(
+            "targets: [{name: a, endpoint: 'http://h'}]\nmetrics:\n  \
+             supervisord.process.uptime: {enabled: false}\n",
+        )
+        .unwrap();
+        assert!(!s
+            .metrics
+            .is_enabled(crate::metrics::MetricId::ProcessUptime));
+        assert!(s.metrics.is_enabled(crate::metrics::MetricId::ProcessCount));
+    }
 }

@@ -1,8 +1,9 @@
 //! The OTLP exporter from `OTEL_EXPORTER_OTLP_*` variables, per the OpenTelemetry exporter
 //! specification, used when the file configures no exporter (always so for Datadog's format).
 //!
-//! Signal-specific variables (`OTEL_EXPORTER_OTLP_METRICS_*`) win over the generic ones; an
-//! empty variable counts as unset. With nothing set, the result is what any OTel SDK does:
+//! Read: `PROTOCOL`, `ENDPOINT`, `HEADERS`, `COMPRESSION`, `TIMEOUT` and `CERTIFICATE` (a CA
+//! file, as the spec defines it). Signal-specific variables (`OTEL_EXPORTER_OTLP_METRICS_*`) win
+//! over the generic ones; an empty variable counts as unset. With nothing set, the result is what any OTel SDK does:
 //! OTLP over http/protobuf to `http://localhost:4318/v1/metrics`.
 
 use std::path::PathBuf;
@@ -82,7 +83,10 @@ pub fn from_env(env: EnvLookup<'_>, report: &mut Report) -> OtlpSettings {
             _ => {
                 report.env_problem(
                     &name,
-                    format!("invalid compression {}: expected gzip or none", quote(&value)),
+                    format!(
+                        "invalid compression {}: expected gzip or none",
+                        quote(&value)
+                    ),
                 );
                 false
             }
@@ -104,7 +108,12 @@ pub fn from_env(env: EnvLookup<'_>, report: &mut Report) -> OtlpSettings {
             }
         },
     };
-    let ca_file = lookup(env, "CERTIFICATE").map(|(_, v)| PathBuf::from(v));
+    let ca_file = lookup(env, "CERTIFICATE").map(|(name, file)| {
+        if let Err(e) = std::fs::metadata(&file) {
+            report.env_problem(&name, format!("cannot read {}: {e}", quote(&file)));
+        }
+        PathBuf::from(file)
+    });
     OtlpSettings {
         protocol,
         endpoint,
@@ -161,7 +170,9 @@ pub fn parse_headers(text: &str) -> Result<Vec<(String, crate::config::secret::S
         };
         let key = key.trim();
         if key.is_empty() {
-            return Err(format!("malformed header list: entry {n} has an empty name"));
+            return Err(format!(
+                "malformed header list: entry {n} has an empty name"
+            ));
         }
         if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
             return Err(format!(
@@ -295,6 +306,16 @@ mod tests {
             ]
         );
         assert!(parse_headers("a=%zz").unwrap_err().contains("%-escape"));
-        assert!(!parse_headers("a=%zzhunter2").unwrap_err().contains("hunter2"));
+        let (s, problems) = run(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")]);
+        assert_eq!(
+            s.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/nonexistent/ca.pem"))
+        );
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0]
+            .starts_with("OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read '/nonexistent/ca.pem': "));
+        assert!(!parse_headers("a=%zzhunter2")
+            .unwrap_err()
+            .contains("hunter2"));
     }
 }

@@ -48,7 +48,11 @@ fn float_repr(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Python switches to exponent notation outside 1e-4 <= |f| < 1e16.
     let sci = format!("{f:e}");
@@ -106,8 +110,10 @@ mod tests {
     #[test]
     fn matches_python_repr() {
         assert_eq!(repr(&y("not-a-list")), "'not-a-list'");
-        assert_eq!(repr(&y("[1e20, 1.5, 1.0e-5, 100.0, .inf, 5, ~, true]")),
-            "[1e+20, 1.5, 1e-05, 100.0, inf, 5, None, True]");
+        assert_eq!(
+            repr(&y("[1e20, 1.5, 1.0e-5, 100.0, .inf, 5, ~, true]")),
+            "[1e+20, 1.5, 1e-05, 100.0, inf, 5, None, True]"
+        );
         assert_eq!(repr(&y("\"it's\"")), "\"it's\"");
         assert_eq!(repr(&y("'a\"b'")), "'a\"b'");
         assert_eq!(repr(&y("'x\\y'")), "'x\\\\y'");

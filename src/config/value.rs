@@ -54,6 +54,15 @@ pub fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
+/// A value for a message: strings quoted, numbers and booleans as written, collections named.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => quote(s),
+        Value::Number(_) | Value::Bool(_) => scalar_text(v).unwrap_or_default(),
+        other => describe(other),
+    }
+}
+
 /// Records "expected {expected}, found {what} ({value})", leaving the value out for secrets.
 pub fn type_problem(report: &mut Report, path: &KeyPath, expected: &str, v: &Value) {
     let found = describe(v);
@@ -213,6 +222,11 @@ impl<'v> Fields<'v> {
         self.path.key(key)
     }
 
+    /// Where the mapping itself sits.
+    pub fn base(&self) -> &KeyPath {
+        &self.path
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = (&str, &'v Value)> + '_ {
         self.entries.iter().map(|(k, v)| (k.as_str(), *v))
     }
@@ -257,8 +271,7 @@ pub fn mapping<'v>(report: &mut Report, path: &KeyPath, v: &'v Value) -> Option<
         match k {
             Value::String(s) => entries.push((s.clone(), v)),
             _ => {
-                let shown = scalar_text(k).map_or_else(|| describe(k), |t| quote(&t));
-                report.problem(path, format!("keys must be strings, found {shown}"));
+                report.problem(path, format!("keys must be strings, found {}", show(k)));
             }
         }
     }
@@ -340,7 +353,10 @@ mod tests {
     fn durations_need_units() {
         let mut r = Report::default();
         let p = KeyPath::root().key("timeout");
-        assert_eq!(duration(&mut r, &p, &yaml("'1m30s'")), Some(Duration::from_secs(90)));
+        assert_eq!(
+            duration(&mut r, &p, &yaml("'1m30s'")),
+            Some(Duration::from_secs(90))
+        );
         assert!(duration(&mut r, &p, &yaml("15")).is_none());
         assert_eq!(
             messages(r),
@@ -367,7 +383,10 @@ mod tests {
     fn regex_errors_explain_the_dialect() {
         let mut r = Report::default();
         let v = yaml("['^ok$', '(?=x)']");
-        assert_eq!(regex_list(&mut r, &KeyPath::root().key("regex"), &v).len(), 1);
+        assert_eq!(
+            regex_list(&mut r, &KeyPath::root().key("regex"), &v).len(),
+            1
+        );
         assert_eq!(
             messages(r),
             ["regex[1]: invalid regex '(?=x)': look-around, including look-ahead and look-behind, \
@@ -385,7 +404,10 @@ mod tests {
     fn edit_distance_basics() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(closest("tiemout", ["timeout", "targets"].into_iter()), Some("timeout"));
+        assert_eq!(
+            closest("tiemout", ["timeout", "targets"].into_iter()),
+            Some("timeout")
+        );
         assert_eq!(closest("xyz", ["timeout"].into_iter()), None);
     }
 }

@@ -215,7 +215,7 @@ enum Answer {
 fn from_multicall(results: Value) -> Result<PolledSnapshot, PollError> {
     let mut results = xmlrpc::split_multicall(results)?.into_iter();
     let processes = match results.next() {
-        Some(Ok(value)) => value,
+        Some(Ok(value)) => xmlrpc::unwrap_multicall(value, true),
         Some(Err(fault)) => return Err(PollError::Fault(fault)),
         None => {
             return Err(PollError::Decode(DecodeError::BadMulticall(
@@ -226,7 +226,7 @@ fn from_multicall(results: Value) -> Result<PolledSnapshot, PollError> {
     let answers = SECONDARY
         .iter()
         .map(|_| match results.next() {
-            Some(Ok(value)) => Answer::Value(value),
+            Some(Ok(value)) => Answer::Value(xmlrpc::unwrap_multicall(value, false)),
             Some(Err(fault)) => Answer::Failed(fault.to_string()),
             None => Answer::Missing,
         })
@@ -674,9 +674,8 @@ mod tests {
             "Invalid reply from server1: invalid system.multicall reply: expected an array, found a string"
         );
 
-        let multicall = reply(
-            "<value><array><data><value><array><data><value><int>1</int></value></data></array></value></data></array></value>",
-        );
+        let multicall =
+            reply("<value><array><data><value><int>1</int></value></data></array></value>");
         let (port, _) = serve(supervisord(Some(multicall))).await;
         let (client, t) = client_for(port);
         let error = client.poll().await.unwrap_err();

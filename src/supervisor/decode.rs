@@ -481,15 +481,50 @@ mod tests {
 
     #[test]
     fn multicall_fixture_has_every_answer() {
-        use crate::supervisor::xmlrpc::split_multicall;
+        use crate::supervisor::xmlrpc::{split_multicall, unwrap_multicall};
         let results = split_multicall(fixture("multicall_ok.xml")).unwrap();
         let [Ok(procs), Ok(state), Ok(ident), Ok(version)] = results.as_slice() else {
             panic!("unexpected multicall results {results:?}");
         };
+        let procs = &unwrap_multicall(procs.clone(), true);
+        let state = &unwrap_multicall(state.clone(), false);
+        let ident = &unwrap_multicall(ident.clone(), false);
+        let version = &unwrap_multicall(version.clone(), false);
         assert_eq!(processes(procs).unwrap().0.len(), 3);
         assert_eq!(supervisor_state(state), Some(SupervisorState::Running));
         assert_eq!(string(ident).as_deref(), Some("supervisor"));
         assert_eq!(string(version).as_deref(), Some("4.2.5"));
+    }
+
+    /// Recorded from a real supervisord 4.3.0: its multicall results are bare, not wrapped.
+    #[test]
+    fn recorded_supervisord_multicall_decodes() {
+        use crate::supervisor::xmlrpc::{split_multicall, unwrap_multicall};
+        let results = split_multicall(fixture("multicall_recorded_supervisord_4.3.0.xml")).unwrap();
+        let [Ok(procs), Ok(state), Ok(ident), Ok(version)] = results.as_slice() else {
+            panic!("unexpected multicall results {results:?}");
+        };
+        let (procs, problems) = processes(&unwrap_multicall(procs.clone(), true)).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let names: Vec<_> = procs.iter().map(|p| (p.name.as_str(), p.state)).collect();
+        assert_eq!(
+            names,
+            [
+                ("bad", ProcessState::Fatal),
+                ("off", ProcessState::Stopped),
+                ("web", ProcessState::Running)
+            ]
+        );
+        let state = unwrap_multicall(state.clone(), false);
+        assert_eq!(supervisor_state(&state), Some(SupervisorState::Running));
+        assert_eq!(
+            string(&unwrap_multicall(ident.clone(), false)).as_deref(),
+            Some("supervisor")
+        );
+        assert_eq!(
+            string(&unwrap_multicall(version.clone(), false)).as_deref(),
+            Some("4.3.0")
+        );
     }
 
     #[test]

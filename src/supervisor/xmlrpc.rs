@@ -317,8 +317,12 @@ pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError>
     Ok(result)
 }
 
-/// Splits a `system.multicall` result: each element is a one-element array holding the value,
-/// or a fault struct.
+/// Splits a `system.multicall` result into one answer per call.
+///
+/// supervisord returns each result bare (`getState` as a struct, `getAllProcessInfo` as the
+/// array itself), where the XML-RPC multicall convention wraps each in a one-element array. Both
+/// are accepted here: a fault struct is a fault, anything else is the result as sent; the caller,
+/// which knows each call's shape, removes the conventional wrapper with [`unwrap_multicall`].
 pub fn split_multicall(value: Value) -> Result<Vec<Result<Value, Fault>>, DecodeError> {
     let Value::Array(items) = value else {
         return Err(DecodeError::BadMulticall(format!(
@@ -326,26 +330,27 @@ pub fn split_multicall(value: Value) -> Result<Vec<Result<Value, Fault>>, Decode
             value.kind()
         )));
     };
-    items
+    Ok(items
         .into_iter()
-        .enumerate()
-        .map(|(index, item)| match item {
-            Value::Array(mut inner) if inner.len() == 1 => Ok(Ok(inner.remove(0))),
-            Value::Struct(_) => Fault::from_value(&item).map(Err).ok_or_else(|| {
-                DecodeError::BadMulticall(format!("result {index} is a struct but not a fault"))
-            }),
-            other => Err(DecodeError::BadMulticall(format!(
-                "result {index} is {}, not a one-element array or a fault",
-                describe_multicall_item(&other)
-            ))),
+        .map(|item| match Fault::from_value(&item) {
+            Some(fault) => Err(fault),
+            None => Ok(item),
         })
-        .collect()
+        .collect())
 }
 
-fn describe_multicall_item(value: &Value) -> String {
+/// Removes the conventional one-element wrapper of a multicall result, when it is there.
+/// `result_is_array` says whether the call itself returns an array (`getAllProcessInfo`): then
+/// only an array holding exactly one array is a wrapper, so a bare one-process reply is kept.
+pub fn unwrap_multicall(value: Value, result_is_array: bool) -> Value {
     match value {
-        Value::Array(items) => format!("an array of {} elements", items.len()),
-        other => other.kind().to_owned(),
+        Value::Array(mut items)
+            if items.len() == 1
+                && (!result_is_array || matches!(items.first(), Some(Value::Array(_)))) =>
+        {
+            items.pop().unwrap_or(Value::Nil)
+        }
+        other => other,
     }
 }
 
@@ -1054,21 +1059,25 @@ mod tests {
 
     #[test]
     fn split_multicall_values_and_faults() {
+        let fault = Value::Struct(vec![
+            ("faultCode".into(), Value::Int(1)),
+            ("faultString".into(), Value::String("UNKNOWN_METHOD".into())),
+        ]);
+        let state = Value::Struct(vec![("statecode".into(), Value::Int(1))]);
         let value = Value::Array(vec![
             Value::Array(vec![Value::Int(1)]),
-            Value::Struct(vec![
-                ("faultCode".into(), Value::Int(1)),
-                ("faultString".into(), Value::String("UNKNOWN_METHOD".into())),
-            ]),
+            fault,
+            state.clone(),
         ]);
         assert_eq!(
             split_multicall(value),
             Ok(vec![
-                Ok(Value::Int(1)),
+                Ok(Value::Array(vec![Value::Int(1)])),
                 Err(Fault {
                     code: 1,
                     message: "UNKNOWN_METHOD".into()
-                })
+                }),
+                Ok(state),
             ])
         );
         assert_eq!(
@@ -1077,17 +1086,25 @@ mod tests {
                 "expected an array, found an int".into()
             ))
         );
+    }
+
+    #[test]
+    fn multicall_wrappers_are_removed_only_when_present() {
+        let proc_struct = Value::Struct(vec![("name".into(), Value::String("a".into()))]);
+        // supervisord's bare form: a one-process array stays as it is.
+        let bare = Value::Array(vec![proc_struct.clone()]);
+        assert_eq!(unwrap_multicall(bare.clone(), true), bare);
+        // The conventional form wraps the array once more.
+        let wrapped = Value::Array(vec![bare.clone()]);
+        assert_eq!(unwrap_multicall(wrapped, true), bare);
+        let empty_wrapped = Value::Array(vec![Value::Array(vec![])]);
+        assert_eq!(unwrap_multicall(empty_wrapped, true), Value::Array(vec![]));
+        // Scalars and structs: bare or wrapped.
+        let version = Value::String("4.3.0".into());
+        assert_eq!(unwrap_multicall(version.clone(), false), version);
         assert_eq!(
-            split_multicall(Value::Array(vec![Value::Array(vec![])])),
-            Err(DecodeError::BadMulticall(
-                "result 0 is an array of 0 elements, not a one-element array or a fault".into()
-            ))
-        );
-        assert_eq!(
-            split_multicall(Value::Array(vec![Value::Struct(vec![])])),
-            Err(DecodeError::BadMulticall(
-                "result 0 is a struct but not a fault".into()
-            ))
+            unwrap_multicall(Value::Array(vec![version.clone()]), false),
+            version
         );
     }
 

@@ -88,7 +88,7 @@ pub fn debug_exporter(verbosity: &str) -> String {
 /// A native config polling every second from the start, with the given exporter blocks.
 pub fn native(targets: &[TargetYaml], exporters: &[String]) -> String {
     let mut out =
-        String::from("collection_interval: 1s\ninitial_delay: 0s\ntimeout: 5s\ntargets:\n");
+        String::from("collection_interval: 1s\ninitial_delay: 0s\ntimeout: 1s\ntargets:\n");
     for t in targets {
         out.push_str(&t.render());
     }

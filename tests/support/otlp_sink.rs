@@ -591,9 +591,12 @@ pub fn summarize(requests: &[ReceivedRequest]) -> String {
         .map(|r| {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
             for p in all_points(std::slice::from_ref(r)) {
-                *counts
-                    .entry(format!("{}@{}", p.metric, p.server().unwrap_or("?")))
-                    .or_default() += 1;
+                let mut key = format!("{}@{}", p.metric, p.server().unwrap_or("?"));
+                // The one value that explains most failed waits.
+                if p.metric == "supervisord.can_connect" {
+                    key.push_str(&format!("={}", p.value));
+                }
+                *counts.entry(key).or_default() += 1;
             }
             format!("\n  {:?} gzip={} {:?}", r.protocol, r.gzip, counts)
         })
