@@ -608,11 +608,16 @@ fn native_tls_only_on_https_and_required_keys() {
 
 #[test]
 fn native_timeout_is_clamped_to_the_interval() {
+    // The built-in default timeout is clamped quietly: a short interval is a normal choice.
     let s = ok(&format!("collection_interval: 5s\n{TARGET}"));
+    assert_eq!(s.targets[0].timeout, Duration::from_secs(5));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // A timeout the user wrote is clamped with a warning.
+    let s = ok(&format!("collection_interval: 5s\ntimeout: 10s\n{TARGET}"));
     assert_eq!(s.targets[0].timeout, Duration::from_secs(5));
     assert_eq!(
         s.warnings,
-        ["targets[0] at line 3, column 3: timeout 10s is longer than the collection interval 5s; using 5s"]
+        ["targets[0] at line 4, column 3: timeout 10s is longer than the collection interval 5s; using 5s"]
     );
     let s = ok(&format!("{TARGET}    timeout: 1m\n"));
     assert_eq!(s.targets[0].timeout, Duration::from_secs(15));

@@ -31,18 +31,17 @@ pub use settings::*;
 use error::{KeyPath, Report};
 use locate::Positions;
 
-/// Attribute names the receiver sets itself; user attributes (native `resource_attributes`,
-/// Datadog `tags`) may not take them.
-pub const RESERVED_ATTRIBUTES: &[&str] = &[
-    "supervisor_server",
-    "supervisord.identification",
-    "supervisord.version",
-    "supervisord_server",
-    "supervisord_process",
-    "supervisord_group",
-    "status",
-    "state",
-];
+/// Attribute names the receiver sets itself, which user attributes may not reuse: every key
+/// of the metric definitions table (ATTRIBUTES lists `state` twice, once per meaning).
+pub fn reserved_attributes() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for attribute in crate::metrics::definitions::ATTRIBUTES {
+        if !keys.contains(&attribute.key) {
+            keys.push(attribute.key);
+        }
+    }
+    keys
+}
 
 /// Loads `path`, reading `${env:...}` and `OTEL_*` from the process environment.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {

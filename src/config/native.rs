@@ -15,7 +15,7 @@ use crate::config::settings::{ConfigFormat, Credentials, Endpoint, Settings, Tar
 use crate::config::value::{
     self, boolean, mapping, nonblank, quote, regex_list, string, string_list, type_problem, Fields,
 };
-use crate::config::RESERVED_ATTRIBUTES;
+use crate::config::reserved_attributes;
 use crate::metrics::{metric_names, MetricToggles};
 use crate::scrape::filter::ProcessFilter;
 use crate::scrape::status::{Status, StatusMapping};
@@ -53,6 +53,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 struct Defaults {
     interval: Duration,
     timeout: Duration,
+    /// Whether the user wrote `timeout` at the top level: clamping the built-in default to a
+    /// short interval is expected and not worth a warning.
+    timeout_is_explicit: bool,
 }
 
 /// Reads a native document; the exporters are left empty when the file has none (the caller
@@ -65,7 +68,11 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         .and_then(|v| value::duration(report, &root.path("initial_delay"), v))
         .unwrap_or(DEFAULT_INITIAL_DELAY);
     let timeout = positive_duration(root, "timeout", DEFAULT_TIMEOUT, report);
-    let defaults = Defaults { interval, timeout };
+    let defaults = Defaults {
+        interval,
+        timeout,
+        timeout_is_explicit: root.get_set("timeout").is_some(),
+    };
     let targets = targets(root, &defaults, report);
     let metrics = match root.get_set("metrics") {
         Some(v) => metric_toggles(report, &root.path("metrics"), v),
@@ -269,6 +276,10 @@ pub fn tls(report: &mut Report, path: &KeyPath, v: &Value) -> Option<TlsSettings
 fn timing(report: &mut Report, f: &Fields<'_>, defaults: &Defaults) -> (Duration, Duration) {
     let interval = positive_duration(f, "collection_interval", defaults.interval, report);
     let timeout = positive_duration(f, "timeout", defaults.timeout, report);
+    let timeout_is_explicit = defaults.timeout_is_explicit || f.get_set("timeout").is_some();
+    if timeout > interval && !timeout_is_explicit {
+        return (interval, interval);
+    }
     if timeout > interval {
         // Name what the target itself sets; inherited values are reported on the target.
         let path = if f.get_set("timeout").is_some() {
@@ -387,11 +398,12 @@ pub fn attribute_key_problem(key: &str) -> Option<String> {
     if key.trim().is_empty() {
         return Some("attribute names must not be empty".into());
     }
-    RESERVED_ATTRIBUTES.contains(&key).then(|| {
+    let reserved = reserved_attributes();
+    reserved.contains(&key).then(|| {
         format!(
             "{} is set by the receiver itself; reserved names: {}",
             quote(key),
-            RESERVED_ATTRIBUTES.join(", ")
+            reserved.join(", ")
         )
     })
 }
