@@ -56,7 +56,12 @@ pub async fn check(settings: Settings, output: OutputFormat) -> ExitCode {
         let endpoint = target.endpoint.display();
         match TargetPoller::new(target) {
             Ok(poller) => pollers.push(poller),
-            Err(error) => reports.push(TargetReport::failed(name, endpoint, error.to_string(), None)),
+            Err(error) => reports.push(TargetReport::failed(
+                name,
+                endpoint,
+                error.to_string(),
+                None,
+            )),
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -190,7 +195,11 @@ pub fn render_table(report: &CheckReport) -> String {
             target.version.as_deref().unwrap_or("(version unknown)"),
             target.supervisor_state.unwrap_or("(state unknown)"),
             target.processes.len(),
-            if target.processes.len() == 1 { "" } else { "es" }
+            if target.processes.len() == 1 {
+                ""
+            } else {
+                "es"
+            }
         );
         for problem in &target.problems {
             let _ = writeln!(s, "  warning: {problem}");
@@ -292,8 +301,14 @@ mod tests {
         };
         let table = render_table(&report);
         assert!(table.contains("web (http://127.0.0.1:9001): connected, supervisord 4.2.5 RUNNING, 1 monitored process\n"), "{table}");
-        assert!(table.contains("  GROUP    NAME      STATE    STATUS UPTIME EXIT\n"), "{table}");
-        assert!(table.contains("  workers  worker_a  RUNNING  up     1m5s   0\n"), "{table}");
+        assert!(
+            table.contains("  GROUP    NAME      STATE    STATUS UPTIME EXIT\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("  workers  worker_a  RUNNING  up     1m5s   0\n"),
+            "{table}"
+        );
         assert!(table.contains("db (unix:///x.sock): ERROR Cannot connect to unix:///x.sock.\n  cause: No such file"), "{table}");
     }
 }

@@ -10,12 +10,12 @@ use crate::config::duration;
 use crate::config::endpoint::{parse_supervisor, redact};
 use crate::config::error::{KeyPath, Report};
 use crate::config::exporters;
+use crate::config::reserved_attributes;
 use crate::config::secret::Secret;
 use crate::config::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
 use crate::config::value::{
     self, boolean, mapping, nonblank, quote, regex_list, string, string_list, type_problem, Fields,
 };
-use crate::config::reserved_attributes;
 use crate::metrics::{metric_names, MetricToggles};
 use crate::scrape::filter::ProcessFilter;
 use crate::scrape::status::{Status, StatusMapping};

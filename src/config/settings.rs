@@ -34,11 +34,7 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// `http://host:port` or `https://host:port` (`[inet_http_server]`).
-    Tcp {
-        tls: bool,
-        host: String,
-        port: u16,
-    },
+    Tcp { tls: bool, host: String, port: u16 },
     /// `[unix_http_server]` socket file.
     Unix { path: PathBuf },
 }
@@ -134,5 +130,7 @@ pub enum DebugVerbosity {
 pub enum ExporterSettings {
     Otlp(OtlpSettings),
     /// Prints metrics to stdout.
-    Debug { verbosity: DebugVerbosity },
+    Debug {
+        verbosity: DebugVerbosity,
+    },
 }

@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn no_filter_keeps_all_in_order() {
         let p = procs(&[("mysql", "a"), ("java", "b"), ("python", "c")]);
-        assert_eq!(names(&ProcessFilter::default().apply(p)), ["mysql", "java", "python"]);
+        assert_eq!(
+            names(&ProcessFilter::default().apply(p)),
+            ["mysql", "java", "python"]
+        );
     }
 
     #[test]
@@ -103,7 +106,12 @@ mod tests {
             names: vec!["nginx".into()],
             ..Default::default()
         };
-        let p = procs(&[("w0", "workers"), ("w1", "workers"), ("nginx", "web"), ("db", "db")]);
+        let p = procs(&[
+            ("w0", "workers"),
+            ("w1", "workers"),
+            ("nginx", "web"),
+            ("db", "db"),
+        ]);
         assert_eq!(names(&f.apply(p)), ["w0", "w1"]);
     }
 

@@ -41,9 +41,7 @@ impl TargetPoller {
     }
 
     /// Polls once and returns the raw result, for `check` which shows more than the metrics.
-    pub async fn poll_raw(
-        &self,
-    ) -> Result<crate::supervisor::client::PolledSnapshot, PollError> {
+    pub async fn poll_raw(&self) -> Result<crate::supervisor::client::PolledSnapshot, PollError> {
         self.client.poll().await
     }
 

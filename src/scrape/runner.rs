@@ -79,7 +79,12 @@ impl Runner {
         let (tx, rx) = mpsc::channel::<PollOutcome>(self.pollers.len().max(1) * 2);
         let mut poll_tasks = tokio::task::JoinSet::new();
         for poller in self.pollers {
-            poll_tasks.spawn(poll_loop(poller, self.initial_delay, tx.clone(), stop_rx.clone()));
+            poll_tasks.spawn(poll_loop(
+                poller,
+                self.initial_delay,
+                tx.clone(),
+                stop_rx.clone(),
+            ));
         }
         drop(tx);
         let exporter = ExportLoop {
