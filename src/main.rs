@@ -27,9 +27,16 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             with_runtime(async move {
+                let shutdown = match shutdown_signal() {
+                    Ok(shutdown) => shutdown,
+                    Err(error) => {
+                        eprintln!("error: cannot install signal handlers: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                };
                 match Runner::new(settings) {
                     Ok(runner) => {
-                        runner.run(shutdown_signal()).await;
+                        runner.run(shutdown).await;
                         ExitCode::SUCCESS
                     }
                     Err(error) => {
@@ -65,25 +72,16 @@ fn init_logging() {
         .init();
 }
 
-/// SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// SIGTERM or SIGINT (Ctrl-C). The handlers are installed here, before any poll starts, so a
+/// signal that arrives during start-up already means "shut down cleanly", not "die".
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }

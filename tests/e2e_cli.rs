@@ -296,3 +296,27 @@ fn config_flag_alone_runs_and_sigint_stops_cleanly() {
         .iter()
         .all(|r| r.protocol == Protocol::HttpProtobuf && r.gzip));
 }
+
+/// A service manager may stop the receiver right after starting it: the signal must already be
+/// handled by the time the receiver logs anything, or the default action kills it mid-way.
+#[test]
+fn sigterm_right_after_start_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let missing = format!("unix://{}/missing.sock", dir.path().display());
+    let cfg = config::native(
+        &[target("early", &missing)],
+        &[support::config::debug_exporter("basic")],
+    );
+    let path = config::write(dir.path(), "receiver.yaml", &cfg);
+    for attempt in 1..=5 {
+        let mut receiver = Running::start(&path, &[]);
+        receiver.wait_for_stderr("INFO", WAIT);
+        let finished = receiver.stop();
+        assert_eq!(
+            finished.code(),
+            Some(0),
+            "attempt {attempt}: {}",
+            finished.describe()
+        );
+    }
+}

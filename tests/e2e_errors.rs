@@ -53,6 +53,11 @@ fn closed_tcp_port_is_reported_in_datadog_words_and_as_can_connect_zero() {
     receiver.wait_for_stderr(&message, WAIT);
     let finished = receiver.stop();
     assert_eq!(finished.code(), Some(0), "{}", finished.describe());
+    assert!(
+        !finished.stderr.contains("DEBUG"),
+        "RUST_LOG=info hides debug logs:\n{}",
+        finished.describe()
+    );
 }
 
 #[test]
@@ -127,6 +132,7 @@ fn wrong_password_is_reported_and_no_secret_is_ever_printed() {
     expect::connected(&good);
     let run = receiver.stop();
     assert_eq!(run.code(), Some(0), "{}", run.describe());
+    assert!(run.stderr.contains("DEBUG"), "RUST_LOG=debug is respected");
     assert!(sink
         .requests()
         .iter()

@@ -281,7 +281,12 @@ fn filters_and_status_mapping_select_from_the_real_process_list() {
 
     let finished = receiver.stop();
     assert_eq!(finished.code(), Some(0), "{}", finished.describe());
-    // The debug exporter prints the points it exports.
+    // The debug exporter prints the points it exports, on stdout; logs stay on stderr.
+    assert!(
+        !finished.stderr.contains("supervisord.process.state{"),
+        "{}",
+        finished.describe()
+    );
     for needle in [
         "supervisord.process.state",
         "worker_a",

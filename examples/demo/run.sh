@@ -97,7 +97,7 @@ stop_pid() { # pid, seconds to wait after SIGTERM before SIGKILL
     [[ -n "$pid" ]] || return 0
     # After Ctrl-C the terminal has already sent SIGINT to every process of the demo: give it
     # a moment to finish on its own before asking again.
-    if ! wait_gone "$pid" 20; then
+    if ! { ((INTERRUPTED)) && wait_gone "$pid" 20; }; then
         kill -TERM "$pid" 2>/dev/null || true
         wait_gone "$pid" $(($2 * 10)) || kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -114,7 +114,8 @@ cleanup() {
     say "stopped; removed $DEMO_DIR"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
+INTERRUPTED=0
+trap 'INTERRUPTED=1; exit 130' INT
 trap 'exit 143' TERM
 
 free_port() { # prefers 9001, supervisord's usual port
@@ -201,17 +202,18 @@ stopasgroup=true
 killasgroup=true
 redirect_stderr=true
 
-; FATAL: fails at once, retried once, then given up on
+; FATAL: fails at once, retried once, then given up on. (supervisord notices an exit on its
+; one-second tick: a startsecs well above that keeps a quick failure from counting as a start.)
 [program:broken]
 command=/bin/sh $PROGRAMS/broken.sh
-startsecs=1
+startsecs=5
 startretries=1
 redirect_stderr=true
 
 ; BACKOFF: crash-looping, retried with a growing delay
 [program:flapping]
 command=/bin/sh $PROGRAMS/flapping.sh
-startsecs=2
+startsecs=5
 startretries=1000
 stopasgroup=true
 killasgroup=true

@@ -142,7 +142,7 @@ impl Running {
                 Instant::now() < deadline,
                 "receiver did not log {needle:?} within {timeout:?}\n--- stderr\n{text}"
             );
-            thread::sleep(Duration::from_millis(100));
+            thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -349,15 +349,20 @@ pub fn mixed_programs() -> Vec<Program> {
             startsecs: 0,
             ..base.clone()
         },
+        // supervisord reaps children on its one-second tick, not when they exit; with a
+        // startsecs of 1 a loaded machine could see these "stay up" long enough to count as
+        // started (then EXITED). Ten seconds leaves no doubt that they failed to start.
         Program {
             name: "fatal".into(),
             command: "sh -c 'exit 3'".into(),
+            startsecs: 10,
             startretries: 0,
             ..base.clone()
         },
         Program {
             name: "backoff".into(),
             command: "sh -c 'exit 1'".into(),
+            startsecs: 10,
             startretries: 1000,
             ..base.clone()
         },
@@ -641,24 +646,91 @@ impl Supervisord {
 }
 
 impl Drop for Supervisord {
+    /// supervisord notices a stopped child only on its one-second tick and stops programs one
+    /// group at a time, so a plain SIGTERM takes seconds. Each program leads its own process
+    /// group: those groups get SIGTERM alongside supervisord, and once every child has ended,
+    /// supervisord has nothing left to do and is killed. No process outlives the drop.
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SIGTERM lets supervisord stop its children (stopwaitsecs=2), then exit.
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let supervisord = child.id();
+        let first = child_process_groups(supervisord);
+        signal(&[supervisord.to_string()], "TERM");
+        signal(&group_targets(&first), "TERM");
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
-            thread::sleep(Duration::from_millis(50));
+            if children(supervisord).iter().all(|c| c.zombie) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
         }
+        // Children spawned since the first look (a retry) are caught here.
+        let mut groups = first;
+        groups.extend(child_process_groups(supervisord));
         let _ = child.kill();
         let _ = child.wait();
+        signal(&group_targets(&groups), "KILL");
     }
+}
+
+/// `kill -SIGNAL -- TARGETS...`. Errors (a target already gone) are expected and ignored.
+fn signal(targets: &[String], name: &str) {
+    if targets.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg("--")
+        .args(targets)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// `-PGID` kill targets: a negative pid names a process group.
+fn group_targets(groups: &[u32]) -> Vec<String> {
+    groups.iter().map(|g| format!("-{g}")).collect()
+}
+
+struct ChildProcess {
+    pid: u32,
+    pgrp: u32,
+    zombie: bool,
+}
+
+/// `parent`'s children, read from /proc.
+fn children(parent: u32) -> Vec<ChildProcess> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let pid: u32 = head.split_whitespace().next()?.parse().ok()?;
+            let mut fields = rest.split_whitespace();
+            let zombie = fields.next()? == "Z";
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            let pgrp: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent).then_some(ChildProcess { pid, pgrp, zombie })
+        })
+        .collect()
+}
+
+/// The process groups led by `parent`'s children. Only a child that leads its own group counts
+/// (supervisord's children call setpgrp), so the test's own group is never a target.
+fn child_process_groups(parent: u32) -> Vec<u32> {
+    children(parent)
+        .into_iter()
+        .filter(|c| c.pgrp == c.pid)
+        .map(|c| c.pgrp)
+        .collect()
 }
 
 /// A port that was free a moment ago. Another process may take it before supervisord binds it;
