@@ -6,10 +6,12 @@
 //! - [`supervisor`]: the transport (TCP, HTTPS, UNIX socket), the XML-RPC codec and the typed model.
 //! - [`scrape`]: per-target polling, process filters, status mapping.
 //! - [`metrics`]: the one table of metric definitions and the translation to OTLP.
-//! - [`export`]: OTLP gRPC / HTTP exporters and the debug exporter.
+//! - [`export`]: OTLP gRPC / HTTP exporters, the export pipeline and the debug exporter.
+//! - [`telemetry`]: the receiver's own counters (self-telemetry, health).
 pub mod cli;
 pub mod config;
 pub mod export;
 pub mod metrics;
 pub mod scrape;
 pub mod supervisor;
+pub mod telemetry;

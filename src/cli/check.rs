@@ -226,9 +226,9 @@ pub fn render_table(report: &CheckReport) -> String {
             }
         }
         for row in std::iter::once(&header).chain(rows.iter()) {
-            s.push(' ');
+            s.push_str("  ");
             for (w, cell) in widths.iter().zip(row) {
-                let _ = write!(s, " {cell:<w$}");
+                let _ = write!(s, "{cell:<w$}  ");
             }
             let trimmed = s.trim_end().len();
             s.truncate(trimmed);
@@ -302,11 +302,11 @@ mod tests {
         let table = render_table(&report);
         assert!(table.contains("web (http://127.0.0.1:9001): connected, supervisord 4.2.5 RUNNING, 1 monitored process\n"), "{table}");
         assert!(
-            table.contains("  GROUP    NAME      STATE    STATUS UPTIME EXIT\n"),
+            table.contains("  GROUP    NAME      STATE    STATUS  UPTIME  EXIT\n"),
             "{table}"
         );
         assert!(
-            table.contains("  workers  worker_a  RUNNING  up     1m5s   0\n"),
+            table.contains("  workers  worker_a  RUNNING  up      1m5s    0\n"),
             "{table}"
         );
         assert!(table.contains("db (unix:///x.sock): ERROR Cannot connect to unix:///x.sock.\n  cause: No such file"), "{table}");

@@ -7,6 +7,7 @@ pub mod debug;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod pipeline;
 mod rpc_status;
 mod tls;
 

@@ -7,6 +7,7 @@ use crate::config::Target;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
 use crate::supervisor::client::{PollError, SupervisorClient};
 use crate::supervisor::transport::TransportBuildError;
+use crate::telemetry::Telemetry;
 
 /// Everything needed to poll one target, built once before the loop starts.
 pub struct TargetPoller {
@@ -18,6 +19,8 @@ pub struct TargetPoller {
     last_failure: Option<String>,
     /// The last set of reply problems, logged the same way.
     last_problems: Vec<String>,
+    /// Where poll durations and error types are counted; absent for one-off polls (`check`).
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl TargetPoller {
@@ -33,7 +36,13 @@ impl TargetPoller {
             client,
             last_failure: None,
             last_problems: Vec::new(),
+            telemetry: None,
         })
+    }
+
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = Some(telemetry);
+        self
     }
 
     pub fn target(&self) -> &Target {
@@ -47,8 +56,15 @@ impl TargetPoller {
 
     /// Polls once; never fails: a failure is an outcome with `can_connect` 0, logged here.
     pub async fn poll(&mut self) -> PollOutcome {
+        let started = std::time::Instant::now();
         let result = self.client.poll().await;
         let time_unix_nano = unix_nanos_now();
+        if let Some(telemetry) = &self.telemetry {
+            let error_type = result.as_ref().err().map(PollError::error_type);
+            telemetry
+                .polls
+                .record(&self.target.name, started.elapsed(), error_type);
+        }
         let result = match result {
             Ok(polled) => {
                 if self.last_failure.take().is_some() {

@@ -1,26 +1,18 @@
-//! The `run` loop: one task per target on its own schedule, one export task.
+//! The `run` loop: one task per target on its own schedule, feeding the export pipeline.
 //!
 //! All fallible setup (clients, exporters) happens in [`Runner::new`]; the loops are short.
-//! Pollers send outcomes over a channel; the export task batches whatever has arrived into one
-//! request, so a slow exporter never delays a poll.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{ConfigFormat, Settings};
-use crate::export::Exporter;
-use crate::metrics::{build_request, MetricToggles};
-use crate::scrape::outcome::PollOutcome;
+use crate::config::Settings;
+use crate::export::pipeline::{ExportItem, ExportPipeline};
 use crate::scrape::poller::TargetPoller;
-
-/// The final export on shutdown gets at most this long.
-pub const FINAL_EXPORT_LIMIT: Duration = Duration::from_secs(5);
-
-/// Outcomes batched into one export request at most.
-const MAX_OUTCOMES_PER_REQUEST: usize = 1000;
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -35,48 +27,49 @@ pub enum SetupError {
 
 pub struct Runner {
     pollers: Vec<TargetPoller>,
-    exporters: Vec<Exporter>,
-    format: ConfigFormat,
-    toggles: MetricToggles,
+    pipeline: ExportPipeline,
     initial_delay: Duration,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Runner {
     pub fn new(settings: Settings) -> Result<Runner, SetupError> {
-        let exporters = settings
-            .exporters
-            .iter()
-            .map(Exporter::new)
-            .collect::<Result<Vec<_>, _>>()?;
+        let telemetry = Arc::new(Telemetry::default());
+        let pipeline = ExportPipeline::new(&settings, Arc::clone(&telemetry))?;
         let pollers = settings
             .targets
             .into_iter()
             .map(|target| {
                 let name = target.name.clone();
-                TargetPoller::new(target).map_err(|source| SetupError::Transport {
-                    target: name,
-                    source,
-                })
+                TargetPoller::new(target)
+                    .map(|poller| poller.with_telemetry(Arc::clone(&telemetry)))
+                    .map_err(|source| SetupError::Transport {
+                        target: name,
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Runner {
             pollers,
-            exporters,
-            format: settings.format,
-            toggles: settings.metrics,
+            pipeline,
             initial_delay: settings.initial_delay,
+            telemetry,
         })
     }
 
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(&self.telemetry)
+    }
+
     /// Polls and exports until `shutdown` completes, then lets each poll in flight finish and
-    /// makes one final export bounded by [`FINAL_EXPORT_LIMIT`].
+    /// makes one final bounded export.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        for exporter in &self.exporters {
-            tracing::info!(exporter = %exporter.describe(), "exporting");
+        for exporter in self.pipeline.describe() {
+            tracing::info!(exporter = %exporter, "exporting");
         }
         tracing::info!(targets = self.pollers.len(), "polling");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (tx, rx) = mpsc::channel::<PollOutcome>(self.pollers.len().max(1) * 2);
+        let (tx, rx) = mpsc::channel::<ExportItem>(self.pollers.len().max(1) * 2);
         let mut poll_tasks = tokio::task::JoinSet::new();
         for poller in self.pollers {
             poll_tasks.spawn(poll_loop(
@@ -87,12 +80,7 @@ impl Runner {
             ));
         }
         drop(tx);
-        let exporter = ExportLoop {
-            exporters: self.exporters,
-            format: self.format,
-            toggles: self.toggles,
-        };
-        let export_task = tokio::spawn(exporter.run(rx, stop_rx.clone()));
+        let export_task = tokio::spawn(self.pipeline.run(rx, stop_rx.clone()));
 
         shutdown.await;
         tracing::info!("shutting down: finishing polls in flight");
@@ -108,7 +96,7 @@ impl Runner {
 async fn poll_loop(
     mut poller: TargetPoller,
     initial_delay: Duration,
-    tx: mpsc::Sender<PollOutcome>,
+    tx: mpsc::Sender<ExportItem>,
     mut stop: watch::Receiver<bool>,
 ) {
     let interval = poller.target().collection_interval;
@@ -122,69 +110,10 @@ async fn poll_loop(
             _ = stop.changed() => break,
             _ = ticker.tick() => {
                 let outcome = poller.poll().await;
-                if tx.send(outcome).await.is_err() {
+                if tx.send(ExportItem::Poll(outcome)).await.is_err() {
                     break;
                 }
             }
-        }
-    }
-}
-
-struct ExportLoop {
-    exporters: Vec<Exporter>,
-    format: ConfigFormat,
-    toggles: MetricToggles,
-}
-
-impl ExportLoop {
-    async fn run(self, mut rx: mpsc::Receiver<PollOutcome>, mut stop: watch::Receiver<bool>) {
-        let mut batch = Vec::new();
-        loop {
-            tokio::select! {
-                received = rx.recv() => match received {
-                    Some(outcome) => {
-                        batch.push(outcome);
-                        drain_ready(&mut rx, &mut batch);
-                        self.export(&batch).await;
-                        batch.clear();
-                    }
-                    None => break,
-                },
-                _ = stop.changed() => break,
-            }
-        }
-        // Shutdown: the pollers finish their polls in flight (each bounded by its timeout) and
-        // drop their senders, which closes the channel; what they produced goes out in one last
-        // export bounded by FINAL_EXPORT_LIMIT.
-        while let Some(outcome) = rx.recv().await {
-            batch.push(outcome);
-        }
-        if !batch.is_empty()
-            && tokio::time::timeout(FINAL_EXPORT_LIMIT, self.export(&batch))
-                .await
-                .is_err()
-        {
-            tracing::warn!("final export abandoned after {FINAL_EXPORT_LIMIT:?}");
-        }
-    }
-
-    async fn export(&self, outcomes: &[PollOutcome]) {
-        for chunk in outcomes.chunks(MAX_OUTCOMES_PER_REQUEST) {
-            let request = build_request(chunk, self.format, &self.toggles);
-            for exporter in &self.exporters {
-                if let Err(error) = exporter.export(&request).await {
-                    tracing::warn!(exporter = %exporter.describe(), "export failed: {error}");
-                }
-            }
-        }
-    }
-}
-
-fn drain_ready(rx: &mut mpsc::Receiver<PollOutcome>, batch: &mut Vec<PollOutcome>) {
-    while batch.len() < MAX_OUTCOMES_PER_REQUEST {
-        match rx.try_recv() {
-            Ok(outcome) => batch.push(outcome),
-            Err(_) => break,
         }
     }
 }
