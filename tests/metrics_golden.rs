@@ -60,18 +60,10 @@ fn processes_snapshot(fixture: &str) -> Snapshot {
 /// A `system.multicall` reply: getAllProcessInfo, getState, getIdentification,
 /// getSupervisorVersion.
 fn multicall_snapshot(fixture: &str) -> Snapshot {
-    let results = xmlrpc::split_multicall(reply_value(fixture)).unwrap();
-    let [processes, state, identification, version] = results
-        .try_into()
-        .unwrap_or_else(|r: Vec<_>| panic!("{fixture}: {} results, expected 4", r.len()));
-    let (processes, problems) = decode::processes(&processes.unwrap()).unwrap();
-    assert!(problems.is_empty(), "{fixture}: {problems:?}");
-    Snapshot {
-        processes,
-        state: decode::supervisor_state(&state.unwrap()),
-        identification: decode::string(&identification.unwrap()),
-        version: decode::string(&version.unwrap()),
-    }
+    let polled = supervisord_receiver::supervisor::client::from_multicall(reply_value(fixture))
+        .unwrap_or_else(|e| panic!("{fixture}: {e:?}"));
+    assert!(polled.problems.is_empty(), "{fixture}: {:?}", polled.problems);
+    polled.snapshot
 }
 
 fn target(name: &str) -> Target {

@@ -212,7 +212,9 @@ enum Answer {
     Missing,
 }
 
-fn from_multicall(results: Value) -> Result<PolledSnapshot, PollError> {
+/// Decodes a `system.multicall` reply of the four poll calls; public so golden tests replay
+/// recorded replies through exactly the path a poll takes.
+pub fn from_multicall(results: Value) -> Result<PolledSnapshot, PollError> {
     let mut results = xmlrpc::split_multicall(results)?.into_iter();
     let processes = match results.next() {
         Some(Ok(value)) => xmlrpc::unwrap_multicall(value, true),
