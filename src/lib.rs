@@ -8,6 +8,8 @@
 //! - [`metrics`]: the one table of metric definitions and the translation to OTLP.
 //! - [`export`]: OTLP gRPC / HTTP exporters, the export pipeline and the debug exporter.
 //! - [`telemetry`]: the receiver's own counters (self-telemetry, health).
+//! - [`admin`]: the `/healthz` endpoint.
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod export;

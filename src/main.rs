@@ -26,9 +26,10 @@ fn main() -> ExitCode {
                 Ok(settings) => settings,
                 Err(code) => return code,
             };
+            let config = config.to_path_buf();
             with_runtime(async move {
-                let shutdown = match shutdown_signal() {
-                    Ok(shutdown) => shutdown,
+                let (shutdown, hangup) = match signals() {
+                    Ok(signals) => signals,
                     Err(error) => {
                         eprintln!("error: cannot install signal handlers: {error}");
                         return ExitCode::FAILURE;
@@ -36,7 +37,11 @@ fn main() -> ExitCode {
                 };
                 match Runner::new(settings) {
                     Ok(runner) => {
-                        runner.run(shutdown).await;
+                        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+                        let reloader =
+                            tokio::spawn(cli::reload_on_hangup(hangup, config, reload_tx));
+                        runner.run_with_reloads(shutdown, reload_rx).await;
+                        reloader.abort();
                         ExitCode::SUCCESS
                     }
                     Err(error) => {
@@ -72,16 +77,22 @@ fn init_logging() {
         .init();
 }
 
-/// SIGTERM or SIGINT (Ctrl-C). The handlers are installed here, before any poll starts, so a
-/// signal that arrives during start-up already means "shut down cleanly", not "die".
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// SIGTERM or SIGINT (Ctrl-C) to stop, SIGHUP to reload. The handlers are installed here,
+/// before any poll starts, so a signal that arrives during start-up already means "shut down
+/// cleanly" or "reload", not "die" (SIGHUP's default).
+fn signals() -> std::io::Result<(
+    impl std::future::Future<Output = ()>,
+    tokio::signal::unix::Signal,
+)> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
+    let hangup = signal(SignalKind::hangup())?;
+    let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-    })
+    };
+    Ok((shutdown, hangup))
 }

@@ -127,7 +127,11 @@ fn native_example_loads_with_every_option_on() {
     let text = std::fs::read_to_string(example("native.yaml")).unwrap_or_else(|e| panic!("{e}"));
     let text = uncommented(&text)
         .replace("/etc/supervisor/ca.pem", &ca)
-        .replace("/etc/ssl/private-ca.pem", &ca);
+        .replace("/etc/ssl/private-ca.pem", &ca)
+        .replace("/etc/supervisor/client.pem", &ca)
+        .replace("/etc/supervisor/client-key.pem", &ca)
+        .replace("/etc/ssl/otlp-client.pem", &ca)
+        .replace("/etc/ssl/otlp-client-key.pem", &ca);
     let vars = [("SUPERVISOR_PASSWORD", "pw"), ("OTLP_API_KEY", "key")];
     let s = load_text(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
 
@@ -687,7 +691,7 @@ fn env_expansion_errors() {
         display(text, &[]),
         "\
 c.yaml:2:5: targets[0].name: environment variable 'NAME' is not set
-c.yaml:3:5: targets[0].endpoint: unsupported substitution '${HOST}'; only ${env:NAME} is supported"
+c.yaml:3:5: targets[0].endpoint: unsupported substitution '${HOST}'; only ${env:NAME} and ${file:/path} are supported"
     );
 }
 

@@ -90,6 +90,8 @@ fn otlp(protocol: OtlpProtocol, endpoint: String, gzip: bool) -> OtlpSettings {
         gzip,
         timeout: Duration::from_secs(10),
         tls: TlsSettings::default(),
+        name: "otlp".into(),
+        delivery: Default::default(),
     }
 }
 
@@ -576,6 +578,7 @@ async fn https_trusts_the_configured_ca_only() {
         TlsSettings {
             ca_file: Some(pki.ca_file.path().to_path_buf()),
             insecure_skip_verify: false,
+            ..TlsSettings::default()
         },
     );
     exporter(trusted)
@@ -588,6 +591,7 @@ async fn https_trusts_the_configured_ca_only() {
         TlsSettings {
             ca_file: None,
             insecure_skip_verify: true,
+            ..TlsSettings::default()
         },
     );
     exporter(insecure)
@@ -639,6 +643,7 @@ async fn grpc_tls_with_ca_file_and_without_verification() {
         TlsSettings {
             ca_file: Some(pki.ca_file.path().to_path_buf()),
             insecure_skip_verify: false,
+            ..TlsSettings::default()
         },
     );
     exporter(trusted)
@@ -651,6 +656,7 @@ async fn grpc_tls_with_ca_file_and_without_verification() {
         TlsSettings {
             ca_file: None,
             insecure_skip_verify: true,
+            ..TlsSettings::default()
         },
     );
     exporter(insecure)

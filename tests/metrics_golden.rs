@@ -62,7 +62,11 @@ fn processes_snapshot(fixture: &str) -> Snapshot {
 fn multicall_snapshot(fixture: &str) -> Snapshot {
     let polled = supervisord_receiver::supervisor::client::from_multicall(reply_value(fixture))
         .unwrap_or_else(|e| panic!("{fixture}: {e:?}"));
-    assert!(polled.problems.is_empty(), "{fixture}: {:?}", polled.problems);
+    assert!(
+        polled.problems.is_empty(),
+        "{fixture}: {:?}",
+        polled.problems
+    );
     polled.snapshot
 }
 

@@ -71,6 +71,42 @@ fn report_config_error(error: &ConfigError) {
     eprintln!("{error}");
 }
 
+/// Reloads `path` on every SIGHUP and hands the new settings to the runner. A file that does
+/// not load is reported line by line at ERROR, exactly as `validate` prints it, and the
+/// running configuration stays.
+pub async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    path: PathBuf,
+    reloads: tokio::sync::mpsc::Sender<Settings>,
+) {
+    while hangup.recv().await.is_some() {
+        tracing::info!(
+            event = "reload",
+            file = %path.display(),
+            "SIGHUP: reloading the configuration"
+        );
+        match config::load(&path) {
+            Ok(settings) => {
+                for warning in &settings.warnings {
+                    tracing::warn!(event = "reload", "{}: {warning}", path.display());
+                }
+                if reloads.send(settings).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                for line in error.to_string().lines() {
+                    tracing::error!(event = "reload_failed", "{line}");
+                }
+                tracing::error!(
+                    event = "reload_failed",
+                    "configuration not reloaded, the running one is kept"
+                );
+            }
+        }
+    }
+}
+
 pub fn validate(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(settings) => {

@@ -103,6 +103,8 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         targets,
         metrics,
         exporters: Vec::new(),
+        telemetry: crate::config::TelemetrySettings::off(),
+        health: None,
         warnings: Vec::new(),
     }
 }

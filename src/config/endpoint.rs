@@ -104,14 +104,15 @@ fn parse_port(p: &str) -> Option<u16> {
     p.parse::<u16>().ok().filter(|n| *n != 0)
 }
 
-/// The endpoint text with any `user:password@` replaced, safe to quote in a message.
+/// The endpoint text with any `user:password@` replaced, safe to quote in a message. Everything
+/// up to the last `@` goes, not only what precedes the first `/`: a password written with an
+/// unencoded `/` ends the authority early but is still a password.
 pub fn redact(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
         return text.to_string();
     };
-    let (authority, tail) = split_authority(rest);
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://***@{host}{tail}"),
+    match rest.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}"),
         None => text.to_string(),
     }
 }
@@ -201,6 +202,7 @@ mod tests {
     #[test]
     fn redaction_hides_credentials() {
         assert_eq!(redact("ftp://user:hunter2@h/x"), "ftp://***@h/x");
+        assert_eq!(redact("http://user:hun/ter2@h:1"), "http://***@h:1");
         assert_eq!(redact("http://h:1"), "http://h:1");
         assert_eq!(redact("no scheme"), "no scheme");
     }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+mod delivery;
+
 use crate::config::endpoint::{append_signal_path, parse_otlp_url, redact};
 use crate::config::error::{KeyPath, Report};
 use crate::config::native::tls;
@@ -22,6 +24,9 @@ const OTLP_KEYS: &[&str] = &[
     "compression",
     "timeout",
     "tls",
+    "sending_queue",
+    "retry_on_failure",
+    "max_request_size",
 ];
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +45,7 @@ pub fn read(report: &mut Report, path: &KeyPath, v: &Value) -> Vec<ExporterSetti
         }
         match kind {
             "otlp" => {
-                if let Some(o) = otlp(report, &entry, v) {
+                if let Some(o) = otlp(report, &entry, key, v) {
                     out.push(ExporterSettings::Otlp(o));
                 }
             }
@@ -85,7 +90,7 @@ fn debug(report: &mut Report, path: &KeyPath, v: &Value) -> Option<ExporterSetti
     Some(ExporterSettings::Debug { verbosity })
 }
 
-fn otlp(report: &mut Report, path: &KeyPath, v: &Value) -> Option<OtlpSettings> {
+fn otlp(report: &mut Report, path: &KeyPath, key: &str, v: &Value) -> Option<OtlpSettings> {
     let f = mapping(report, path, v)?;
     f.reject_unknown(report, OTLP_KEYS);
     let protocol = match f.get_set("protocol") {
@@ -170,9 +175,11 @@ fn otlp(report: &mut Report, path: &KeyPath, v: &Value) -> Option<OtlpSettings> 
             if uses_https == Some(false) {
                 report.problem(&f.path("tls"), "applies to https:// endpoints only");
             }
-            tls(report, &f.path("tls"), v).unwrap_or_default()
+            let subject = format!("exporter {}", quote(path.last_key().unwrap_or("otlp")));
+            tls(report, &f.path("tls"), v, &subject).unwrap_or_default()
         }
     };
+    let delivery = delivery::read(report, &f);
     Some(OtlpSettings {
         protocol: protocol?,
         endpoint: endpoint?,
@@ -180,6 +187,8 @@ fn otlp(report: &mut Report, path: &KeyPath, v: &Value) -> Option<OtlpSettings> 
         gzip,
         timeout,
         tls: tls_settings,
+        name: key.to_string(),
+        delivery,
     })
 }
 

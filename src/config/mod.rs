@@ -7,6 +7,7 @@
 //! fill in the OTLP exporter from `OTEL_EXPORTER_OTLP_*` when the file names none.
 pub mod secret;
 pub mod settings;
+pub mod tls;
 
 mod datadog;
 mod duration;
@@ -18,6 +19,7 @@ mod locate;
 mod native;
 mod otel_env;
 mod python;
+mod redact;
 mod value;
 
 use std::path::Path;
@@ -26,6 +28,7 @@ use serde_yaml::Value;
 
 pub use error::{ConfigError, Problem};
 pub use expand::EnvLookup;
+pub(crate) use redact::{mode_if_world_readable, world_readable};
 pub use settings::*;
 
 use error::{KeyPath, Report};
@@ -49,16 +52,42 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 }
 
 /// Loads `path` with `env` as the environment, so tests need not touch the process's.
+///
+/// A file with a password or header value written in it (not only `${env:...}` or
+/// `${file:...}` references) that every user may read gets a warning: the secret is as public as
+/// the file.
 pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
     let bytes = std::fs::read(path).map_err(|error| ConfigError::Io {
         file: path.to_path_buf(),
         error,
     })?;
-    load_bytes(path, &bytes, env)
+    let mut holds_secret = false;
+    let mut settings = load_scanned(path, &bytes, env, &mut holds_secret)?;
+    if let Some(mode) = world_readable(path).filter(|_| holds_secret) {
+        settings.warnings.insert(
+            0,
+            format!(
+                "this file holds a password or header value and is readable by every user \
+                 (mode {mode:04o}); run chmod o-r on it, or move the secrets to ${{env:...}} or \
+                 to ${{file:...}} files only the receiver can read"
+            ),
+        );
+    }
+    Ok(settings)
 }
 
 /// Loads configuration text; `file` only names it in messages.
 pub fn load_bytes(file: &Path, bytes: &[u8], env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
+    load_scanned(file, bytes, env, &mut false)
+}
+
+/// [`load_bytes`], also telling whether the text holds a secret.
+fn load_scanned(
+    file: &Path,
+    bytes: &[u8],
+    env: EnvLookup<'_>,
+    holds_secret: &mut bool,
+) -> Result<Settings, ConfigError> {
     let invalid = |problems| ConfigError::Invalid {
         file: file.to_path_buf(),
         problems,
@@ -93,7 +122,22 @@ pub fn load_bytes(file: &Path, bytes: &[u8], env: EnvLookup<'_>) -> Result<Setti
         report.problem_at(at, format!("invalid YAML merge (<<): {}", yaml_message(&e)));
         return Err(invalid(report.into_problems(&positions)));
     }
-    expand::expand_tree(&mut tree, &KeyPath::root(), env, &mut report);
+    *holds_secret = redact::holds_secret(&tree, &KeyPath::root());
+    let mut reads = expand::FileReads::default();
+    expand::expand_tree(&mut tree, &KeyPath::root(), env, &mut report, &mut reads);
+    let secrets = redact::secret_values(&tree, &reads.values);
+    drop(reads);
+    let invalid = |problems: Vec<Problem>| {
+        invalid(
+            problems
+                .into_iter()
+                .map(|p| Problem {
+                    message: redact::scrub(&p.message, &secrets),
+                    ..p
+                })
+                .collect(),
+        )
+    };
 
     let root_path = KeyPath::root();
     let root = match &tree {
@@ -139,7 +183,11 @@ pub fn load_bytes(file: &Path, bytes: &[u8], env: EnvLookup<'_>) -> Result<Setti
     if report.has_problems() {
         return Err(invalid(report.into_problems(&positions)));
     }
-    settings.warnings = report.into_warnings(&positions);
+    settings.warnings = report
+        .into_warnings(&positions)
+        .iter()
+        .map(|w| redact::scrub(w, &secrets))
+        .collect();
     Ok(settings)
 }
 

@@ -13,6 +13,7 @@ use crate::config::exporters;
 use crate::config::reserved_attributes;
 use crate::config::secret::Secret;
 use crate::config::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
+use crate::config::settings::{HealthSettings, TelemetrySettings};
 use crate::config::value::{
     self, boolean, mapping, nonblank, quote, regex_list, string, string_list, type_problem, Fields,
 };
@@ -28,6 +29,8 @@ const TOP_KEYS: &[&str] = &[
     "targets",
     "metrics",
     "exporters",
+    "telemetry",
+    "health",
 ];
 
 const TARGET_KEYS: &[&str] = &[
@@ -82,14 +85,110 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         Some(v) => exporters::read(report, &root.path("exporters"), v),
         None => Vec::new(),
     };
+    let telemetry = self_telemetry(root, interval, report);
+    let health = root
+        .get_set("health")
+        .and_then(|v| health(report, &root.path("health"), v));
     Settings {
         format: ConfigFormat::Native,
         initial_delay,
         targets,
         metrics,
         exporters,
+        telemetry,
+        health,
         warnings: Vec::new(),
     }
+}
+
+/// `telemetry: { metrics: true, interval: <collection_interval> }`: the receiver's own metrics
+/// come at the pace of the targets' unless told otherwise.
+fn self_telemetry(root: &Fields<'_>, interval: Duration, report: &mut Report) -> TelemetrySettings {
+    let mut settings = TelemetrySettings {
+        metrics: true,
+        interval,
+    };
+    let Some(v) = root.get_set("telemetry") else {
+        return settings;
+    };
+    let Some(f) = mapping(report, &root.path("telemetry"), v) else {
+        return settings;
+    };
+    f.reject_unknown(report, &["metrics", "interval"]);
+    if let Some(metrics) = f
+        .get_set("metrics")
+        .and_then(|v| boolean(report, &f.path("metrics"), v))
+    {
+        settings.metrics = metrics;
+    }
+    settings.interval = positive_duration(&f, "interval", interval, report);
+    settings
+}
+
+/// The health endpoint's default port: the OpenTelemetry Collector's `health_check` extension's.
+pub const DEFAULT_HEALTH_ENDPOINT: &str = "127.0.0.1:13133";
+pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(300);
+
+/// `health: { endpoint: 127.0.0.1:13133, unhealthy_after: 5m, allow_non_loopback: false }`.
+/// The status names every target, so it stays on this host unless the file says otherwise.
+fn health(report: &mut Report, path: &KeyPath, v: &Value) -> Option<HealthSettings> {
+    let f = mapping(report, path, v)?;
+    f.reject_unknown(
+        report,
+        &["endpoint", "unhealthy_after", "allow_non_loopback"],
+    );
+    let allow_non_loopback = f
+        .get_set("allow_non_loopback")
+        .and_then(|v| boolean(report, &f.path("allow_non_loopback"), v))
+        .unwrap_or(false);
+    let endpoint = match f.get_set("endpoint") {
+        None => DEFAULT_HEALTH_ENDPOINT.parse().ok(),
+        Some(v) => {
+            let path = f.path("endpoint");
+            let text = nonblank(report, &path, v)?;
+            match parse_listen_address(text) {
+                Ok(addr) if !addr.ip().is_loopback() && !allow_non_loopback => {
+                    report.problem(
+                        &path,
+                        format!(
+                            "{} is not a loopback address; the health status names every \
+                             target, so set allow_non_loopback: true to serve it beyond this host",
+                            quote(text)
+                        ),
+                    );
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(reason) => {
+                    report.problem(&path, format!("invalid endpoint {}: {reason}", quote(text)));
+                    None
+                }
+            }
+        }
+    };
+    let unhealthy_after = positive_duration(&f, "unhealthy_after", DEFAULT_UNHEALTHY_AFTER, report);
+    Some(HealthSettings {
+        endpoint: endpoint?,
+        unhealthy_after,
+    })
+}
+
+/// `ip:port`, `[ipv6]:port` or `localhost:port`. Other host names are refused: what a name
+/// resolves to can change, and an address that must stay on this host has to be certain.
+fn parse_listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("expected host:port, e.g. 127.0.0.1:13133".into());
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid port {}", quote(port)))?;
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err("the host must be an IP address or localhost".into())
 }
 
 /// A duration that must be above zero, or `default` when the key is absent.
@@ -197,7 +296,11 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
     let tls = match f.get_set("tls") {
         None => TlsSettings::default(),
         Some(v) => {
-            let tls = tls(report, &f.path("tls"), v).unwrap_or_default();
+            let subject = match &name {
+                Some(name) => format!("target {}", quote(name)),
+                None => "this target".to_string(),
+            };
+            let tls = tls(report, &f.path("tls"), v, &subject).unwrap_or_default();
             if endpoint.is_some() && !is_https {
                 report.problem(&f.path("tls"), "applies to https:// endpoints only");
             }
@@ -250,25 +353,87 @@ fn credentials(report: &mut Report, f: &Fields<'_>) -> Option<Credentials> {
     })
 }
 
-pub fn tls(report: &mut Report, path: &KeyPath, v: &Value) -> Option<TlsSettings> {
+/// A `tls:` block of a target or an OTLP exporter; `subject` names it in the warning that
+/// `insecure_skip_verify: true` always gives (`target 'web-1'`).
+pub fn tls(report: &mut Report, path: &KeyPath, v: &Value, subject: &str) -> Option<TlsSettings> {
     let f = mapping(report, path, v)?;
-    f.reject_unknown(report, &["ca_file", "insecure_skip_verify"]);
-    let ca_file = f.get_set("ca_file").and_then(|v| {
-        let path = f.path("ca_file");
-        let file = nonblank(report, &path, v)?;
-        if let Err(e) = std::fs::metadata(file) {
-            report.problem(&path, format!("cannot read {}: {e}", quote(file)));
+    f.reject_unknown(
+        report,
+        &[
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "server_name",
+            "insecure_skip_verify",
+        ],
+    );
+    let ca_file = tls_file(report, &f, "ca_file");
+    let cert_file = tls_file(report, &f, "cert_file");
+    let key_file = tls_file(report, &f, "key_file");
+    match (f.get_set("cert_file"), f.get_set("key_file")) {
+        (Some(_), None) => report.problem(&f.path("cert_file"), "set key_file too, or neither"),
+        (None, Some(_)) => report.problem(&f.path("key_file"), "set cert_file too, or neither"),
+        _ => {}
+    }
+    if let Some(key) = &key_file {
+        if let Some(mode) = crate::config::world_readable(key) {
+            report.warn(
+                &f.path("key_file"),
+                format!(
+                    "the private key {} is readable by every user (mode {mode:04o});                      run chmod o-r on it",
+                    quote(&key.to_string_lossy())
+                ),
+            );
         }
-        Some(file.into())
+    }
+    let server_name = f.get_set("server_name").and_then(|v| {
+        let path = f.path("server_name");
+        let name = nonblank(report, &path, v)?;
+        match crate::config::tls::server_name(name) {
+            Ok(_) => Some(name.to_string()),
+            Err(_) => {
+                report.problem(
+                    &path,
+                    format!(
+                        "invalid server_name {}: expected a DNS name or an IP address",
+                        quote(name)
+                    ),
+                );
+                None
+            }
+        }
     });
     let insecure_skip_verify = f
         .get_set("insecure_skip_verify")
         .and_then(|v| boolean(report, &f.path("insecure_skip_verify"), v))
         .unwrap_or(false);
+    if insecure_skip_verify {
+        report.warn(
+            &f.path("insecure_skip_verify"),
+            format!(
+                "TLS certificate verification is off for {subject}: whoever answers at its \
+                 address is trusted"
+            ),
+        );
+    }
     Some(TlsSettings {
         ca_file,
+        cert_file,
+        key_file,
+        server_name,
         insecure_skip_verify,
     })
+}
+
+/// A file named under `tls:`, which must exist; it is parsed when connections are set up.
+fn tls_file(report: &mut Report, f: &Fields<'_>, key: &str) -> Option<std::path::PathBuf> {
+    let v = f.get_set(key)?;
+    let path = f.path(key);
+    let file = nonblank(report, &path, v)?;
+    if let Err(e) = std::fs::metadata(file) {
+        report.problem(&path, format!("cannot read {}: {e}", quote(file)));
+    }
+    Some(file.into())
 }
 
 /// The target's interval and timeout; a timeout above the interval is clamped to it, since a
@@ -509,5 +674,84 @@ mod tests {
             .metrics
             .is_enabled(crate::metrics::MetricId::ProcessUptime));
         assert!(s.metrics.is_enabled(crate::metrics::MetricId::ProcessCount));
+    }
+
+    const ONE_TARGET: &str = "targets: [{name: a, endpoint: 'http://h'}]\n";
+
+    #[test]
+    fn self_telemetry_follows_the_collection_interval_unless_told() {
+        let s = load(&format!("collection_interval: 7s\n{ONE_TARGET}")).unwrap();
+        assert_eq!(
+            s.telemetry,
+            TelemetrySettings {
+                metrics: true,
+                interval: Duration::from_secs(7)
+            }
+        );
+        assert!(s.health.is_none(), "no health endpoint unless asked for");
+        let s = load(&format!(
+            "{ONE_TARGET}telemetry: {{metrics: false, interval: 2s}}\n"
+        ))
+        .unwrap();
+        assert!(!s.telemetry.metrics);
+        assert_eq!(s.telemetry.interval, Duration::from_secs(2));
+        let errs = load(&format!(
+            "{ONE_TARGET}telemetry: {{interval: 0s, metric: true}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs
+            .iter()
+            .any(|e| e == "telemetry.interval: must be greater than 0s"));
+        assert!(errs.iter().any(|e| e.starts_with("telemetry.metric: ")));
+    }
+
+    #[test]
+    fn health_defaults_and_loopback_rule() {
+        let s = load(&format!("{ONE_TARGET}health: {{}}\n")).unwrap();
+        assert_eq!(
+            s.health,
+            Some(HealthSettings {
+                endpoint: "127.0.0.1:13133".parse().unwrap(),
+                unhealthy_after: Duration::from_secs(300),
+            })
+        );
+        let at = |endpoint: &str| {
+            load(&format!("{ONE_TARGET}health: {{endpoint: '{endpoint}'}}\n"))
+                .map(|s| s.health.map(|h| h.endpoint.to_string()))
+        };
+        assert_eq!(at("localhost:0"), Ok(Some("127.0.0.1:0".into())));
+        assert_eq!(at("[::1]:9"), Ok(Some("[::1]:9".into())));
+        assert_eq!(
+            at("10.0.0.1:13133"),
+            Err(vec![
+                "health.endpoint: '10.0.0.1:13133' is not a loopback address; the health status \
+                 names every target, so set allow_non_loopback: true to serve it beyond this host"
+                    .to_string()
+            ])
+        );
+        assert_eq!(
+            at("13133"),
+            Err(vec![
+                "health.endpoint: invalid endpoint '13133': expected host:port, e.g. \
+                 127.0.0.1:13133"
+                    .to_string()
+            ])
+        );
+        assert_eq!(
+            at("localhost:http"),
+            Err(vec![
+                "health.endpoint: invalid endpoint 'localhost:http': invalid port 'http'"
+                    .to_string()
+            ])
+        );
+        let open = load(&format!(
+            "{ONE_TARGET}health: {{endpoint: '0.0.0.0:1', allow_non_loopback: true, \
+             unhealthy_after: 2s}}\n"
+        ))
+        .unwrap();
+        let health = open.health.unwrap();
+        assert_eq!(health.endpoint.to_string(), "0.0.0.0:1");
+        assert_eq!(health.unhealthy_after, Duration::from_secs(2));
     }
 }

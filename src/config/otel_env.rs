@@ -1,31 +1,34 @@
 //! The OTLP exporter from `OTEL_EXPORTER_OTLP_*` variables, per the OpenTelemetry exporter
 //! specification, used when the file configures no exporter (always so for Datadog's format).
 //!
-//! Read: `PROTOCOL`, `ENDPOINT`, `HEADERS`, `COMPRESSION`, `TIMEOUT` and `CERTIFICATE` (a CA
-//! file, as the spec defines it). Signal-specific variables (`OTEL_EXPORTER_OTLP_METRICS_*`) win
+//! Read: `PROTOCOL`, `ENDPOINT`, `HEADERS`, `COMPRESSION`, `TIMEOUT`, `CERTIFICATE` (a CA
+//! file, as the spec defines it), `CLIENT_CERTIFICATE` and `CLIENT_KEY` (mutual TLS, both or
+//! neither). Signal-specific variables (`OTEL_EXPORTER_OTLP_METRICS_*`) win
 //! over the generic ones; an empty variable counts as unset. With nothing set, the result is what any OTel SDK does:
 //! OTLP over http/protobuf to `http://localhost:4318/v1/metrics`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::endpoint::{append_signal_path, parse_otlp_url};
+use crate::config::endpoint::{append_signal_path, parse_otlp_url, redact};
 use crate::config::error::Report;
 use crate::config::expand::EnvLookup;
-use crate::config::settings::{OtlpProtocol, OtlpSettings, TlsSettings};
+use crate::config::settings::{DeliverySettings, OtlpProtocol, OtlpSettings, TlsSettings};
 use crate::config::value::quote;
 
 const PREFIX: &str = "OTEL_EXPORTER_OTLP_";
 const SIGNAL_PREFIX: &str = "OTEL_EXPORTER_OTLP_METRICS_";
 
 /// Every variable this module reads (suffixes after the two prefixes).
-pub const SUFFIXES: [&str; 6] = [
+pub const SUFFIXES: [&str; 8] = [
     "PROTOCOL",
     "ENDPOINT",
     "HEADERS",
     "COMPRESSION",
     "TIMEOUT",
     "CERTIFICATE",
+    "CLIENT_CERTIFICATE",
+    "CLIENT_KEY",
 ];
 
 /// The set variable for one setting, signal-specific first: `(name, value)`.
@@ -108,22 +111,52 @@ pub fn from_env(env: EnvLookup<'_>, report: &mut Report) -> OtlpSettings {
             }
         },
     };
-    let ca_file = lookup(env, "CERTIFICATE").map(|(name, file)| {
-        if let Err(e) = std::fs::metadata(&file) {
-            report.env_problem(&name, format!("cannot read {}: {e}", quote(&file)));
-        }
-        PathBuf::from(file)
-    });
+    let tls = tls(env, report);
     OtlpSettings {
         protocol,
         endpoint,
         headers,
         gzip,
         timeout,
-        tls: TlsSettings {
-            ca_file,
-            insecure_skip_verify: false,
-        },
+        name: "otlp".to_string(),
+        delivery: DeliverySettings::default(),
+        tls,
+    }
+}
+
+/// `CERTIFICATE`, `CLIENT_CERTIFICATE`, `CLIENT_KEY`: files that must exist; they are parsed
+/// when the exporter is built.
+fn tls(env: EnvLookup<'_>, report: &mut Report) -> TlsSettings {
+    let mut file = |suffix: &str| {
+        lookup(env, suffix).map(|(name, file)| {
+            if let Err(e) = std::fs::metadata(&file) {
+                report.env_problem(&name, format!("cannot read {}: {e}", quote(&file)));
+            }
+            (name, PathBuf::from(file))
+        })
+    };
+    let ca_file = file("CERTIFICATE").map(|(_, path)| path);
+    let cert_file = file("CLIENT_CERTIFICATE");
+    let key_file = file("CLIENT_KEY");
+    match (&cert_file, &key_file) {
+        (Some((name, _)), None) => report.env_problem(
+            name,
+            format!("set {PREFIX}CLIENT_KEY (or {SIGNAL_PREFIX}CLIENT_KEY) too, or neither"),
+        ),
+        (None, Some((name, _))) => report.env_problem(
+            name,
+            format!(
+                "set {PREFIX}CLIENT_CERTIFICATE (or {SIGNAL_PREFIX}CLIENT_CERTIFICATE) too, or \
+                 neither"
+            ),
+        ),
+        _ => {}
+    }
+    TlsSettings {
+        ca_file,
+        cert_file: cert_file.map(|(_, path)| path),
+        key_file: key_file.map(|(_, path)| path),
+        ..TlsSettings::default()
     }
 }
 
@@ -132,7 +165,8 @@ fn endpoint(env: EnvLookup<'_>, protocol: OtlpProtocol, report: &mut Report) -> 
     if let Some(value) = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").filter(|v| !v.is_empty()) {
         if let Err(e) = parse_otlp_url(&value) {
             let name = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
-            report.env_problem(name, format!("invalid endpoint {}: {e}", quote(&value)));
+            let shown = quote(&redact(&value));
+            report.env_problem(name, format!("invalid endpoint {shown}: {e}"));
         }
         return value;
     }
@@ -149,7 +183,7 @@ fn endpoint(env: EnvLookup<'_>, protocol: OtlpProtocol, report: &mut Report) -> 
         Err(e) => {
             report.env_problem(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
-                format!("invalid endpoint {}: {e}", quote(&text)),
+                format!("invalid endpoint {}: {e}", quote(&redact(&text))),
             );
             text
         }

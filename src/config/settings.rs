@@ -26,8 +26,41 @@ pub struct Settings {
     pub targets: Vec<Target>,
     pub metrics: MetricToggles,
     pub exporters: Vec<ExporterSettings>,
+    /// The receiver's own metrics (native `telemetry:`).
+    pub telemetry: TelemetrySettings,
+    /// The `/healthz` endpoint (native `health:`); `None`: not served.
+    pub health: Option<HealthSettings>,
     /// Non-fatal remarks found while loading (deprecated keys, ignored options); logged at start.
     pub warnings: Vec<String>,
+}
+
+/// Self-telemetry: the receiver's own metrics, sent with the targets' through the exporters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetrySettings {
+    pub metrics: bool,
+    /// Time between two emissions of the receiver's own metrics.
+    pub interval: Duration,
+}
+
+impl TelemetrySettings {
+    /// The Datadog format mirrors the check, which sends nothing about itself: no metrics
+    /// appear (or are billed) that the check did not send.
+    pub fn off() -> Self {
+        TelemetrySettings {
+            metrics: false,
+            interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The health endpoint: `GET /healthz` on a local port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// A loopback address unless the file explicitly allows another one; port 0 picks a free
+    /// port, logged at start.
+    pub endpoint: std::net::SocketAddr,
+    /// Exports failing for longer than this turn the endpoint unhealthy (503).
+    pub unhealthy_after: Duration,
 }
 
 /// Where a supervisord listens. The XML-RPC path is always `/RPC2`.
@@ -68,6 +101,15 @@ pub struct Credentials {
 pub struct TlsSettings {
     /// PEM file with extra CA certificates, added to the system roots.
     pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain presented to servers that ask for one (mutual TLS); set together
+    /// with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`. Only its path is held: the key is read when the
+    /// connection is built, so it never sits in the settings.
+    pub key_file: Option<PathBuf>,
+    /// The name the server's certificate must carry, instead of the endpoint's host (a server
+    /// reached by IP address or through a tunnel).
+    pub server_name: Option<String>,
     /// Turns certificate verification off; logged as a warning at start.
     pub insecure_skip_verify: bool,
 }
@@ -116,6 +158,86 @@ pub struct OtlpSettings {
     pub gzip: bool,
     pub timeout: Duration,
     pub tls: TlsSettings,
+    /// The exporter's key (`otlp`, `otlp/backend`): names it in logs and keys its persistent
+    /// queue, so a restart finds the same exporter's data.
+    pub name: String,
+    pub delivery: DeliverySettings,
+}
+
+/// How an OTLP exporter holds and resends data while its backend is slow or down, with the
+/// OpenTelemetry Collector's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySettings {
+    pub queue: QueueSettings,
+    pub retry: RetrySettings,
+    /// Bound on one export request, in bytes of its protobuf encoding before compression;
+    /// larger batches are split.
+    pub max_request_size: u64,
+}
+
+impl DeliverySettings {
+    /// 4 MiB: what an OpenTelemetry Collector's gRPC receiver accepts by default
+    /// (`max_recv_msg_size_mib: 4`).
+    pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 4 * 1024 * 1024;
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            queue: QueueSettings::default(),
+            retry: RetrySettings::default(),
+            max_request_size: Self::DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+/// The sending queue between the pollers and one exporter (`sending_queue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Off: nothing waits; a batch that arrives while the previous one is still being sent is
+    /// dropped (counted).
+    pub enabled: bool,
+    pub max_batches: u64,
+    pub max_bytes: u64,
+    /// Directory of the persistent queue; `None` keeps the queue in memory.
+    pub storage: Option<PathBuf>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            enabled: true,
+            max_batches: 1000,
+            max_bytes: 64 * 1024 * 1024,
+            storage: None,
+        }
+    }
+}
+
+/// Retries of a failed export (`retry_on_failure`): exponential backoff with jitter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySettings {
+    pub enabled: bool,
+    pub initial_interval: Duration,
+    pub max_interval: Duration,
+    /// Give up on a batch this long after its first attempt; zero retries forever.
+    pub max_elapsed_time: Duration,
+    pub multiplier: f64,
+    /// Each wait is drawn from `[w * (1 - f), w * (1 + f)]`.
+    pub randomization_factor: f64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            enabled: true,
+            initial_interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Duration::from_secs(300),
+            multiplier: 1.5,
+            randomization_factor: 0.5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +248,9 @@ pub enum DebugVerbosity {
     Detailed,
 }
 
+/// Built once at load, a handful per process: the variants' size difference costs nothing, and
+/// a box would be noise at every use.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ExporterSettings {
     Otlp(OtlpSettings),

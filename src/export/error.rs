@@ -17,6 +17,14 @@ pub enum ExportBuildError {
     CaFile { path: PathBuf, reason: String },
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The persistent sending queue could not be opened (permissions, disk, another receiver
+    /// holding it).
+    #[error("exporter '{exporter}': sending queue storage '{}': {reason}", path.display())]
+    QueueStorage {
+        exporter: String,
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 /// One export attempt failed.

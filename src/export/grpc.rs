@@ -1,16 +1,16 @@
 //! OTLP/gRPC through the generated `MetricsService` client.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use super::error::{ExportBuildError, ExportError};
-use super::{log_partial_success, redact_endpoint, rpc_status, tls};
+use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted};
 use crate::config::OtlpSettings;
 
 #[derive(Debug)]
@@ -57,7 +57,10 @@ impl GrpcExporter {
         &self.endpoint
     }
 
-    pub async fn export(&self, request: &ExportMetricsServiceRequest) -> Result<(), ExportError> {
+    pub async fn export(
+        &self,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<Accepted, ExportError> {
         // The generated client takes the message by value.
         let mut call = tonic::Request::new(request.clone());
         // Tells the server our deadline (grpc-timeout); the channel enforces it locally.
@@ -68,10 +71,10 @@ impl GrpcExporter {
         }
         let mut client = self.client().clone();
         match client.export(call).await {
-            Ok(response) => {
-                log_partial_success(&self.endpoint, response.get_ref().partial_success.as_ref());
-                Ok(())
-            }
+            Ok(response) => Ok(partial_success(
+                &self.endpoint,
+                response.get_ref().partial_success.as_ref(),
+            )),
             Err(status) => Err(self.error(&status)),
         }
     }
@@ -100,26 +103,7 @@ impl GrpcExporter {
 }
 
 fn with_tls(endpoint: Endpoint, settings: &OtlpSettings) -> Result<Endpoint, ExportBuildError> {
-    if settings.tls.insecure_skip_verify {
-        // The custom verifier replaces root handling entirely, so no roots are configured.
-        let verifier = Arc::new(tls::SkipServerVerification(tls::provider()));
-        return endpoint
-            .tls_config_with_verifier(ClientTlsConfig::new(), verifier)
-            .map_err(|e| ExportBuildError::Tls(e.to_string()));
-    }
-    let mut config = ClientTlsConfig::new().with_native_roots();
-    if let Some(path) = &settings.tls.ca_file {
-        // Parsed first for a precise error; tonic itself only takes the PEM text.
-        tls::read_ca_file(path)?;
-        let pem = std::fs::read(path).map_err(|e| ExportBuildError::CaFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        config = config.ca_certificate(Certificate::from_pem(pem));
-    }
-    endpoint
-        .tls_config(config)
-        .map_err(|e| ExportBuildError::Tls(e.to_string()))
+    tls::grpc_endpoint(endpoint, &settings.tls)
 }
 
 fn metadata(
@@ -157,6 +141,8 @@ mod tests {
             gzip: false,
             timeout: Duration::from_secs(5),
             tls: TlsSettings::default(),
+            name: "otlp".into(),
+            delivery: Default::default(),
         }
     }
 

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use prost::Message;
 
 use super::error::{ExportBuildError, ExportError};
-use super::{log_partial_success, redact_endpoint, rpc_status, tls};
+use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted};
 use crate::config::OtlpSettings;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -88,7 +88,10 @@ impl HttpExporter {
         self.json
     }
 
-    pub async fn export(&self, request: &ExportMetricsServiceRequest) -> Result<(), ExportError> {
+    pub async fn export(
+        &self,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<Accepted, ExportError> {
         let body = self.encode(request)?;
         let mut http_request = Request::builder()
             .method(Method::POST)
@@ -137,8 +140,7 @@ impl HttpExporter {
                     .ok()
                     .and_then(|r| r.partial_success)
             };
-            log_partial_success(&self.endpoint, partial.as_ref());
-            return Ok(());
+            return Ok(partial_success(&self.endpoint, partial.as_ref()));
         }
         Err(ExportError::HttpStatus {
             endpoint: self.endpoint.clone(),
@@ -288,6 +290,8 @@ mod tests {
             gzip: true,
             timeout: Duration::from_secs(5),
             tls: TlsSettings::default(),
+            name: "otlp".into(),
+            delivery: Default::default(),
         }
     }
 

@@ -2,13 +2,18 @@
 //!
 //! Each exporter is built once from its settings (all validation happens there) and then only
 //! exports. One attempt per call; whether to retry is the caller's decision, helped by
-//! [`ExportError::is_retryable`].
+//! [`ExportError::is_retryable`]: the pipeline puts a sending queue and a retrying sender in
+//! front of each OTLP exporter.
+mod backoff;
+mod batch;
 pub mod debug;
 pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod pipeline;
+mod queue;
 mod rpc_status;
+mod sender;
 mod tls;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::{
@@ -46,11 +51,17 @@ impl Exporter {
         })
     }
 
-    pub async fn export(&self, request: &ExportMetricsServiceRequest) -> Result<(), ExportError> {
+    pub async fn export(
+        &self,
+        request: &ExportMetricsServiceRequest,
+    ) -> Result<Accepted, ExportError> {
         match self {
             Exporter::Grpc(grpc) => grpc.export(request).await,
             Exporter::Http(http) => http.export(request).await,
-            Exporter::Debug(debug) => debug.export(request).map_err(ExportError::Stdout),
+            Exporter::Debug(debug) => debug
+                .export(request)
+                .map(|()| Accepted::default())
+                .map_err(ExportError::Stdout),
         }
     }
 
@@ -77,16 +88,28 @@ impl Exporter {
     }
 }
 
+/// What a backend said about an export it took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Points the backend refused (`partial_success.rejected_data_points`): lost, since the
+    /// spec forbids retrying them.
+    pub rejected_points: u64,
+}
+
 /// A backend that accepted only part of an export says so in `partial_success`; the data is
-/// gone either way (not retryable), so it is logged and the export counts as done.
-fn log_partial_success(endpoint: &str, partial: Option<&ExportMetricsPartialSuccess>) {
-    let Some(partial) = partial else { return };
-    if partial.rejected_data_points > 0 {
+/// gone either way (not retryable), so it is logged with the count lost and the export counts
+/// as done.
+fn partial_success(endpoint: &str, partial: Option<&ExportMetricsPartialSuccess>) -> Accepted {
+    let Some(partial) = partial else {
+        return Accepted::default();
+    };
+    let rejected_points = u64::try_from(partial.rejected_data_points).unwrap_or(0);
+    if rejected_points > 0 {
         tracing::warn!(
             endpoint,
-            rejected_data_points = partial.rejected_data_points,
+            rejected_data_points = rejected_points,
             message = partial.error_message.as_str(),
-            "OTLP backend rejected part of the export"
+            "OTLP backend rejected part of the export: {rejected_points} points lost"
         );
     } else if !partial.error_message.is_empty() {
         tracing::warn!(
@@ -95,6 +118,7 @@ fn log_partial_success(endpoint: &str, partial: Option<&ExportMetricsPartialSucc
             "OTLP backend accepted the export with a warning"
         );
     }
+    Accepted { rejected_points }
 }
 
 /// The endpoint as shown in messages: any `user:password@` is removed.
@@ -126,6 +150,8 @@ mod tests {
             gzip: false,
             timeout: Duration::from_secs(1),
             tls: TlsSettings::default(),
+            name: "otlp".into(),
+            delivery: Default::default(),
         })
     }
 

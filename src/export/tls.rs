@@ -1,127 +1,42 @@
-//! TLS towards an OTLP backend: system roots plus an optional CA file, or no verification at all
-//! when the user asked for it.
+//! TLS towards an OTLP backend, from the same building blocks as HTTPS to supervisord
+//! ([`crate::config::tls`]): system roots plus `ca_file`, an optional client certificate,
+//! `server_name`, or no verification when the user asked for it.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tonic::transport::{ClientTlsConfig, Endpoint, Identity};
 
 use super::error::ExportBuildError;
+use crate::config::tls::{self as tls_settings, TlsError};
 use crate::config::TlsSettings;
 
-/// ring explicitly, so a second provider linked in by a dependency never makes rustls guess.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// The rustls configuration of the HTTP exporter.
-pub(crate) fn client_config(tls: &TlsSettings) -> Result<ClientConfig, ExportBuildError> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ExportBuildError::Tls(e.to_string()))?;
-    let config = if tls.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider)))
-            .with_no_client_auth()
-    } else {
-        builder
-            .with_root_certificates(root_store(tls.ca_file.as_deref())?)
-            .with_no_client_auth()
-    };
-    Ok(config)
+pub(crate) fn client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, ExportBuildError> {
+    tls_settings::client_config(tls).map_err(build_error)
 }
 
-/// The system roots, plus the certificates of `ca_file`.
-fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, ExportBuildError> {
-    let mut roots = RootCertStore::empty();
-    // Unreadable system certificates are skipped: a configured ca_file may be all that is needed.
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
-    if let Some(path) = ca_file {
-        for cert in read_ca_file(path)? {
-            roots.add(cert).map_err(|e| ExportBuildError::CaFile {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        }
+/// TLS for the gRPC exporter's channel. tonic takes the verifier and the client identity
+/// separately; `server_name` also becomes the SNI name there.
+pub(crate) fn grpc_endpoint(
+    endpoint: Endpoint,
+    tls: &TlsSettings,
+) -> Result<Endpoint, ExportBuildError> {
+    let provider = tls_settings::provider();
+    let verifier = tls_settings::server_verifier(tls, &provider).map_err(build_error)?;
+    let mut config = ClientTlsConfig::new();
+    if let Some(identity) = tls_settings::client_identity(tls).map_err(build_error)? {
+        config = config.identity(Identity::from_pem(identity.cert_pem, identity.key_pem));
     }
-    if roots.is_empty() {
-        return Err(ExportBuildError::Tls(
-            "no CA certificates: none found on the system and no ca_file set".into(),
-        ));
+    if let Some(name) = &tls.server_name {
+        config = config.domain_name(name.clone());
     }
-    Ok(roots)
+    endpoint
+        .tls_config_with_verifier(config, verifier)
+        .map_err(|e| ExportBuildError::Tls(e.to_string()))
 }
 
-/// Every certificate of a PEM file; an empty file is an error, since it would trust nothing.
-pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ExportBuildError> {
-    let error = |reason: String| ExportBuildError::CaFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let iter = CertificateDer::pem_file_iter(path).map_err(|e| error(e.to_string()))?;
-    let certs = iter
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(error("no PEM certificate in the file".into()));
-    }
-    Ok(certs)
-}
-
-/// `insecure_skip_verify`: any certificate chain and name are accepted, but the handshake
-/// signatures are still checked, so the session is at least bound to the presented key.
-#[derive(Debug)]
-pub(crate) struct SkipServerVerification(pub(crate) Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipServerVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+fn build_error(error: TlsError) -> ExportBuildError {
+    match error {
+        TlsError::CaFile { path, reason } => ExportBuildError::CaFile { path, reason },
+        other => ExportBuildError::Tls(other.to_string()),
     }
 }
 
@@ -130,27 +45,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_or_empty_ca_file_is_an_error() {
-        let err = read_ca_file(Path::new("/nonexistent/ca.pem")).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("ca_file '/nonexistent/ca.pem': "),
-            "{err}"
-        );
-        let empty = tempfile::NamedTempFile::new().unwrap();
-        let err = read_ca_file(empty.path()).unwrap_err();
-        assert!(
-            err.to_string().ends_with("no PEM certificate in the file"),
-            "{err}"
-        );
+    fn insecure_config_builds_without_roots() {
+        let tls = TlsSettings {
+            insecure_skip_verify: true,
+            ..TlsSettings::default()
+        };
+        assert!(client_config(&tls).is_ok());
     }
 
     #[test]
-    fn insecure_config_builds_without_roots() {
+    fn grpc_errors_name_the_file() {
         let tls = TlsSettings {
-            ca_file: None,
+            cert_file: Some("/nonexistent/client.pem".into()),
+            key_file: Some("/nonexistent/client.key".into()),
             insecure_skip_verify: true,
+            ..TlsSettings::default()
         };
-        assert!(client_config(&tls).is_ok());
+        let endpoint = Endpoint::from_static("https://localhost:4317");
+        let err = grpc_endpoint(endpoint, &tls).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cert_file '/nonexistent/client.pem'"),
+            "{err}"
+        );
     }
 }

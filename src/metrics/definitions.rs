@@ -152,12 +152,15 @@ pub static ATTRIBUTES: [&AttributeDef; 9] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     Gauge,
+    /// A cumulative, monotonic sum: the receiver's own counters (self-telemetry) only.
+    Counter,
 }
 
 impl MetricKind {
     fn name(self) -> &'static str {
         match self {
             MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "cumulative sum",
         }
     }
 }
@@ -165,12 +168,15 @@ impl MetricKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
     Int,
+    /// Durations in seconds (self-telemetry only).
+    Double,
 }
 
 impl ValueType {
     fn name(self) -> &'static str {
         match self {
             ValueType::Int => "int",
+            ValueType::Double => "double",
         }
     }
 }
@@ -314,6 +320,204 @@ pub static RESOURCE_ATTRIBUTES: [&AttributeDef; 3] = [
 pub const SCOPE_NAME: &str = "supervisord-receiver";
 pub const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+// ---------------------------------------------------------------------------------------------
+// Self-telemetry: the receiver's own metrics. They travel on the same OTLP pipeline but under
+// their own resource and scope, so they can never be mistaken for a target's data.
+
+/// The scope of the receiver's own metrics.
+pub const SELF_SCOPE_NAME: &str = "supervisord-receiver/self";
+
+/// The `service.name` of the receiver's own resource.
+pub const SELF_SERVICE_NAME: &str = env!("CARGO_PKG_NAME");
+
+pub static SERVICE_NAME: AttributeDef = AttributeDef {
+    key: "service.name",
+    level: AttributeLevel::Resource,
+    values: AttributeValues::Free,
+    description: "`supervisord-receiver`.",
+};
+
+/// The host name when it can be read: one receiver per host is the deployment model, and a
+/// stable id keeps the series continuous across restarts.
+pub static SERVICE_INSTANCE_ID: AttributeDef = AttributeDef {
+    key: "service.instance.id",
+    level: AttributeLevel::Resource,
+    values: AttributeValues::Free,
+    description: "The host name, or an id generated at start when the host name is unknown.",
+};
+
+pub static SERVICE_VERSION: AttributeDef = AttributeDef {
+    key: "service.version",
+    level: AttributeLevel::Resource,
+    values: AttributeValues::Free,
+    description: "The receiver's version.",
+};
+
+/// A closed, low-cardinality class of failure, never the error text: one series per class.
+pub static ERROR_TYPE: AttributeDef = AttributeDef {
+    key: "error_type",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Free,
+    description: "Why the poll failed: `connect`, `timeout`, `unauthorized`, `http_status`, \
+                  `too_large`, `io`, `tls`, `fault`, `invalid_reply`.",
+};
+
+/// The self-telemetry attributes, in documentation order. Not part of [`ATTRIBUTES`]: these
+/// keys are not reserved for targets (Datadog's `service` tag becomes `service.name` there).
+pub static SELF_ATTRIBUTES: [&AttributeDef; 4] = [
+    &SERVICE_NAME,
+    &SERVICE_INSTANCE_ID,
+    &SERVICE_VERSION,
+    &ERROR_TYPE,
+];
+
+/// A self-telemetry metric; `id as usize` is its index in [`SELF_METRICS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SelfMetricId {
+    PollDuration,
+    Polls,
+    PollErrors,
+    QueueBatches,
+    QueueBytes,
+    QueueCapacityBatches,
+    QueueCapacityBytes,
+    PointsSent,
+    PointsDropped,
+    RequestsRetried,
+}
+
+impl SelfMetricId {
+    pub const ALL: [SelfMetricId; 10] = [
+        SelfMetricId::PollDuration,
+        SelfMetricId::Polls,
+        SelfMetricId::PollErrors,
+        SelfMetricId::QueueBatches,
+        SelfMetricId::QueueBytes,
+        SelfMetricId::QueueCapacityBatches,
+        SelfMetricId::QueueCapacityBytes,
+        SelfMetricId::PointsSent,
+        SelfMetricId::PointsDropped,
+        SelfMetricId::RequestsRetried,
+    ];
+
+    pub fn def(self) -> &'static SelfMetricDef {
+        &SELF_METRICS[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct SelfMetricDef {
+    pub id: SelfMetricId,
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    /// Point attributes, in the order they are attached.
+    pub attributes: &'static [&'static AttributeDef],
+    pub description: &'static str,
+}
+
+/// Every self-telemetry metric, in emission and documentation order. Switched on and off as a
+/// whole (`telemetry: { metrics: }`), not one by one.
+pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
+    SelfMetricDef {
+        id: SelfMetricId::PollDuration,
+        name: "supervisord_receiver.poll.duration",
+        unit: "s",
+        kind: MetricKind::Gauge,
+        value_type: ValueType::Double,
+        attributes: &[&SUPERVISOR_SERVER],
+        description: "How long the target's last poll took, failed or not.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::Polls,
+        name: "supervisord_receiver.polls",
+        unit: "{poll}",
+        kind: MetricKind::Counter,
+        value_type: ValueType::Int,
+        attributes: &[&SUPERVISOR_SERVER],
+        description: "Polls of the target, failed or not, since it was configured.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::PollErrors,
+        name: "supervisord_receiver.poll.errors",
+        unit: "{poll}",
+        kind: MetricKind::Counter,
+        value_type: ValueType::Int,
+        attributes: &[&SUPERVISOR_SERVER, &ERROR_TYPE],
+        description: "Failed polls of the target, by error type; a type appears once it \
+                      happened.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::QueueBatches,
+        name: "supervisord_receiver.export.queue.batches",
+        unit: "{batch}",
+        kind: MetricKind::Gauge,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "Batches waiting in the sending queue.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::QueueBytes,
+        name: "supervisord_receiver.export.queue.bytes",
+        unit: "By",
+        kind: MetricKind::Gauge,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "Bytes waiting in the sending queue.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::QueueCapacityBatches,
+        name: "supervisord_receiver.export.queue.capacity.batches",
+        unit: "{batch}",
+        kind: MetricKind::Gauge,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "The sending queue's limit in batches.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::QueueCapacityBytes,
+        name: "supervisord_receiver.export.queue.capacity.bytes",
+        unit: "By",
+        kind: MetricKind::Gauge,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "The sending queue's limit in bytes.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::PointsSent,
+        name: "supervisord_receiver.export.points.sent",
+        unit: "{data_point}",
+        kind: MetricKind::Counter,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "Data points a backend accepted.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::PointsDropped,
+        name: "supervisord_receiver.export.points.dropped",
+        unit: "{data_point}",
+        kind: MetricKind::Counter,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "Data points given up on: rejected, retried past their time limit, or \
+                      pushed out of a full queue.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::RequestsRetried,
+        name: "supervisord_receiver.export.requests.retried",
+        unit: "{request}",
+        kind: MetricKind::Counter,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "Export attempts that failed with a retryable error and were tried again.",
+    },
+];
+
 /// The README's metric and attribute tables, rendered from the table above. A test compares it
 /// with the README so the documentation cannot drift.
 pub fn markdown_table() -> String {
@@ -365,7 +569,50 @@ pub fn markdown_table() -> String {
             escape_cell(attribute.description),
         );
     }
+    self_telemetry_table(&mut out);
     out
+}
+
+/// The second part of the README's table: the receiver's own metrics.
+fn self_telemetry_table(out: &mut String) {
+    let _ = write!(
+        out,
+        "\nThe receiver's own metrics (self-telemetry): resource `{}={}`, scope `{}`; \
+         `supervisor_server` is a point attribute here.\n\n",
+        SERVICE_NAME.key, SELF_SERVICE_NAME, SELF_SCOPE_NAME
+    );
+    out.push_str("| Metric | Type | Unit | Attributes | Description |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for metric in &SELF_METRICS {
+        let attributes = metric
+            .attributes
+            .iter()
+            .map(|a| format!("`{}`", a.key))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| `{}` | {} ({}) | `{}` | {} | {} |",
+            metric.name,
+            metric.kind.name(),
+            metric.value_type.name(),
+            metric.unit,
+            attributes,
+            escape_cell(metric.description),
+        );
+    }
+    out.push('\n');
+    out.push_str("| Attribute | On | Description |\n");
+    out.push_str("|---|---|---|\n");
+    for attribute in SELF_ATTRIBUTES {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            attribute.key,
+            attribute.level.name(),
+            escape_cell(attribute.description),
+        );
+    }
 }
 
 fn escape_cell(text: &str) -> String {
@@ -421,5 +668,36 @@ mod tests {
             assert!(md.contains(&format!("| `{}` |", attribute.key)));
         }
         assert!(md.contains("`up`, `down`, `unknown`") || md.contains("`down`, `up`, `unknown`"));
+    }
+
+    #[test]
+    fn self_ids_index_their_table_and_names_never_collide() {
+        for (i, id) in SelfMetricId::ALL.into_iter().enumerate() {
+            assert_eq!(id as usize, i);
+            assert_eq!(SELF_METRICS[i].id, id);
+        }
+        let mut names: HashSet<_> = METRICS.iter().map(|m| m.name).collect();
+        for metric in &SELF_METRICS {
+            assert!(names.insert(metric.name), "{} twice", metric.name);
+            assert!(metric.name.starts_with("supervisord_receiver."));
+        }
+        assert_ne!(SELF_SCOPE_NAME, SCOPE_NAME);
+    }
+
+    #[test]
+    fn self_attributes_are_not_reserved_for_targets() {
+        for attribute in SELF_ATTRIBUTES {
+            assert!(ATTRIBUTES.iter().all(|a| a.key != attribute.key));
+        }
+    }
+
+    #[test]
+    fn markdown_lists_every_self_metric() {
+        let md = markdown_table();
+        for metric in &SELF_METRICS {
+            assert!(md.contains(&format!("| `{}` |", metric.name)));
+        }
+        assert!(md.contains("| cumulative sum (int) |"));
+        assert!(md.contains(SELF_SCOPE_NAME));
     }
 }

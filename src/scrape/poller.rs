@@ -55,6 +55,12 @@ impl TargetPoller {
     }
 
     /// Polls once; never fails: a failure is an outcome with `can_connect` 0, logged here.
+    ///
+    /// A target that keeps failing is not backed off: it is tried once per interval, as the
+    /// Datadog check tries it once per run, so `can_connect` 0 arrives every interval and a
+    /// recovery shows at the next poll. That attempt is cheap and bounded: one connection at
+    /// most (no retry after a failed connect), cut by the target's timeout, never longer than
+    /// the interval, so a target never has two polls in flight.
     pub async fn poll(&mut self) -> PollOutcome {
         let started = std::time::Instant::now();
         let result = self.client.poll().await;
@@ -89,9 +95,9 @@ impl TargetPoller {
     fn log_failure(&mut self, error: &PollError, message: &str) {
         let detail = error.detail().unwrap_or_default();
         if self.last_failure.as_deref() == Some(message) {
-            tracing::debug!(target_name = %self.target.name, error_type = error.error_type(), detail, "{message}");
+            tracing::debug!(event = "poll_failed", target_name = %self.target.name, error_type = error.error_type(), detail, "{message}");
         } else {
-            tracing::warn!(target_name = %self.target.name, error_type = error.error_type(), detail, "{message}");
+            tracing::warn!(event = "poll_failed", target_name = %self.target.name, error_type = error.error_type(), detail, "{message}");
             self.last_failure = Some(message.to_owned());
         }
     }
@@ -99,7 +105,7 @@ impl TargetPoller {
     fn log_problems(&mut self, problems: &[String]) {
         if problems != self.last_problems.as_slice() {
             for problem in problems {
-                tracing::warn!(target_name = %self.target.name, "{problem}");
+                tracing::warn!(event = "reply_problem", target_name = %self.target.name, "{problem}");
             }
             self.last_problems = problems.to_vec();
         }

@@ -77,8 +77,8 @@ impl PollError {
     pub fn detail(&self) -> Option<String> {
         match self {
             PollError::Transport(TransportError::Connect { reason }) => Some(reason.clone()),
-            PollError::Transport(TransportError::Timeout { after }) => {
-                Some(format!("timed out after {after:?}"))
+            PollError::Transport(TransportError::Timeout { after, stalled }) => {
+                Some(format!("timed out after {after:?} {stalled}"))
             }
             PollError::Transport(
                 error @ (TransportError::Io { .. } | TransportError::Tls { .. }),
@@ -151,12 +151,16 @@ impl SupervisorClient {
         })
     }
 
-    /// One poll, bounded as a whole by the target's timeout.
+    /// One poll, bounded as a whole by the target's timeout (never longer than its interval,
+    /// so a target has at most one poll in flight). Every request, connect and read of the poll
+    /// is inside this bound; when it passes, the request is dropped, which closes its
+    /// connection, and the error says where it stalled.
     pub async fn poll(&self) -> Result<PolledSnapshot, PollError> {
         match tokio::time::timeout(self.timeout, self.poll_unbounded()).await {
             Ok(result) => result,
             Err(_) => Err(PollError::Transport(TransportError::Timeout {
                 after: self.timeout,
+                stalled: self.transport.stalled(),
             })),
         }
     }
@@ -164,8 +168,8 @@ impl SupervisorClient {
     async fn poll_unbounded(&self) -> Result<PolledSnapshot, PollError> {
         if !self.separate_calls.load(Ordering::Relaxed) {
             let reply = self.transport.post(self.multicall_body.clone()).await?;
-            match xmlrpc::decode_response(&reply)? {
-                Ok(results) => return from_multicall(results),
+            match decode_multicall_reply(&reply)? {
+                Ok(polled) => return Ok(polled),
                 Err(fault) => {
                     tracing::info!(
                         server = %self.name,
@@ -198,6 +202,16 @@ impl SupervisorClient {
     async fn call(&self, body: &Bytes) -> Result<Result<Value, Fault>, PollError> {
         let reply = self.transport.post(body.clone()).await?;
         Ok(xmlrpc::decode_response(&reply)?)
+    }
+}
+
+/// What a poll makes of the body of a `system.multicall` reply: everything after the
+/// transport, without a server (the fuzz targets drive it). `Ok(Err(fault))` when the server
+/// refused the multicall itself, which sends the client to separate calls.
+pub fn decode_multicall_reply(body: &[u8]) -> Result<Result<PolledSnapshot, Fault>, PollError> {
+    match xmlrpc::decode_response(body)? {
+        Ok(results) => from_multicall(results).map(Ok),
+        Err(fault) => Ok(Err(fault)),
     }
 }
 
@@ -297,6 +311,7 @@ mod tests {
     use crate::scrape::filter::ProcessFilter;
     use crate::scrape::status::StatusMapping;
     use crate::supervisor::model::SupervisorState;
+    use crate::supervisor::transport::Stalled;
 
     fn target(name: &str, endpoint: Endpoint) -> Target {
         Target {
@@ -340,6 +355,7 @@ mod tests {
             }),
             transport(TransportError::Timeout {
                 after: Duration::from_secs(5),
+                stalled: Stalled::ReadingReply { received: 12 },
             }),
             transport(TransportError::Io {
                 reason: "connection closed before message completed".into(),
@@ -363,7 +379,7 @@ mod tests {
             details,
             [
                 Some("Connection refused (os error 111)".to_owned()),
-                Some("timed out after 5s".to_owned()),
+                Some("timed out after 5s while reading the reply (12 bytes received)".to_owned()),
                 Some(
                     "connection failed during the request: connection closed before message completed"
                         .to_owned()
@@ -700,26 +716,235 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_silent_server_times_out() {
-        // Accepts connections and never answers.
+    // ---- Hostile servers: every poll ends within the timeout and closes what it opened -------
+
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    /// Bound on anything a test waits for, so a broken client fails the test instead of hanging
+    /// it. Never reached when the code works; not a timing assertion.
+    const FAILSAFE: Duration = Duration::from_secs(20);
+
+    /// How a hostile server treats each connection after reading the request.
+    #[derive(Clone, Copy)]
+    enum Hostile {
+        /// Never answers; holds the connection until the client closes it.
+        Silent,
+        /// Sends the reply head one byte at a time, forever.
+        TrickleHead,
+        /// Sends a complete head announcing a large body, then the body one byte at a time.
+        TrickleBody,
+        /// Closes without answering.
+        Close,
+    }
+
+    /// Connections accepted and connections the client has closed.
+    #[derive(Default)]
+    struct Counts {
+        accepted: AtomicUsize,
+        closed: AtomicUsize,
+    }
+
+    async fn hostile_server(behaviour: Hostile) -> (u16, Arc<Counts>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let held = tokio::spawn(async move {
-            let mut open = Vec::new();
+        let counts = Arc::new(Counts::default());
+        let shared = counts.clone();
+        tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                open.push(stream);
+                shared.accepted.fetch_add(1, Ordering::SeqCst);
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    misbehave(stream, behaviour).await;
+                    shared.closed.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
+        (port, counts)
+    }
+
+    /// Returns once the client has closed the connection (or, for `Close`, at once).
+    async fn misbehave(mut stream: TcpStream, behaviour: Hostile) {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let trickle: &[u8] = match behaviour {
+            Hostile::Close => return,
+            Hostile::Silent => {
+                // Reads until the client closes; the request body arrives and is ignored.
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                }
+                return;
+            }
+            // A valid head that never ends: one endless header value.
+            Hostile::TrickleHead => b"HTTP/1.1 200 OK\r\nX-Pad: ",
+            Hostile::TrickleBody => {
+                let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                b"<?xml version='1.0'?><methodResponse>"
+            }
+        };
+        // One byte every 20 ms, `trickle` then padding, until the client goes away.
+        for byte in trickle.iter().chain(std::iter::repeat(&b'a')) {
+            if stream.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                read = stream.read(&mut buf) => if matches!(read, Ok(0) | Err(_)) { return },
+            }
+        }
+    }
+
+    fn timed_client(port: u16, timeout: Duration) -> (SupervisorClient, Target) {
         let mut t = target("server1", tcp("127.0.0.1", port));
-        t.timeout = Duration::from_millis(200);
-        let client = SupervisorClient::new(&t).unwrap();
-        let error = client.poll().await.unwrap_err();
-        assert!(
-            matches!(error, PollError::Transport(TransportError::Timeout { .. })),
-            "{error:?}"
+        t.timeout = timeout;
+        (SupervisorClient::new(&t).unwrap(), t)
+    }
+
+    async fn poll_failsafe(client: &SupervisorClient) -> Result<PolledSnapshot, PollError> {
+        tokio::time::timeout(FAILSAFE, client.poll())
+            .await
+            .expect("the poll outlived its own timeout")
+    }
+
+    /// Waits until the server has seen `n` connections closed by the client.
+    async fn closed(counts: &Counts, n: usize) {
+        tokio::time::timeout(FAILSAFE, async {
+            while counts.closed.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the client kept a timed-out connection open");
+    }
+
+    #[tokio::test]
+    async fn stalled_servers_time_out_with_where_they_stalled_and_are_disconnected() {
+        let cases = [
+            (Hostile::Silent, "waiting for the reply"),
+            (Hostile::TrickleHead, "waiting for the reply"),
+            (Hostile::TrickleBody, "while reading the reply"),
+        ];
+        for (behaviour, stage) in cases {
+            let (port, counts) = hostile_server(behaviour).await;
+            let (client, t) = timed_client(port, Duration::from_millis(300));
+            for poll in 1..=3 {
+                let error = poll_failsafe(&client).await.unwrap_err();
+                assert_eq!(error.error_type(), "timeout", "{error:?}");
+                assert_eq!(
+                    error.message(&t),
+                    format!(
+                        "Cannot connect to http://127.0.0.1:{port}. Make sure supervisor is running and XML-RPC inet interface is enabled."
+                    )
+                );
+                let detail = error.detail().unwrap_or_default();
+                assert!(
+                    detail.starts_with(&format!("timed out after 300ms {stage}")),
+                    "{detail}"
+                );
+                // The timed-out request's connection is closed, not left to the server.
+                closed(&counts, poll).await;
+                // One connection per poll: no retries, no second connection held open.
+                assert_eq!(counts.accepted.load(Ordering::SeqCst), poll);
+            }
+            if matches!(behaviour, Hostile::TrickleBody) {
+                let error = poll_failsafe(&client).await.unwrap_err();
+                let Some(PollError::Transport(TransportError::Timeout {
+                    stalled: Stalled::ReadingReply { received },
+                    ..
+                })) = Some(&error)
+                else {
+                    panic!("{error:?}")
+                };
+                assert!(*received > 0, "{error:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_hangs_up_costs_one_connection_per_poll() {
+        let (port, counts) = hostile_server(Hostile::Close).await;
+        let (client, t) = timed_client(port, Duration::from_secs(5));
+        for poll in 1..=3 {
+            let error = poll_failsafe(&client).await.unwrap_err();
+            assert_eq!(error.error_type(), "io", "{error:?}");
+            assert!(
+                error
+                    .message(&t)
+                    .starts_with("Cannot connect to http://127.0.0.1:"),
+                "{}",
+                error.message(&t)
+            );
+            assert_eq!(counts.accepted.load(Ordering::SeqCst), poll);
+        }
+    }
+
+    /// A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+    /// neither succeeds nor fails until the client gives up.
+    fn unaccepting_listener() -> (
+        std::net::SocketAddr,
+        std::net::TcpListener,
+        Vec<std::net::TcpStream>,
+    ) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = listener.into_std().unwrap();
+        // Fill the queue with connections that are never accepted (kept alive by the caller).
+        let mut fillers = Vec::new();
+        for _ in 0..8 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(stream) => fillers.push(stream),
+                Err(_) => break,
+            }
+        }
+        (addr, listener, fillers)
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_connect_times_out_while_connecting() {
+        let (addr, _listener, _fillers) = unaccepting_listener();
+        let (client, t) = timed_client(addr.port(), Duration::from_millis(300));
+        let error = poll_failsafe(&client).await.unwrap_err();
+        assert_eq!(error.error_type(), "timeout", "{error:?}");
+        assert_eq!(
+            error.detail().as_deref(),
+            Some("timed out after 300ms while connecting"),
+            "{}",
+            error.message(&t)
         );
-        assert_eq!(error.error_type(), "timeout");
-        held.abort();
+    }
+
+    #[tokio::test]
+    async fn hostile_fault_strings_are_cut_and_escaped_in_messages() {
+        let message = format!("line one\nWARN forged line {}", "x".repeat(10_000));
+        let multicall = reply(&format!(
+            "<value><array><data>{}</data></array></value>",
+            fault_struct(10, &message)
+        ));
+        let (port, _) = serve(supervisord(Some(multicall))).await;
+        let (client, t) = client_for(port);
+        let text = client.poll().await.unwrap_err().message(&t);
+        assert!(
+            text.starts_with(
+                "An error occurred while reading process information: 10 line one\\nWARN forged line xxx"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.len() < 300 && text.ends_with("..."), "{text}");
     }
 }

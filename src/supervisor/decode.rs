@@ -4,11 +4,28 @@
 //! Defaults fill the gaps and each gap becomes a short problem string for the log.
 
 use crate::supervisor::model::{ProcessInfo, ProcessState, SupervisorState};
-use crate::supervisor::xmlrpc::Value;
+use crate::supervisor::xmlrpc::{printable, Value};
 
 /// Problem strings kept per reply; past that only a count, so a server that omits a field for
 /// a thousand processes produces a readable log line, not a thousand.
 pub const MAX_PROBLEMS: usize = 10;
+
+/// Entries past this many are ignored, with one problem line saying how many. No practical
+/// supervisord runs this many processes; the cap is what keeps a hostile reply within the
+/// memory of a legitimate one. Each process becomes about fifteen metric points: a 16 MiB reply
+/// of minimal entries (some 200,000) took 1.7 GB once turned into OTLP; capped, it takes about
+/// 100 MB, as a real 16 MiB reply does (measured, release build).
+pub const MAX_PROCESSES: usize = 10_000;
+
+/// An entry whose process or group name is longer than this (in bytes) is skipped: each name
+/// is repeated on every point of its process, so long names multiply memory (at this cap, a
+/// 16 MiB reply of long-named entries peaks at about 170 MB). supervisord's names are program
+/// names, far shorter.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// How much of a process or state name a problem string quotes: the names come from the
+/// server and go into log lines.
+const NAME_LIMIT: usize = 100;
 
 /// A reply whose shape leaves nothing to salvage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,14 +128,20 @@ pub fn processes(value: &Value) -> Result<(Vec<ProcessInfo>, Vec<String>), Model
     let entries = value.as_array().ok_or(ModelError::NotAnArray {
         found: value.kind(),
     })?;
-    let mut processes = Vec::with_capacity(entries.len());
+    let mut processes = Vec::with_capacity(entries.len().min(MAX_PROCESSES));
     let mut problems = Problems::default();
-    for (index, entry) in entries.iter().enumerate() {
+    for (index, entry) in entries.iter().enumerate().take(MAX_PROCESSES) {
         if let Some(info) = process(index, entry, &mut problems) {
             processes.push(info);
         }
     }
-    Ok((processes, problems.finish()))
+    let mut problems = problems.finish();
+    if let Some(ignored) = entries.len().checked_sub(MAX_PROCESSES).filter(|n| *n > 0) {
+        problems.push(format!(
+            "{ignored} processes past the first {MAX_PROCESSES} ignored"
+        ));
+    }
+    Ok((processes, problems))
 }
 
 /// One entry; `None` (skipped) when it is not a struct or has no string `name`.
@@ -157,18 +180,37 @@ fn process(index: usize, entry: &Value, problems: &mut Problems) -> Option<Proce
             return None;
         }
     };
+    if name.len() > MAX_NAME_BYTES {
+        problems.push(|| {
+            format!(
+                "process #{number}: name '{}' longer than {MAX_NAME_BYTES} bytes, skipped",
+                printable(&name, NAME_LIMIT)
+            )
+        });
+        return None;
+    }
     let mut reader = EntryReader {
         name: &name,
         fields: &fields,
         problems,
     };
     let group = reader.string(Field::Group).unwrap_or_else(|| name.clone());
+    if group.len() > MAX_NAME_BYTES {
+        reader.problems.push(|| {
+            format!(
+                "process '{}': group name longer than {MAX_NAME_BYTES} bytes, skipped",
+                printable(&name, NAME_LIMIT)
+            )
+        });
+        return None;
+    }
     let statename = reader.string(Field::Statename);
     let code = reader.int(Field::State);
     let state = ProcessState::resolve(statename.as_deref(), code);
     if state == ProcessState::Unknown && statename.as_deref() != Some(ProcessState::Unknown.name())
     {
-        let shown = statename.as_deref().unwrap_or("");
+        let shown = printable(statename.as_deref().unwrap_or(""), NAME_LIMIT);
+        let name = printable(&name, NAME_LIMIT);
         reader.problems.push(|| match code {
             Some(code) => format!("process '{name}': unknown state '{shown}' (code {code})"),
             None => format!("process '{name}': unknown state '{shown}'"),
@@ -216,14 +258,16 @@ impl EntryReader<'_, '_> {
         expected: &str,
         convert: impl FnOnce(&Value) -> Option<T>,
     ) -> Option<T> {
-        let name = self.name;
+        let raw_name = self.name;
+        let name = || printable(raw_name, NAME_LIMIT);
         match self.fields[field as usize] {
             Some(value) => {
                 let converted = convert(value);
                 if converted.is_none() {
                     self.problems.push(|| {
                         format!(
-                            "process '{name}': field '{}' is not {expected}",
+                            "process '{}': field '{}' is not {expected}",
+                            name(),
                             field.key()
                         )
                     });
@@ -232,7 +276,7 @@ impl EntryReader<'_, '_> {
             }
             None => {
                 self.problems
-                    .push(|| format!("process '{name}': field '{}' is missing", field.key()));
+                    .push(|| format!("process '{}': field '{}' is missing", name(), field.key()));
                 None
             }
         }
@@ -524,6 +568,71 @@ mod tests {
         assert_eq!(
             string(&unwrap_multicall(version.clone(), false)).as_deref(),
             Some("4.3.0")
+        );
+    }
+
+    #[test]
+    fn hostile_names_in_problems_are_cut_and_escaped() {
+        let name = format!("evil\nERROR forged{}", "n".repeat(100));
+        let state = format!("BAD\r{}", "s".repeat(10_000));
+        let value = Value::Array(vec![entry(&[
+            ("name", s(&name)),
+            ("statename", s(&state)),
+            ("state", Value::Int(20)),
+        ])]);
+        let (procs, problems) = processes(&value).unwrap();
+        assert_eq!(procs.len(), 1);
+        assert_eq!(procs[0].name, name, "the name itself is kept as sent");
+        assert!(!problems.is_empty());
+        for problem in &problems {
+            assert!(
+                !problem.contains('\n') && !problem.contains('\r'),
+                "{problem}"
+            );
+            assert!(problem.len() < 300, "{problem}");
+        }
+        assert!(
+            problems[0].starts_with("process 'evil\\nERROR forgednnn"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn overlong_names_skip_the_entry() {
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        let at_limit = "k".repeat(MAX_NAME_BYTES);
+        let mut grouped = full_entry("short");
+        grouped.retain(|(k, _)| *k != "group");
+        grouped.push(("group", s(&long)));
+        let value = Value::Array(vec![
+            entry(&full_entry(&long)),
+            entry(&grouped),
+            entry(&full_entry(&at_limit)),
+        ]);
+        let (procs, problems) = processes(&value).unwrap();
+        let names: Vec<&str> = procs.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, [at_limit.as_str()]);
+        assert_eq!(
+            problems,
+            [
+                format!(
+                    "process #1: name '{}...' longer than {MAX_NAME_BYTES} bytes, skipped",
+                    "n".repeat(NAME_LIMIT)
+                ),
+                format!("process 'short': group name longer than {MAX_NAME_BYTES} bytes, skipped"),
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_past_the_process_cap_are_ignored() {
+        let one = entry(&[("name", s("p"))]);
+        let value = Value::Array(vec![one; MAX_PROCESSES + 5]);
+        let (procs, problems) = processes(&value).unwrap();
+        assert_eq!(procs.len(), MAX_PROCESSES);
+        assert_eq!(
+            problems.last().map(String::as_str),
+            Some("5 processes past the first 10000 ignored")
         );
     }
 

@@ -21,12 +21,29 @@
 //! between two polls, the pooled connection is closed by the server; hyper notices the close and
 //! drops it, and a request that finds it dead before being written is retried on a new connection
 //! (`retry_canceled_requests`, on by default), so the poll does not fail.
+//!
+//! # Bounded in time and size
+//!
+//! A poll is bounded as a whole by the target's timeout (in the poll client, around every
+//! request it makes), which is never longer than the collection interval: a server that accepts
+//! and never answers, or trickles its reply a byte at a time, holds one connection for at most
+//! one timeout, then the request is dropped and hyper closes that connection. There is no
+//! separate idle-read timer: the poll's own bound already ends a stalled read within the
+//! timeout. Replies are capped in size ([`DEFAULT_MAX_RESPONSE_BYTES`]) and hyper caps the
+//! reply head (about 400 KiB). A refused or failed connect is not retried: each poll makes at
+//! most one new connection (plus one when a pooled connection turns out to be closed before the
+//! request was written). When a request is cut by the timeout, [`RpcTransport::stalled`] says
+//! where it was: connecting, waiting for the reply, or reading it (and how far).
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::io;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -40,11 +57,7 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyperlocal::UnixConnector;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::ClientConfig;
 
 use crate::config::{Endpoint, Target, TlsSettings};
 
@@ -69,8 +82,9 @@ pub enum TransportError {
     /// any reply. `reason` is the OS's words (`Connection refused (os error 111)`).
     #[error("cannot connect: {reason}")]
     Connect { reason: String },
-    #[error("no complete reply within {after:?}")]
-    Timeout { after: Duration },
+    /// The poll's time ran out; `stalled` says where the request was then.
+    #[error("timed out after {after:?} {stalled}")]
+    Timeout { after: Duration, stalled: Stalled },
     #[error("HTTP 401 Unauthorized")]
     Unauthorized,
     /// Any other non-2xx status; `reason` is the canonical phrase, empty for unknown codes.
@@ -83,6 +97,106 @@ pub enum TransportError {
     Io { reason: String },
     #[error("TLS: {reason}")]
     Tls { reason: String },
+}
+
+/// Where a request was when the poll's timeout cut it, for the log line that says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stalled {
+    /// TCP connect or TLS handshake unfinished.
+    Connecting,
+    /// Connected (or on a pooled connection), request sent or being sent, no complete reply
+    /// head yet: a silent server, or one that trickles its status line and headers.
+    AwaitingReply,
+    /// The reply head arrived; the body did not complete.
+    ReadingReply { received: usize },
+}
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stalled::Connecting => f.write_str("while connecting"),
+            Stalled::AwaitingReply => f.write_str("waiting for the reply"),
+            Stalled::ReadingReply { received } => {
+                write!(f, "while reading the reply ({received} bytes received)")
+            }
+        }
+    }
+}
+
+/// What the request in flight has got to. Shared by a transport and its connector; a target
+/// has one request in flight at a time, so one record per transport is enough.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Connects under way (hyper may finish one in the background after a request gave up).
+    connecting: AtomicUsize,
+    head_received: AtomicBool,
+    body_bytes: AtomicUsize,
+}
+
+impl Progress {
+    fn start_request(&self) {
+        self.head_received.store(false, Ordering::Relaxed);
+        self.body_bytes.store(0, Ordering::Relaxed);
+    }
+
+    fn stalled(&self) -> Stalled {
+        if self.head_received.load(Ordering::Relaxed) {
+            Stalled::ReadingReply {
+                received: self.body_bytes.load(Ordering::Relaxed),
+            }
+        } else if self.connecting.load(Ordering::Relaxed) > 0 {
+            Stalled::Connecting
+        } else {
+            Stalled::AwaitingReply
+        }
+    }
+}
+
+/// A connector that records in [`Progress`] while a connect is under way.
+#[derive(Clone)]
+struct Tracked<C> {
+    inner: C,
+    progress: Arc<Progress>,
+}
+
+/// Counts a connect as under way until its future completes or is dropped.
+struct ConnectGuard(Arc<Progress>);
+
+impl ConnectGuard {
+    fn new(progress: Arc<Progress>) -> Self {
+        progress.connecting.fetch_add(1, Ordering::Relaxed);
+        ConnectGuard(progress)
+    }
+}
+
+impl Drop for ConnectGuard {
+    fn drop(&mut self) {
+        self.0.connecting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<C> tower_service::Service<Uri> for Tracked<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, C::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), C::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let guard = ConnectGuard::new(Arc::clone(&self.progress));
+        let connecting = self.inner.call(uri);
+        Box::pin(async move {
+            let result = connecting.await;
+            drop(guard);
+            result
+        })
+    }
 }
 
 /// Why a transport could not be built from settings (bad CA file, ...). Reported at start.
@@ -105,9 +219,9 @@ type RequestBody = Full<Bytes>;
 /// The connection pool, typed by how it connects; chosen once from the endpoint.
 #[derive(Clone)]
 enum Pool {
-    Tcp(Client<HttpConnector, RequestBody>),
-    Https(Client<HttpsConnector<HttpConnector>, RequestBody>),
-    Unix(Client<UnixConnector, RequestBody>),
+    Tcp(Client<Tracked<HttpConnector>, RequestBody>),
+    Https(Client<Tracked<HttpsConnector<HttpConnector>>, RequestBody>),
+    Unix(Client<Tracked<UnixConnector>, RequestBody>),
     /// A TCP connector that records what crosses the socket, for tests only.
     #[cfg(test)]
     Observed(Client<tests::ObservedConnector, RequestBody>),
@@ -134,9 +248,10 @@ pub struct RpcTransport {
     host: HeaderValue,
     /// `Basic ...`, marked sensitive so hyper never logs it.
     authorization: Option<HeaderValue>,
-    /// Named in the error when a TCP connect times out.
+    /// Named in the error when the connector's own connect timer fires.
     connect_timeout: Duration,
     max_response_bytes: usize,
+    progress: Arc<Progress>,
 }
 
 impl RpcTransport {
@@ -149,10 +264,11 @@ impl RpcTransport {
         target: &Target,
         max_response_bytes: usize,
     ) -> Result<Self, TransportBuildError> {
+        let progress = Arc::new(Progress::default());
         let (pool, uri, host) = match &target.endpoint {
             Endpoint::Tcp { tls: false, .. } => {
                 let (uri, host) = tcp_uri(&target.endpoint)?;
-                let pool = Pool::Tcp(pooled_client(http_connector(target.timeout)));
+                let pool = Pool::Tcp(tracked_client(http_connector(target.timeout), &progress));
                 (pool, uri, host)
             }
             Endpoint::Tcp { tls: true, .. } => {
@@ -162,11 +278,11 @@ impl RpcTransport {
                     .https_only()
                     .enable_http1()
                     .wrap_connector(http_connector(target.timeout));
-                (Pool::Https(pooled_client(https)), uri, host)
+                (Pool::Https(tracked_client(https, &progress)), uri, host)
             }
             Endpoint::Unix { path } => {
                 let uri = unix_uri(path)?;
-                let pool = Pool::Unix(pooled_client(UnixConnector));
+                let pool = Pool::Unix(tracked_client(UnixConnector, &progress));
                 (pool, uri, HeaderValue::from_static("localhost"))
             }
         };
@@ -184,16 +300,19 @@ impl RpcTransport {
             authorization,
             connect_timeout: target.timeout,
             max_response_bytes,
+            progress,
         })
     }
 
     /// POSTs an XML-RPC body to `/RPC2` and returns the reply body (any 2xx status).
     pub async fn post(&self, body: Bytes) -> Result<Bytes, TransportError> {
+        self.progress.start_request();
         let response = self
             .pool
             .request(self.request(body))
             .await
             .map_err(|err| self.classify(&err, err.is_connect()))?;
+        self.progress.head_received.store(true, Ordering::Relaxed);
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
             return Err(TransportError::Unauthorized);
@@ -205,6 +324,11 @@ impl RpcTransport {
             });
         }
         self.read_capped(response.into_body()).await
+    }
+
+    /// Where the latest request stands: read when the poll's timeout has cut it.
+    pub fn stalled(&self) -> Stalled {
+        self.progress.stalled()
     }
 
     fn request(&self, body: Bytes) -> Request<RequestBody> {
@@ -241,6 +365,9 @@ impl RpcTransport {
                     return Err(too_large);
                 }
                 reply.extend_from_slice(&data);
+                self.progress
+                    .body_bytes
+                    .store(reply.len(), Ordering::Relaxed);
             }
         }
         Ok(reply.freeze())
@@ -266,10 +393,13 @@ impl RpcTransport {
             };
         }
         let reason = match innermost_io {
-            // The connector's own timer, not the OS's: its text ("deadline has elapsed")
-            // would not say what timed out.
+            // The connector's own timer, not the OS's: the same as the poll's timeout cutting
+            // the connect (the two are equal and race), so it is reported the same way.
             Some(e) if e.kind() == io::ErrorKind::TimedOut && e.raw_os_error().is_none() => {
-                format!("connect timed out after {:?}", self.connect_timeout)
+                return TransportError::Timeout {
+                    after: self.connect_timeout,
+                    stalled: Stalled::Connecting,
+                };
             }
             Some(e) => e.to_string(),
             None => chain_text(err),
@@ -317,11 +447,24 @@ where
 {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        // Polls of a target are sequential: one kept-alive connection is all it ever needs.
+        .pool_max_idle_per_host(1)
         .pool_timer(TokioTimer::new())
         // Flatten headers and body into one buffer: see the module docs.
         .http1_writev(false)
         .retry_canceled_requests(true)
         .build(connector)
+}
+
+/// A pooled client whose connector reports connects in progress to `progress`.
+fn tracked_client<C>(connector: C, progress: &Arc<Progress>) -> Client<Tracked<C>, RequestBody>
+where
+    Tracked<C>: Connect + Clone + Send + Sync + 'static,
+{
+    pooled_client(Tracked {
+        inner: connector,
+        progress: Arc::clone(progress),
+    })
 }
 
 fn http_connector(connect_timeout: Duration) -> HttpConnector {
@@ -378,107 +521,10 @@ fn basic_auth(username: &str, password: &str) -> Result<HeaderValue, TransportBu
     Ok(value)
 }
 
+/// Trust, client certificate, `server_name` and `insecure_skip_verify` are handled as for the
+/// OTLP exporters: see [`crate::config::tls`].
 fn tls_config(tls: &TlsSettings) -> Result<ClientConfig, TransportBuildError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TransportBuildError::Tls(e.to_string()))?;
-    let config = if tls.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(&provider)))
-            .with_no_client_auth()
-    } else {
-        builder
-            .with_root_certificates(root_store(tls.ca_file.as_deref())?)
-            .with_no_client_auth()
-    };
-    Ok(config)
-}
-
-/// The system's roots plus the configured CA file. An unreadable system store is not fatal
-/// (a private CA may be all that is needed); an unusable configured file is.
-fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TransportBuildError> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for err in &native.errors {
-        tracing::debug!(error = %err, "skipping part of the system certificate store");
-    }
-    roots.add_parsable_certificates(native.certs);
-    if let Some(path) = ca_file {
-        for cert in ca_file_certificates(path)? {
-            roots.add(cert).map_err(|e| {
-                TransportBuildError::Tls(format!("CA file {}: {e}", path.display()))
-            })?;
-        }
-    }
-    if roots.is_empty() {
-        tracing::warn!("no CA certificates found: HTTPS certificate verification will fail");
-    }
-    Ok(roots)
-}
-
-fn ca_file_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportBuildError> {
-    let fail =
-        |what: String| TransportBuildError::Tls(format!("CA file {}: {what}", path.display()));
-    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(format!("invalid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(fail("no certificate found".to_owned()));
-    }
-    Ok(certs)
-}
-
-/// `insecure_skip_verify`: accepts any certificate for any name. The handshake signatures are
-/// still checked, so the peer at least holds the key of the certificate it shows.
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl AcceptAnyCertificate {
-    fn new(provider: &CryptoProvider) -> Self {
-        AcceptAnyCertificate {
-            algorithms: provider.signature_verification_algorithms,
-        }
-    }
-}
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    crate::config::tls::client_config(tls).map_err(|e| TransportBuildError::Tls(e.to_string()))
 }
 
 #[cfg(test)]
@@ -1138,6 +1184,36 @@ mod tests {
         assert!(matches!(err, TransportError::Io { .. }), "{err:?}");
     }
 
+    #[tokio::test]
+    async fn an_endless_reply_head_is_cut_off() {
+        // A status line, then header lines as fast as the client takes them, never a blank line.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            read_request(&mut stream).await;
+            if stream.write_all(b"HTTP/1.1 200 OK\r\n").await.is_err() {
+                return;
+            }
+            let line = format!("X-Pad: {}\r\n", "a".repeat(1000));
+            while stream.write_all(line.as_bytes()).await.is_ok() {
+                counter.fetch_add(line.len(), Ordering::SeqCst);
+            }
+        });
+        let transport = RpcTransport::new(&tcp_target(addr)).expect("transport");
+
+        let err = post(&transport).await.expect_err("endless head");
+        assert!(matches!(err, TransportError::Io { .. }), "{err:?}");
+        // hyper stops at its head limit (about 400 KiB; what was sent also counts the socket
+        // buffers), before the reply cap.
+        let sent = sent.load(Ordering::SeqCst);
+        assert!(sent < DEFAULT_MAX_RESPONSE_BYTES, "{sent} bytes sent");
+    }
+
     // ---- Connections ---------------------------------------------------------------------------
 
     #[tokio::test]
@@ -1310,6 +1386,7 @@ mod tests {
         let tls = TlsSettings {
             ca_file: Some(ca_file),
             insecure_skip_verify: false,
+            ..TlsSettings::default()
         };
         let transport =
             RpcTransport::new(&with_credentials(https_target(addr, tls))).expect("transport");
@@ -1333,6 +1410,7 @@ mod tests {
         let tls = TlsSettings {
             ca_file: None,
             insecure_skip_verify: true,
+            ..TlsSettings::default()
         };
         let transport = RpcTransport::new(&https_target(addr, tls)).expect("transport");
 
@@ -1352,6 +1430,7 @@ mod tests {
             let tls = TlsSettings {
                 ca_file: Some(ca_file),
                 insecure_skip_verify: false,
+                ..TlsSettings::default()
             };
             RpcTransport::new(&https_target(addr, tls)).err()
         };

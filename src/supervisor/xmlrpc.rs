@@ -20,6 +20,10 @@ pub const MAX_DEPTH: usize = 64;
 /// How much of an offending text an error quotes; enough to recognise it in a log.
 const QUOTE_LIMIT: usize = 40;
 
+/// How much of a fault string or a parser message a log line carries. supervisord's longest
+/// fault strings (a failed spawn's reason) fit; a hostile megabyte-long one does not.
+const MESSAGE_LIMIT: usize = 200;
+
 /// One XML-RPC value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -108,11 +112,38 @@ pub struct Fault {
     pub message: String,
 }
 
-/// Datadog quotes faults as `{faultCode} {faultString}` (`10 BAD_NAME`); so do we.
+/// Datadog quotes faults as `{faultCode} {faultString}` (`10 BAD_NAME`); so do we. The string
+/// comes from the server, so it is shown through [`printable`].
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.message)
+        write!(
+            f,
+            "{} {}",
+            self.code,
+            printable(&self.message, MESSAGE_LIMIT)
+        )
     }
+}
+
+/// Text from the server made safe for one log line: control characters (a newline would let
+/// the server forge a log line), line separators and bidirectional overrides are escaped, and
+/// the text is cut after `limit` characters.
+pub fn printable(text: &str, limit: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(limit.saturating_mul(4)));
+    for (count, c) in text.chars().enumerate() {
+        if count == limit {
+            out.push_str("...");
+            break;
+        }
+        let unsafe_in_a_log = c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if unsafe_in_a_log {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Fault {
@@ -162,6 +193,32 @@ pub enum DecodeError {
     BadMulticall(String),
     #[error("content after the end of the reply")]
     TrailingContent,
+}
+
+/// Encodes a `methodResponse` carrying `value`, as a server would: for tools and tests that
+/// play supervisord.
+pub fn encode_response(value: &Value) -> Vec<u8> {
+    let mut out = String::from("<?xml version=\"1.0\"?>\n<methodResponse><params><param>");
+    write_value(&mut out, value);
+    out.push_str("</param></params></methodResponse>\n");
+    out.into_bytes()
+}
+
+/// Encodes a fault `methodResponse`.
+pub fn encode_fault(fault: &Fault) -> Vec<u8> {
+    let mut out = String::from("<?xml version=\"1.0\"?>\n<methodResponse><fault>");
+    write_value(
+        &mut out,
+        &Value::Struct(vec![
+            ("faultCode".to_owned(), Value::Int(fault.code)),
+            (
+                "faultString".to_owned(),
+                Value::String(fault.message.clone()),
+            ),
+        ]),
+    );
+    out.push_str("</fault></methodResponse>\n");
+    out.into_bytes()
 }
 
 /// Encodes a `methodCall`.
@@ -376,10 +433,7 @@ fn starts_with_ignore_case(haystack: &[u8], prefix: &[u8]) -> bool {
 
 /// Cuts quoted input short so an error message stays one readable line.
 fn quote(text: &str) -> String {
-    match text.char_indices().nth(QUOTE_LIMIT) {
-        Some((cut, _)) => format!("{}...", text.get(..cut).unwrap_or(text)),
-        None => text.to_owned(),
-    }
+    printable(text, QUOTE_LIMIT)
 }
 
 /// The element names XML-RPC uses; anything else is kept by name for the error message.
@@ -468,9 +522,9 @@ impl Tok<'_> {
     fn describe(&self) -> String {
         match self {
             Tok::Decl => "an XML declaration".to_owned(),
-            Tok::Start(tag) => format!("<{}>", tag.name()),
-            Tok::Empty(tag) => format!("<{}/>", tag.name()),
-            Tok::End(tag) => format!("</{}>", tag.name()),
+            Tok::Start(tag) => format!("<{}>", quote(tag.name())),
+            Tok::Empty(tag) => format!("<{}/>", quote(tag.name())),
+            Tok::End(tag) => format!("</{}>", quote(tag.name())),
             Tok::Text(text) => format!("text '{}'", quote(text)),
             Tok::Eof => "the end of the reply".to_owned(),
         }
@@ -499,7 +553,8 @@ impl<'a> Parser<'a> {
     fn xml_error(&self, error: quick_xml::Error) -> DecodeError {
         DecodeError::Xml {
             position: self.reader.error_position(),
-            reason: error.to_string(),
+            // quick-xml quotes names from the input in its messages.
+            reason: printable(&error.to_string(), MESSAGE_LIMIT),
         }
     }
 
@@ -861,10 +916,9 @@ mod tests {
         }
     }
 
+    /// The public encoder's output as text.
     fn encode_response(value: &Value) -> String {
-        let mut out = String::new();
-        write_value(&mut out, value);
-        response(&out)
+        String::from_utf8(super::encode_response(value)).unwrap()
     }
 
     #[test]
@@ -1013,6 +1067,56 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(decoded, value);
+    }
+
+    #[test]
+    fn fault_replies_round_trip() {
+        let fault = Fault {
+            code: 10,
+            message: "BAD_NAME: <x> & y".into(),
+        };
+        assert_eq!(decode_response(&encode_fault(&fault)), Ok(Err(fault)));
+    }
+
+    #[test]
+    fn server_text_is_made_printable() {
+        assert_eq!(printable("plain text", 40), "plain text");
+        assert_eq!(
+            printable("a\nWARN forged\r\u{1b}[31m\u{202E}", 40),
+            "a\\nWARN forged\\r\\u{1b}[31m\\u{202e}"
+        );
+        assert_eq!(printable("é🦀xyz", 2), "é🦀...");
+        assert_eq!(printable("", 0), "");
+        let fault = Fault {
+            code: 2,
+            message: format!("one\ntwo{}", "z".repeat(1000)),
+        };
+        let shown = fault.to_string();
+        assert!(
+            shown.starts_with("2 one\\ntwozzz") && shown.ends_with("..."),
+            "{shown}"
+        );
+        assert_eq!(
+            shown.chars().count(),
+            "2 ".len() + MESSAGE_LIMIT + 1 + "...".len()
+        );
+    }
+
+    #[test]
+    fn hostile_names_in_errors_are_cut_and_escaped() {
+        let long = "t".repeat(100_000);
+        let Err(DecodeError::Unexpected { found, .. }) =
+            decode_response(format!("<{long}/>").as_bytes())
+        else {
+            panic!("expected an unexpected-element error");
+        };
+        assert_eq!(found, format!("<{}.../>", "t".repeat(QUOTE_LIMIT)));
+        let Err(DecodeError::Xml { reason, .. }) = decode_response(
+            format!("<methodResponse><params><param><value><int>1</{long}>").as_bytes(),
+        ) else {
+            panic!("expected an XML error");
+        };
+        assert!(reason.chars().count() <= MESSAGE_LIMIT + 3, "{reason}");
     }
 
     #[test]

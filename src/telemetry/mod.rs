@@ -2,17 +2,40 @@
 //! the self-telemetry exporter and the health endpoint.
 //!
 //! Everything here is cheap to update from hot paths (atomics, one short lock per poll).
+//!
+//! - [`self_metrics`] turns the counters into OTLP, under the receiver's own resource;
+//!   [`emitter`] sends them into the export pipeline every `telemetry.interval`.
+//! - [`ratelimit`]: named, rate-limited log events (`event="export_failed"`).
+pub mod emitter;
+pub mod ratelimit;
+pub mod self_metrics;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use ratelimit::RateLimitedLog;
+
+use crate::scrape::poller::unix_nanos_now;
+
 /// Shared by every part of one running receiver.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     pub export: ExportCounters,
     pub polls: PollStats,
+    /// When this receiver started: the start of every cumulative export counter.
+    pub started: StartTime,
+}
+
+/// Unix nanoseconds, read from the clock when created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartTime(pub u64);
+
+impl Default for StartTime {
+    fn default() -> Self {
+        StartTime(unix_nanos_now())
+    }
 }
 
 /// What happened to the data on its way out. Points are data points as counted in OTLP.
@@ -89,6 +112,22 @@ pub struct TargetPollStats {
     pub last_duration: Duration,
     /// Failed polls by low-cardinality error type (`PollError::error_type`).
     pub errors: BTreeMap<&'static str, u64>,
+    /// Unix nanoseconds when the target was first seen: the start of its cumulative series,
+    /// so a target removed and added back starts new series rather than resetting old ones.
+    pub since_unix_nano: u64,
+    /// Unix nanoseconds when the last poll finished (0: none yet).
+    pub last_poll_unix_nano: u64,
+    /// The last poll's error type; `None` when it succeeded or none happened yet.
+    pub last_error_type: Option<&'static str>,
+}
+
+impl TargetPollStats {
+    fn new() -> Self {
+        TargetPollStats {
+            since_unix_nano: unix_nanos_now(),
+            ..Default::default()
+        }
+    }
 }
 
 impl PollStats {
@@ -98,12 +137,26 @@ impl PollStats {
         };
         let stats = match map.get_mut(target) {
             Some(stats) => stats,
-            None => map.entry(target.to_owned()).or_default(),
+            None => map
+                .entry(target.to_owned())
+                .or_insert_with(TargetPollStats::new),
         };
         stats.polls += 1;
         stats.last_duration = duration;
+        stats.last_poll_unix_nano = unix_nanos_now();
+        stats.last_error_type = error_type;
         if let Some(error_type) = error_type {
             *stats.errors.entry(error_type).or_default() += 1;
+        }
+    }
+
+    /// Lists a configured target before its first poll, so the health status and the
+    /// self-telemetry show it from the start.
+    pub fn register(&self, target: &str) {
+        if let Ok(mut map) = self.by_target.lock() {
+            if !map.contains_key(target) {
+                map.insert(target.to_owned(), TargetPollStats::new());
+            }
         }
     }
 
@@ -119,5 +172,48 @@ impl PollStats {
             .lock()
             .map(|map| map.clone())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_keep_the_last_result_and_count_errors_by_type() {
+        let stats = PollStats::default();
+        stats.register("web");
+        let registered = stats.snapshot().remove("web").unwrap_or_default();
+        assert_eq!(registered.polls, 0);
+        assert!(registered.since_unix_nano > 0);
+        assert_eq!(registered.last_poll_unix_nano, 0);
+
+        stats.record("web", Duration::from_millis(3), Some("timeout"));
+        stats.record("web", Duration::from_millis(4), Some("timeout"));
+        stats.record("web", Duration::from_millis(5), None);
+        let web = stats.snapshot().remove("web").unwrap_or_default();
+        assert_eq!(web.polls, 3);
+        assert_eq!(web.last_duration, Duration::from_millis(5));
+        assert_eq!(web.last_error_type, None);
+        assert_eq!(web.errors.get("timeout"), Some(&2));
+        assert_eq!(web.since_unix_nano, registered.since_unix_nano);
+        assert!(web.last_poll_unix_nano >= web.since_unix_nano);
+
+        // Registering again keeps the counts; forgetting drops them.
+        stats.register("web");
+        assert_eq!(stats.snapshot().get("web").map(|s| s.polls), Some(3));
+        stats.forget("web");
+        assert!(stats.snapshot().is_empty());
+    }
+
+    #[test]
+    fn failing_since_is_the_first_failure_after_a_success() {
+        let export = ExportCounters::default();
+        export.record_attempt(false, 10);
+        export.record_attempt(false, 20);
+        assert_eq!(export.failing_since_unix_nano.load(Ordering::Relaxed), 10);
+        export.record_attempt(true, 30);
+        assert_eq!(export.failing_since_unix_nano.load(Ordering::Relaxed), 0);
+        assert_eq!(export.last_success_unix_nano.load(Ordering::Relaxed), 30);
     }
 }

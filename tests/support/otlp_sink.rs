@@ -92,27 +92,39 @@ pub struct OtlpSink {
     thread: Option<JoinHandle<()>>,
 }
 
+/// A listener on `addr` (port 0: an ephemeral one).
+fn bind(addr: SocketAddr) -> std::io::Result<StdTcpListener> {
+    let l = StdTcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
 impl OtlpSink {
     /// Binds both servers on 127.0.0.1 ephemeral ports and serves until dropped.
     pub fn start() -> OtlpSink {
-        let bind = || {
-            let l = StdTcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .unwrap_or_else(|e| panic!("OTLP sink: cannot bind 127.0.0.1:0: {e}"));
-            l.set_nonblocking(true)
-                .unwrap_or_else(|e| panic!("OTLP sink: set_nonblocking: {e}"));
-            l
-        };
-        let grpc_listener = bind();
-        let http_listener = bind();
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener =
+            || bind(any).unwrap_or_else(|e| panic!("OTLP sink: cannot bind 127.0.0.1:0: {e}"));
+        let grpc_listener = listener();
+        let http_listener = listener();
         let addr = |l: &StdTcpListener| {
             l.local_addr()
                 .unwrap_or_else(|e| panic!("OTLP sink: local_addr: {e}"))
         };
-        let grpc_addr = addr(&grpc_listener);
-        let http_addr = addr(&http_listener);
-        let shared = Arc::new(Shared::default());
+        let mut sink = OtlpSink {
+            grpc_addr: addr(&grpc_listener),
+            http_addr: addr(&http_listener),
+            shared: Arc::new(Shared::default()),
+            shutdown: None,
+            thread: None,
+        };
+        sink.spawn(grpc_listener, http_listener);
+        sink
+    }
+
+    fn spawn(&mut self, grpc_listener: StdTcpListener, http_listener: StdTcpListener) {
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread_shared = shared.clone();
+        let thread_shared = self.shared.clone();
         let thread = thread::Builder::new()
             .name("otlp-sink".into())
             .spawn(move || {
@@ -128,13 +140,41 @@ impl OtlpSink {
                 ));
             })
             .unwrap_or_else(|e| panic!("OTLP sink: cannot spawn thread: {e}"));
-        OtlpSink {
-            grpc_addr,
-            http_addr,
-            shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+        self.shutdown = Some(shutdown);
+        self.thread = Some(thread);
+    }
+
+    /// Takes the backend down: both ports closed (connections refused), after answering what is
+    /// in flight, so a request the sink recorded was also acknowledged. What was received is
+    /// kept.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Brings the backend back on the same ports, keeping what was received before.
+    pub fn restart(&mut self) {
+        assert!(self.thread.is_none(), "OTLP sink: restart while running");
+        // The ports were ours a moment ago; a busy one is retried briefly.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let rebind = |addr: SocketAddr| loop {
+            match bind(addr) {
+                Ok(l) => return l,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                Err(e) => panic!("OTLP sink: cannot bind {addr} again: {e}"),
+            }
+        };
+        let grpc_listener = rebind(self.grpc_addr);
+        let http_listener = rebind(self.http_addr);
+        self.spawn(grpc_listener, http_listener);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.thread.is_some()
     }
 
     /// `http://127.0.0.1:PORT`: the gRPC server's base URL.
@@ -213,12 +253,7 @@ impl OtlpSink {
 
 impl Drop for OtlpSink {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 
@@ -236,17 +271,31 @@ async fn serve(
         shared: shared.clone(),
     })
     .accept_compressed(CompressionEncoding::Gzip);
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let mut grpc_stopping = stopping.clone();
     let grpc = tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener));
-    tokio::spawn(async move {
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc_listener),
+            async move {
+                let _ = grpc_stopping.changed().await;
+            },
+        );
+    let grpc = tokio::spawn(async move {
         if let Err(e) = grpc.await {
             eprintln!("OTLP sink: gRPC server stopped: {e}");
         }
     });
-    tokio::spawn(serve_http(http_listener, shared));
-    // Dropping the runtime after this returns cancels both servers.
+    let http = tokio::spawn(serve_http(http_listener, shared, stopping));
     let _ = shutdown.await;
+    // Graceful: stop accepting, finish the requests in flight, close. Bounded, since a client
+    // could hold a connection open; dropping the runtime after this cancels whatever is left.
+    let _ = stopping_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = grpc.await;
+        let _ = http.await;
+    })
+    .await;
 }
 
 struct GrpcSink {
@@ -285,19 +334,39 @@ fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn serve_http(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.changed() => break,
+        };
+        let Ok((stream, _)) = accepted else {
             continue;
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |req| handle_http(req, shared.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    // Answers the request in flight, if any, then closes.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 async fn handle_http(

@@ -1,0 +1,356 @@
+//! Export requests measured, counted and cut to size.
+//!
+//! A request is split along its own structure (resources, then metrics, then data points) so
+//! every piece is still a valid OTLP request carrying its resource and scope. Sizes are bytes of
+//! the protobuf encoding before compression, what a collector's `max_recv_msg_size_mib` limits.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{metric, Metric, ResourceMetrics, ScopeMetrics};
+use prost::Message;
+
+/// Upper bound of what a length-delimited field adds around a message: one tag byte and a
+/// length varint (at most 5 bytes below 4 GiB).
+const FIELD_OVERHEAD: u64 = 6;
+
+/// Data points in a request, of every metric type: what telemetry counts as sent or lost.
+pub(crate) fn count_points(request: &ExportMetricsServiceRequest) -> u64 {
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| points_of(m) as u64)
+        .sum()
+}
+
+fn points_of(metric: &Metric) -> usize {
+    match &metric.data {
+        Some(metric::Data::Gauge(g)) => g.data_points.len(),
+        Some(metric::Data::Sum(s)) => s.data_points.len(),
+        Some(metric::Data::Histogram(h)) => h.data_points.len(),
+        Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(metric::Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
+
+fn field_len(message: &impl Message) -> u64 {
+    message.encoded_len() as u64 + FIELD_OVERHEAD
+}
+
+/// Pieces of `request`, each encoding to at most `max_bytes` unless a single data point is
+/// larger on its own (it is then sent alone; the backend decides).
+pub(crate) fn split(
+    request: &ExportMetricsServiceRequest,
+    max_bytes: u64,
+) -> Vec<ExportMetricsServiceRequest> {
+    if request.encoded_len() as u64 <= max_bytes {
+        return vec![request.clone()];
+    }
+    let mut out = Vec::new();
+    let mut current = ExportMetricsServiceRequest::default();
+    let mut size = 0;
+    for resource in &request.resource_metrics {
+        for piece in split_resource(resource, max_bytes) {
+            let len = field_len(&piece);
+            if size + len > max_bytes && !current.resource_metrics.is_empty() {
+                out.push(std::mem::take(&mut current));
+                size = 0;
+            }
+            current.resource_metrics.push(piece);
+            size += len;
+        }
+    }
+    if !current.resource_metrics.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// One resource's metrics in pieces that each fit `max_bytes` as a request field.
+fn split_resource(resource: &ResourceMetrics, max_bytes: u64) -> Vec<ResourceMetrics> {
+    if field_len(resource) <= max_bytes {
+        return vec![resource.clone()];
+    }
+    let shell = ResourceMetrics {
+        resource: resource.resource.clone(),
+        scope_metrics: Vec::new(),
+        schema_url: resource.schema_url.clone(),
+    };
+    let shell_len = field_len(&shell);
+    let mut pieces = Vec::new();
+    let mut current = shell.clone();
+    let mut size = shell_len;
+    for scope in &resource.scope_metrics {
+        let header = ScopeMetrics {
+            scope: scope.scope.clone(),
+            metrics: Vec::new(),
+            schema_url: scope.schema_url.clone(),
+        };
+        let header_len = field_len(&header);
+        let budget = max_bytes.saturating_sub(shell_len + header_len);
+        // A new scope group starts in every piece, and whenever the scope changes.
+        let mut in_group = false;
+        for metric in scope.metrics.iter().flat_map(|m| split_metric(m, budget)) {
+            let len = field_len(&metric);
+            let added = if in_group { len } else { header_len + len };
+            if size + added > max_bytes && size > shell_len {
+                pieces.push(std::mem::replace(&mut current, shell.clone()));
+                size = shell_len;
+                in_group = false;
+            }
+            if !in_group {
+                current.scope_metrics.push(header.clone());
+                size += header_len;
+                in_group = true;
+            }
+            if let Some(group) = current.scope_metrics.last_mut() {
+                group.metrics.push(metric);
+            }
+            size += len;
+        }
+    }
+    if size > shell_len {
+        pieces.push(current);
+    }
+    pieces
+}
+
+/// Gauges and sums are cut between data points; other types are rare here (only gauges and
+/// sums are produced) and stay whole.
+fn split_metric(metric: &Metric, budget: u64) -> Vec<Metric> {
+    if field_len(metric) <= budget {
+        return vec![metric.clone()];
+    }
+    match &metric.data {
+        Some(metric::Data::Gauge(gauge)) => {
+            chunk_points(&gauge.data_points, budget, metric, |points| {
+                metric::Data::Gauge(opentelemetry_proto::tonic::metrics::v1::Gauge {
+                    data_points: points,
+                })
+            })
+        }
+        Some(metric::Data::Sum(sum)) => chunk_points(&sum.data_points, budget, metric, |points| {
+            metric::Data::Sum(opentelemetry_proto::tonic::metrics::v1::Sum {
+                data_points: points,
+                aggregation_temporality: sum.aggregation_temporality,
+                is_monotonic: sum.is_monotonic,
+            })
+        }),
+        _ => vec![metric.clone()],
+    }
+}
+
+fn chunk_points<P: Message + Clone>(
+    points: &[P],
+    budget: u64,
+    metric: &Metric,
+    wrap: impl Fn(Vec<P>) -> metric::Data,
+) -> Vec<Metric> {
+    let with = |points: Vec<P>| Metric {
+        data: Some(wrap(points)),
+        ..metric_header(metric)
+    };
+    // The metric's name, description, unit and metadata, plus the data's own field.
+    let header_len = field_len(&with(Vec::new())) + FIELD_OVERHEAD;
+    let mut out = Vec::new();
+    let mut current: Vec<P> = Vec::new();
+    let mut size = header_len;
+    for point in points {
+        let len = field_len(point);
+        if size + len > budget && !current.is_empty() {
+            out.push(with(std::mem::take(&mut current)));
+            size = header_len;
+        }
+        current.push(point.clone());
+        size += len;
+    }
+    if !current.is_empty() {
+        out.push(with(current));
+    }
+    out
+}
+
+/// The metric's identity without its points: cloning the whole metric only to replace its
+/// points would copy them twice.
+fn metric_header(metric: &Metric) -> Metric {
+    Metric {
+        name: metric.name.clone(),
+        description: metric.description.clone(),
+        unit: metric.unit.clone(),
+        metadata: metric.metadata.clone(),
+        data: None,
+    }
+}
+
+/// Several queued requests as one: their resources side by side, oldest first. The encoded size
+/// of the result is the sum of theirs (a request is only its repeated resource field).
+pub(crate) fn merge(requests: Vec<ExportMetricsServiceRequest>) -> ExportMetricsServiceRequest {
+    let mut requests = requests.into_iter();
+    let mut merged = requests.next().unwrap_or_default();
+    for request in requests {
+        merged.resource_metrics.extend(request.resource_metrics);
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value, AnyValue, InstrumentationScope, KeyValue,
+    };
+    use opentelemetry_proto::tonic::metrics::v1::{number_data_point, Gauge, NumberDataPoint};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    use super::*;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn gauge(name: &str, points: usize) -> Metric {
+        Metric {
+            name: name.into(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: (0..points)
+                    .map(|i| NumberDataPoint {
+                        attributes: vec![kv("supervisord_process", &format!("process-{i}"))],
+                        time_unix_nano: 1_700_000_000_000_000_000,
+                        value: Some(number_data_point::Value::AsInt(i as i64)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn resource(server: &str, metrics: Vec<Metric>) -> ResourceMetrics {
+        ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("supervisor_server", server)],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "supervisord-receiver".into(),
+                    ..Default::default()
+                }),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// (server, metric, process) -> value of every point, to check nothing is lost or doubled.
+    fn points(requests: &[ExportMetricsServiceRequest]) -> BTreeMap<(String, String, String), i64> {
+        let mut out = BTreeMap::new();
+        for request in requests {
+            for rm in &request.resource_metrics {
+                let server = format!("{:?}", rm.resource.as_ref().map(|r| &r.attributes));
+                assert_eq!(rm.scope_metrics.len(), 1, "every piece keeps its scope");
+                for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                    let Some(metric::Data::Gauge(g)) = &m.data else {
+                        panic!("{m:?}")
+                    };
+                    for p in &g.data_points {
+                        let key = (
+                            server.clone(),
+                            m.name.clone(),
+                            format!("{:?}", p.attributes),
+                        );
+                        let Some(number_data_point::Value::AsInt(v)) = p.value else {
+                            panic!("{p:?}")
+                        };
+                        assert!(out.insert(key, v).is_none(), "a point was doubled");
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn request(resources: Vec<ResourceMetrics>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: resources,
+        }
+    }
+
+    #[test]
+    fn small_requests_stay_whole() {
+        let r = request(vec![resource("a", vec![gauge("m", 3)])]);
+        assert_eq!(split(&r, 4 << 20), vec![r.clone()]);
+        assert_eq!(count_points(&r), 3);
+    }
+
+    #[test]
+    fn many_resources_are_packed_up_to_the_limit() {
+        let r = request(
+            (0..50)
+                .map(|i| resource(&format!("target-{i}"), vec![gauge("m", 5)]))
+                .collect(),
+        );
+        let max = 2048;
+        let pieces = split(&r, max);
+        assert!(pieces.len() > 1);
+        for p in &pieces {
+            assert!(p.encoded_len() as u64 <= max, "{}", p.encoded_len());
+            // Whole resources, several per request.
+            assert!(p.resource_metrics.len() > 1);
+        }
+        assert_eq!(points(&pieces), points(std::slice::from_ref(&r)));
+        assert_eq!(pieces.iter().map(count_points).sum::<u64>(), 250);
+    }
+
+    #[test]
+    fn a_large_resource_is_cut_between_metrics_then_points() {
+        let r = request(vec![
+            resource("big", vec![gauge("a", 40), gauge("b", 200), gauge("c", 1)]),
+            resource("small", vec![gauge("a", 1)]),
+        ]);
+        let max = 1024;
+        let pieces = split(&r, max);
+        for p in &pieces {
+            assert!(p.encoded_len() as u64 <= max, "{}", p.encoded_len());
+        }
+        assert_eq!(points(&pieces), points(std::slice::from_ref(&r)));
+        let reassembled = merge(pieces);
+        assert_eq!(count_points(&reassembled), 242);
+    }
+
+    #[test]
+    fn a_point_larger_than_the_limit_is_sent_alone() {
+        let mut big = gauge("m", 1);
+        if let Some(metric::Data::Gauge(g)) = &mut big.data {
+            g.data_points[0].attributes.push(kv("x", &"y".repeat(5000)));
+        }
+        let r = request(vec![resource("a", vec![big, gauge("n", 2)])]);
+        let pieces = split(&r, 1024);
+        assert_eq!(points(&pieces), points(std::slice::from_ref(&r)));
+        assert_eq!(
+            pieces.iter().filter(|p| p.encoded_len() > 1024).count(),
+            1,
+            "only the oversized point exceeds the limit"
+        );
+    }
+
+    #[test]
+    fn merged_size_is_the_sum() {
+        let a = request(vec![resource("a", vec![gauge("m", 3)])]);
+        let b = request(vec![resource("b", vec![gauge("m", 4)])]);
+        let total = a.encoded_len() + b.encoded_len();
+        let merged = merge(vec![a, b]);
+        assert_eq!(merged.encoded_len(), total);
+        assert_eq!(count_points(&merged), 7);
+        assert_eq!(merge(Vec::new()), ExportMetricsServiceRequest::default());
+    }
+}
