@@ -1,4 +1,5 @@
 //! Per-target polling: schedule, filters, status mapping.
+pub mod backoff;
 pub mod filter;
 pub mod outcome;
 pub mod poller;

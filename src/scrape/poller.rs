@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Target;
+use crate::scrape::backoff::FailureBackoff;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
 use crate::supervisor::client::{PollError, SupervisorClient};
 use crate::supervisor::transport::TransportBuildError;
@@ -21,6 +22,8 @@ pub struct TargetPoller {
     last_problems: Vec<String>,
     /// Where poll durations and error types are counted; absent for one-off polls (`check`).
     telemetry: Option<Arc<Telemetry>>,
+    /// Spreads out the attempts of a target that keeps failing.
+    backoff: FailureBackoff,
 }
 
 impl TargetPoller {
@@ -30,7 +33,9 @@ impl TargetPoller {
             name: target.name.clone(),
             attributes: target.resource_attributes.clone(),
         });
+        let backoff = FailureBackoff::new(target.collection_interval);
         Ok(TargetPoller {
+            backoff,
             target: Arc::new(target),
             identity,
             client,
@@ -56,15 +61,27 @@ impl TargetPoller {
 
     /// Polls once; never fails: a failure is an outcome with `can_connect` 0, logged here.
     ///
-    /// A target that keeps failing is not backed off: it is tried once per interval, as the
-    /// Datadog check tries it once per run, so `can_connect` 0 arrives every interval and a
-    /// recovery shows at the next poll. That attempt is cheap and bounded: one connection at
-    /// most (no retry after a failed connect), cut by the target's timeout, never longer than
-    /// the interval, so a target never has two polls in flight.
+    /// An attempt is cheap and bounded: one connection at most (no retry after a failed
+    /// connect), cut by the target's timeout, never longer than the interval, so a target never
+    /// has two polls in flight. A target that keeps failing is backed off (see
+    /// [`FailureBackoff`]): an interval without an attempt repeats the last failure, so
+    /// `can_connect` 0 still arrives every interval.
     pub async fn poll(&mut self) -> PollOutcome {
+        // Points carry the time the poll started, which the schedule sets: a poll cut by its
+        // timeout and a skipped one stay one interval apart, as the series' readers expect.
+        let time_unix_nano = unix_nanos_now();
+        if let Some(message) = self.last_failure.clone() {
+            if !self.backoff.attempt_now() {
+                tracing::debug!(event = "poll_skipped", target_name = %self.target.name, "backing off: {message}");
+                return PollOutcome {
+                    target: Arc::clone(&self.identity),
+                    time_unix_nano,
+                    result: Err(message),
+                };
+            }
+        }
         let started = std::time::Instant::now();
         let result = self.client.poll().await;
-        let time_unix_nano = unix_nanos_now();
         if let Some(telemetry) = &self.telemetry {
             let error_type = result.as_ref().err().map(PollError::error_type);
             telemetry
@@ -73,6 +90,7 @@ impl TargetPoller {
         }
         let result = match result {
             Ok(polled) => {
+                self.backoff.record_success();
                 if self.last_failure.take().is_some() {
                     tracing::info!(target_name = %self.target.name, "supervisord is reachable again");
                 }
@@ -80,6 +98,7 @@ impl TargetPoller {
                 Ok(crate::scrape::monitored(&self.target, polled.snapshot))
             }
             Err(error) => {
+                self.backoff.record_failure();
                 let message = error.message(&self.target);
                 self.log_failure(&error, &message);
                 Err(message)
