@@ -252,6 +252,7 @@ CONFIG="$DEMO_DIR/receiver.yaml"
 {
     cat <<EOF
 # Written by examples/demo/run.sh. The same supervisord, watched through both of its servers.
+# The password comes from the environment, so this file holds no secret.
 collection_interval: 5s
 initial_delay: 0s
 timeout: 5s
@@ -259,13 +260,13 @@ targets:
   - name: demo-tcp
     endpoint: http://127.0.0.1:$PORT
     username: $USERNAME
-    password: "$PASSWORD"
+    password: \${env:DEMO_SUPERVISOR_PASSWORD}
     resource_attributes:
       deployment.environment: demo
   - name: demo-socket
     endpoint: unix://$SOCKET
     username: $USERNAME
-    password: "$PASSWORD"
+    password: \${env:DEMO_SUPERVISOR_PASSWORD}
     include:
       groups: [workers]
 exporters:
@@ -294,7 +295,7 @@ else
     say "Ctrl-C stops everything"
 fi
 
-RUST_LOG=${RUST_LOG:-info} "$RECEIVER" run --config "$CONFIG" &
+DEMO_SUPERVISOR_PASSWORD=$PASSWORD RUST_LOG=${RUST_LOG:-info} "$RECEIVER" run --config "$CONFIG" &
 RECEIVER_PID=$!
 
 if [[ -n "${DEMO_DURATION:-}" ]]; then
