@@ -148,15 +148,7 @@ pub fn client_identity(tls: &TlsSettings) -> Result<Option<ClientIdentity>, TlsE
         path: key_file.clone(),
         reason,
     };
-    let cert_pem = read_pem_file(cert_file).map_err(cert_error)?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_error(format!("invalid PEM: {e}")))?;
-    if chain.is_empty() {
-        return Err(cert_error(
-            "no certificate found in the file (PEM expected)".into(),
-        ));
-    }
+    let (cert_pem, chain) = read_certificates(cert_file).map_err(cert_error)?;
     let key_pem = read_pem_file(key_file).map_err(key_error)?;
     // The parser's error is not shown: it could describe the key's bytes.
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
@@ -218,20 +210,24 @@ fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
 /// Every certificate of a PEM file; a file without one is an error, since it would trust
 /// nothing.
 pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let error = |reason: String| TlsError::CaFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let pem = read_pem_file(path).map_err(error)?;
+    read_certificates(path)
+        .map(|(_, certs)| certs)
+        .map_err(|reason| TlsError::CaFile {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+/// The bytes of a PEM file and every certificate in it; a file without one is an error.
+fn read_certificates(path: &Path) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), String> {
+    let pem = read_pem_file(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(format!("invalid PEM: {e}")))?;
+        .map_err(|e| format!("invalid PEM: {e}"))?;
     if certs.is_empty() {
-        return Err(error(
-            "no certificate found in the file (PEM expected)".into(),
-        ));
+        return Err("no certificate found in the file (PEM expected)".into());
     }
-    Ok(certs)
+    Ok((pem, certs))
 }
 
 /// Reads a PEM file, refusing one too large to be a certificate or key.
