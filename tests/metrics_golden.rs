@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
@@ -18,13 +17,12 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, NumberD
 use regex::Regex;
 use serde_json::Value as Json;
 
-use supervisord_receiver::config::{ConfigFormat, Endpoint, Target, TlsSettings};
+use supervisord_receiver::config::{ConfigFormat, Endpoint, Target};
 use supervisord_receiver::metrics::definitions::{PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER};
 use supervisord_receiver::metrics::{build_request, markdown_table, MetricId, MetricToggles};
-use supervisord_receiver::scrape::filter::ProcessFilter;
 use supervisord_receiver::scrape::monitored;
 use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
-use supervisord_receiver::scrape::status::{Status, StatusMapping};
+use supervisord_receiver::scrape::status::Status;
 use supervisord_receiver::supervisor::decode;
 use supervisord_receiver::supervisor::model::{ProcessInfo, ProcessState, Snapshot};
 use supervisord_receiver::supervisor::xmlrpc::{self, Value};
@@ -71,21 +69,14 @@ fn multicall_snapshot(fixture: &str) -> Snapshot {
 }
 
 fn target(name: &str) -> Target {
-    Target {
-        name: name.into(),
-        endpoint: Endpoint::Tcp {
+    Target::new(
+        name,
+        Endpoint::Tcp {
             tls: false,
             host: "localhost".into(),
             port: 9001,
         },
-        credentials: None,
-        tls: TlsSettings::default(),
-        collection_interval: Duration::from_secs(15),
-        timeout: Duration::from_secs(10),
-        filter: ProcessFilter::default(),
-        status_mapping: StatusMapping::default(),
-        resource_attributes: Vec::new(),
-    }
+    )
 }
 
 fn outcome(target: &Target, snapshot: Snapshot) -> PollOutcome {

@@ -130,6 +130,24 @@ pub struct Target {
     pub resource_attributes: Vec<(String, String)>,
 }
 
+impl Target {
+    /// A target with the defaults both formats start from: no credentials, no TLS settings,
+    /// 15 s interval, 10 s timeout, every process, Datadog's status mapping, no attributes.
+    pub fn new(name: impl Into<String>, endpoint: Endpoint) -> Target {
+        Target {
+            name: name.into(),
+            endpoint,
+            credentials: None,
+            tls: TlsSettings::default(),
+            collection_interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
+            filter: ProcessFilter::default(),
+            status_mapping: StatusMapping::default(),
+            resource_attributes: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
     Grpc,

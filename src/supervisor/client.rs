@@ -307,23 +307,13 @@ mod tests {
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
 
-    use crate::config::TlsSettings;
-    use crate::scrape::filter::ProcessFilter;
-    use crate::scrape::status::StatusMapping;
     use crate::supervisor::model::SupervisorState;
     use crate::supervisor::transport::Stalled;
 
     fn target(name: &str, endpoint: Endpoint) -> Target {
         Target {
-            name: name.to_owned(),
-            endpoint,
-            credentials: None,
-            tls: TlsSettings::default(),
-            collection_interval: Duration::from_secs(15),
             timeout: Duration::from_secs(5),
-            filter: ProcessFilter::default(),
-            status_mapping: StatusMapping::default(),
-            resource_attributes: Vec::new(),
+            ..Target::new(name, endpoint)
         }
     }
 

@@ -557,8 +557,6 @@ mod tests {
     use super::*;
     use crate::config::secret::Secret;
     use crate::config::Credentials;
-    use crate::scrape::filter::ProcessFilter;
-    use crate::scrape::status::StatusMapping;
 
     const CALL: &[u8] = b"<?xml version=\"1.0\"?><methodCall>\
         <methodName>supervisor.getState</methodName><params/></methodCall>";
@@ -569,15 +567,8 @@ mod tests {
 
     fn target(endpoint: Endpoint) -> Target {
         Target {
-            name: "test".to_owned(),
-            endpoint,
-            credentials: None,
-            tls: TlsSettings::default(),
-            collection_interval: Duration::from_secs(15),
             timeout: Duration::from_secs(5),
-            filter: ProcessFilter::default(),
-            status_mapping: StatusMapping::default(),
-            resource_attributes: Vec::new(),
+            ..Target::new("test", endpoint)
         }
     }
 
