@@ -4,9 +4,14 @@
 //! every piece is still a valid OTLP request carrying its resource and scope. Sizes are bytes of
 //! the protobuf encoding before compression, what a collector's `max_recv_msg_size_mib` limits.
 
+use std::ops::Range;
+
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{metric, Metric, ResourceMetrics, ScopeMetrics};
 use prost::Message;
+
+use super::EncodedRequest;
 
 /// Upper bound of what a length-delimited field adds around a message: one tag byte and a
 /// length varint (at most 5 bytes below 4 GiB).
@@ -17,7 +22,14 @@ pub(crate) fn count_points(request: &ExportMetricsServiceRequest) -> u64 {
     request
         .resource_metrics
         .iter()
-        .flat_map(|rm| &rm.scope_metrics)
+        .map(count_resource_points)
+        .sum()
+}
+
+pub(crate) fn count_resource_points(resource: &ResourceMetrics) -> u64 {
+    resource
+        .scope_metrics
+        .iter()
         .flat_map(|sm| &sm.metrics)
         .map(|m| points_of(m) as u64)
         .sum()
@@ -185,13 +197,58 @@ fn metric_header(metric: &Metric) -> Metric {
 
 /// Several queued requests as one: their resources side by side, oldest first. The encoded size
 /// of the result is the sum of theirs (a request is only its repeated resource field).
-pub(crate) fn merge(requests: Vec<ExportMetricsServiceRequest>) -> ExportMetricsServiceRequest {
-    let mut requests = requests.into_iter();
-    let mut merged = requests.next().unwrap_or_default();
-    for request in requests {
-        merged.resource_metrics.extend(request.resource_metrics);
+/// Requests cut from resources encoded one after the other in `buffer` (each a
+/// `resource_metrics` field, with its data points), packed in order up to `max_bytes`. The
+/// pieces share `buffer`; a resource larger than `max_bytes` on its own is decoded and split
+/// along its structure, the rare slow path.
+pub(crate) fn pack_encoded(
+    buffer: &Bytes,
+    resources: &[(Range<usize>, u64)],
+    max_bytes: u64,
+) -> Vec<EncodedRequest> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut end = 0;
+    let mut points = 0;
+    let flush = |out: &mut Vec<EncodedRequest>, start: usize, end: usize, points: u64| {
+        if end > start {
+            out.push(EncodedRequest::from_encoded(
+                buffer.slice(start..end),
+                points,
+            ));
+        }
+    };
+    for (range, range_points) in resources {
+        let len = (range.end - range.start) as u64;
+        if len > max_bytes {
+            flush(&mut out, start, end, points);
+            (start, end, points) = (range.end, range.end, 0);
+            match ExportMetricsServiceRequest::decode(buffer.slice(range.clone())) {
+                Ok(request) => out.extend(
+                    split(&request, max_bytes)
+                        .iter()
+                        .map(EncodedRequest::from_message),
+                ),
+                // Our own encoding: cannot happen, and sending it whole is the safe answer.
+                Err(_) => out.push(EncodedRequest::from_encoded(
+                    buffer.slice(range.clone()),
+                    *range_points,
+                )),
+            }
+            continue;
+        }
+        if (end - start) as u64 + len > max_bytes && end > start {
+            flush(&mut out, start, end, points);
+            (start, points) = (range.start, 0);
+        }
+        if end == start {
+            start = range.start;
+        }
+        end = range.end;
+        points += range_points;
     }
-    merged
+    flush(&mut out, start, end, points);
+    out
 }
 
 #[cfg(test)]
@@ -323,8 +380,8 @@ mod tests {
             assert!(p.encoded_len() as u64 <= max, "{}", p.encoded_len());
         }
         assert_eq!(points(&pieces), points(std::slice::from_ref(&r)));
-        let reassembled = merge(pieces);
-        assert_eq!(count_points(&reassembled), 242);
+        let reassembled: u64 = pieces.iter().map(count_points).sum();
+        assert_eq!(reassembled, 242);
     }
 
     #[test]
@@ -343,14 +400,53 @@ mod tests {
         );
     }
 
+    /// Encodes each resource as its own request field, one after the other, as the pipeline does.
+    fn encoded(resources: &[ResourceMetrics]) -> (Bytes, Vec<(Range<usize>, u64)>) {
+        let mut buffer = Vec::new();
+        let mut ranges = Vec::new();
+        for resource in resources {
+            let start = buffer.len();
+            let one = request(vec![resource.clone()]);
+            one.encode(&mut buffer).unwrap();
+            ranges.push((start..buffer.len(), count_points(&one)));
+        }
+        (Bytes::from(buffer), ranges)
+    }
+
     #[test]
-    fn merged_size_is_the_sum() {
-        let a = request(vec![resource("a", vec![gauge("m", 3)])]);
-        let b = request(vec![resource("b", vec![gauge("m", 4)])]);
-        let total = a.encoded_len() + b.encoded_len();
-        let merged = merge(vec![a, b]);
-        assert_eq!(merged.encoded_len(), total);
-        assert_eq!(count_points(&merged), 7);
-        assert_eq!(merge(Vec::new()), ExportMetricsServiceRequest::default());
+    fn encoded_resources_are_packed_in_order_and_oversized_ones_split() {
+        let resources: Vec<ResourceMetrics> = (0..12)
+            .map(|i| {
+                resource(
+                    &format!("s{i}"),
+                    vec![gauge("m", if i == 5 { 400 } else { 3 })],
+                )
+            })
+            .collect();
+        let whole = request(resources.clone());
+        let (buffer, ranges) = encoded(&resources);
+        let max = 2048;
+        let pieces = pack_encoded(&buffer, &ranges, max);
+        assert!(pieces.len() > 2, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() <= max), "every piece fits");
+        let decoded: Vec<ExportMetricsServiceRequest> =
+            pieces.iter().map(|p| p.decode().unwrap()).collect();
+        for (piece, request) in pieces.iter().zip(&decoded) {
+            assert_eq!(piece.points(), count_points(request));
+        }
+        assert_eq!(points(&decoded), points(std::slice::from_ref(&whole)));
+        let servers: Vec<String> = decoded
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .map(|rm| format!("{:?}", rm.resource))
+            .collect();
+        let mut deduped = servers.clone();
+        deduped.dedup();
+        assert_eq!(deduped.len(), 12, "resources stay in order: {deduped:?}");
+
+        let all = pack_encoded(&buffer, &ranges, u64::MAX);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].decode().unwrap(), whole);
+        assert!(pack_encoded(&buffer, &[], max).is_empty());
     }
 }

@@ -1,16 +1,22 @@
-//! OTLP/gRPC through the generated `MetricsService` client.
+//! OTLP/gRPC: `MetricsService/Export` with requests the pipeline already encoded.
+//!
+//! The generated client would take an `ExportMetricsServiceRequest` by value and encode it
+//! again on every attempt; [`RawRequestCodec`] hands tonic the bytes as they are (tonic still
+//! frames and compresses them) and decodes the response as the generated client does.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use tonic::codec::CompressionEncoding;
+use bytes::{Buf, BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use prost::Message;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, Endpoint};
+use tonic::GrpcMethod;
 
 use super::error::{ExportBuildError, ExportError};
-use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted};
+use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest};
 use crate::config::OtlpSettings;
 
 #[derive(Debug)]
@@ -20,7 +26,7 @@ pub struct GrpcExporter {
     channel_settings: Endpoint,
     /// Created on the first export: a channel spawns its worker on the tokio runtime, and
     /// exporters are built before one may be running.
-    client: OnceLock<MetricsServiceClient<Channel>>,
+    client: OnceLock<tonic::client::Grpc<Channel>>,
     gzip: bool,
     metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Duration,
@@ -57,12 +63,11 @@ impl GrpcExporter {
         &self.endpoint
     }
 
-    pub async fn export(
-        &self,
-        request: &ExportMetricsServiceRequest,
-    ) -> Result<Accepted, ExportError> {
-        // The generated client takes the message by value.
-        let mut call = tonic::Request::new(request.clone());
+    pub async fn export_encoded(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
+        // `Bytes` clones share the buffer: a retry re-sends the same bytes.
+        let mut call = tonic::Request::new(request.bytes().clone());
+        call.extensions_mut()
+            .insert(GrpcMethod::new(SERVICE, METHOD));
         // Tells the server our deadline (grpc-timeout); the channel enforces it locally.
         call.set_timeout(self.timeout);
         let metadata = call.metadata_mut();
@@ -70,7 +75,16 @@ impl GrpcExporter {
             metadata.append(key.clone(), value.clone());
         }
         let mut client = self.client().clone();
-        match client.export(call).await {
+        let result = match client.ready().await {
+            Ok(()) => {
+                let path = http::uri::PathAndQuery::from_static(PATH);
+                client.unary(call, path, RawRequestCodec).await
+            }
+            Err(e) => Err(tonic::Status::unknown(format!(
+                "Service was not ready: {e}"
+            ))),
+        };
+        match result {
             Ok(response) => Ok(partial_success(
                 &self.endpoint,
                 response.get_ref().partial_success.as_ref(),
@@ -79,9 +93,9 @@ impl GrpcExporter {
         }
     }
 
-    fn client(&self) -> &MetricsServiceClient<Channel> {
+    fn client(&self) -> &tonic::client::Grpc<Channel> {
         self.client.get_or_init(|| {
-            let client = MetricsServiceClient::new(self.channel_settings.connect_lazy())
+            let client = tonic::client::Grpc::new(self.channel_settings.connect_lazy())
                 .accept_compressed(CompressionEncoding::Gzip);
             if self.gzip {
                 client.send_compressed(CompressionEncoding::Gzip)
@@ -99,6 +113,50 @@ impl GrpcExporter {
             message: status.message().to_string(),
             retry_delay: details.retry_delay,
         }
+    }
+}
+
+const SERVICE: &str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+const METHOD: &str = "Export";
+const PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// Sends encoded request bytes as they are; decodes the `ExportMetricsServiceResponse`.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawRequestCodec;
+
+impl Codec for RawRequestCodec {
+    type Encode = Bytes;
+    type Decode = ExportMetricsServiceResponse;
+    type Encoder = RawRequestCodec;
+    type Decoder = RawRequestCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawRequestCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawRequestCodec
+    }
+}
+
+impl Encoder for RawRequestCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawRequestCodec {
+    type Item = ExportMetricsServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        let response = ExportMetricsServiceResponse::decode(src.copy_to_bytes(src.remaining()))
+            .map_err(|e| tonic::Status::internal(format!("undecodable response: {e}")))?;
+        Ok(Some(response))
     }
 }
 

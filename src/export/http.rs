@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use prost::Message;
 
 use super::error::{ExportBuildError, ExportError};
-use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted};
+use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest};
 use crate::config::OtlpSettings;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -92,11 +92,16 @@ impl HttpExporter {
         &self,
         request: &ExportMetricsServiceRequest,
     ) -> Result<Accepted, ExportError> {
+        self.export_encoded(&EncodedRequest::from_message(request))
+            .await
+    }
+
+    pub async fn export_encoded(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
         let body = self.encode(request)?;
         let mut http_request = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| self.encode_error(e.to_string()))?;
         let headers = http_request.headers_mut();
         for (name, value) in &self.headers {
@@ -150,11 +155,16 @@ impl HttpExporter {
         })
     }
 
-    fn encode(&self, request: &ExportMetricsServiceRequest) -> Result<Vec<u8>, ExportError> {
+    fn encode(&self, request: &EncodedRequest) -> Result<Bytes, ExportError> {
         let body = if self.json {
-            serde_json::to_vec(request).map_err(|e| self.encode_error(e.to_string()))?
+            let decoded = request
+                .decode()
+                .map_err(|e| self.encode_error(e.to_string()))?;
+            let json =
+                serde_json::to_vec(&decoded).map_err(|e| self.encode_error(e.to_string()))?;
+            Bytes::from(json)
         } else {
-            request.encode_to_vec()
+            request.bytes().clone()
         };
         if !self.gzip {
             return Ok(body);
@@ -163,6 +173,7 @@ impl HttpExporter {
         encoder
             .write_all(&body)
             .and_then(|()| encoder.finish())
+            .map(Bytes::from)
             .map_err(|e| self.encode_error(format!("gzip: {e}")))
     }
 

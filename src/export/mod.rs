@@ -7,6 +7,7 @@
 mod backoff;
 mod batch;
 pub mod debug;
+mod encoded;
 pub mod error;
 pub mod grpc;
 pub mod http;
@@ -22,6 +23,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 
 use crate::config::{DebugVerbosity, ExporterSettings, OtlpProtocol};
 pub use debug::DebugExporter;
+pub use encoded::EncodedRequest;
 pub use error::{ExportBuildError, ExportError};
 pub use grpc::GrpcExporter;
 pub use http::HttpExporter;
@@ -56,12 +58,31 @@ impl Exporter {
         request: &ExportMetricsServiceRequest,
     ) -> Result<Accepted, ExportError> {
         match self {
-            Exporter::Grpc(grpc) => grpc.export(request).await,
-            Exporter::Http(http) => http.export(request).await,
             Exporter::Debug(debug) => debug
                 .export(request)
                 .map(|()| Accepted::default())
                 .map_err(ExportError::Stdout),
+            _ => {
+                self.export_encoded(&EncodedRequest::from_message(request))
+                    .await
+            }
+        }
+    }
+
+    /// Sends a request the pipeline already encoded: as is over gRPC and HTTP/protobuf.
+    pub async fn export_encoded(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
+        match self {
+            Exporter::Grpc(grpc) => grpc.export_encoded(request).await,
+            Exporter::Http(http) => http.export_encoded(request).await,
+            Exporter::Debug(debug) => {
+                let decoded = request.decode().map_err(|e| {
+                    ExportError::Stdout(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                })?;
+                debug
+                    .export(&decoded)
+                    .map(|()| Accepted::default())
+                    .map_err(ExportError::Stdout)
+            }
         }
     }
 

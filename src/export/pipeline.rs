@@ -6,8 +6,11 @@
 //! sending and retrying. So a slow or dead backend never holds up the pipeline, the pollers, or
 //! another exporter: its queue fills, and past its limits drops its oldest batches.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
@@ -20,7 +23,8 @@ use crate::export::batch;
 use crate::export::queue::{QueueGauges, SendingQueue};
 use crate::export::sender::Sender;
 use crate::export::{ExportBuildError, Exporter};
-use crate::metrics::{build_request, MetricToggles};
+use crate::metrics::builder::build_resource_metrics;
+use crate::metrics::{encode_resource_metrics, MetricToggles};
 use crate::scrape::outcome::PollOutcome;
 use crate::telemetry::Telemetry;
 
@@ -254,16 +258,29 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Builds one request and hands it to every exporter, in configuration order: printed by
-    /// the debug exporter, or split to `max_request_size` and queued.
+    /// Hands one batch to every exporter, in configuration order: printed by the debug
+    /// exporter, or encoded once, cut to `max_request_size` and queued.
     async fn dispatch(&self, items: &[ExportItem]) {
-        let Some(request) = self.build(items) else {
+        if items.is_empty() {
             return;
+        }
+        let needs_structs = self.sinks.iter().any(|s| matches!(s, Sink::Debug(_)));
+        let structs = if needs_structs {
+            self.build(items)
+        } else {
+            None
+        };
+        let needs_bytes = self.sinks.iter().any(|s| matches!(s, Sink::Queue { .. }));
+        let encoded = if needs_bytes {
+            Some(self.encode(items))
+        } else {
+            None
         };
         for sink in &self.sinks {
             match sink {
                 Sink::Debug(exporter) => {
-                    let result = exporter.export(&request).await;
+                    let Some(request) = &structs else { continue };
+                    let result = exporter.export(request).await;
                     if self.record_debug {
                         let now = crate::scrape::poller::unix_nanos_now();
                         self.telemetry.export.record_attempt(result.is_ok(), now);
@@ -276,7 +293,10 @@ impl Dispatcher {
                     queue,
                     max_request_size,
                 } => {
-                    for piece in batch::split(&request, *max_request_size) {
+                    let Some((buffer, resources)) = &encoded else {
+                        continue;
+                    };
+                    for piece in batch::pack_encoded(buffer, resources, *max_request_size) {
                         queue.push_async(piece).await;
                     }
                 }
@@ -285,17 +305,37 @@ impl Dispatcher {
     }
 
     fn build(&self, items: &[ExportItem]) -> Option<ExportMetricsServiceRequest> {
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut own = Vec::new();
+        let resource_metrics: Vec<ResourceMetrics> = items
+            .iter()
+            .map(|item| match item {
+                ExportItem::Poll(outcome) => {
+                    build_resource_metrics(outcome, self.format, &self.toggles)
+                }
+                ExportItem::SelfTelemetry(resource) => resource.clone(),
+            })
+            .collect();
+        (!resource_metrics.is_empty()).then_some(ExportMetricsServiceRequest { resource_metrics })
+    }
+
+    /// Every item as one `resource_metrics` field, one after the other in one buffer, with
+    /// where each lies and its data points.
+    fn encode(&self, items: &[ExportItem]) -> (Bytes, Vec<(Range<usize>, u64)>) {
+        let mut buffer = Vec::new();
+        let mut resources = Vec::with_capacity(items.len());
         for item in items {
-            match item {
-                ExportItem::Poll(outcome) => outcomes.push(outcome.clone()),
-                ExportItem::SelfTelemetry(resource) => own.push(resource.clone()),
-            }
+            let start = buffer.len();
+            let points = match item {
+                ExportItem::Poll(outcome) => {
+                    encode_resource_metrics(outcome, self.format, &self.toggles, &mut buffer)
+                }
+                ExportItem::SelfTelemetry(resource) => {
+                    prost::encoding::message::encode(1, resource, &mut buffer);
+                    batch::count_resource_points(resource)
+                }
+            };
+            resources.push((start..buffer.len(), points));
         }
-        let mut request = build_request(&outcomes, self.format, &self.toggles);
-        request.resource_metrics.extend(own);
-        (!request.resource_metrics.is_empty()).then_some(request)
+        (Bytes::from(buffer), resources)
     }
 }
 

@@ -7,14 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::RetrySettings;
 use crate::export::backoff::Backoff;
 use crate::export::queue::{SendingQueue, Taken};
-use crate::export::{Accepted, ExportError, Exporter};
+use crate::export::{Accepted, EncodedRequest, ExportError, Exporter};
 use crate::telemetry::Telemetry;
 
 /// What the sender is told about stopping: `Some(deadline)` once the receiver stops; the queue is
@@ -25,13 +24,13 @@ pub(crate) type StopSignal = watch::Receiver<Option<Instant>>;
 pub(crate) trait Transmit {
     fn send(
         &self,
-        request: &ExportMetricsServiceRequest,
+        request: &EncodedRequest,
     ) -> impl std::future::Future<Output = Result<Accepted, ExportError>> + std::marker::Send;
 }
 
 impl Transmit for Exporter {
-    async fn send(&self, request: &ExportMetricsServiceRequest) -> Result<Accepted, ExportError> {
-        self.export(request).await
+    async fn send(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
+        self.export_encoded(request).await
     }
 }
 
@@ -92,7 +91,7 @@ impl<E: Transmit> Sender<E> {
                 }
                 continue;
             };
-            if taken.request.resource_metrics.is_empty() {
+            if taken.request.is_empty() {
                 // Nothing readable in it (counted when taken).
                 self.queue.finish_async(taken).await;
                 continue;
@@ -141,11 +140,7 @@ impl<E: Transmit> Sender<E> {
         }
     }
 
-    async fn deliver(
-        &mut self,
-        request: &ExportMetricsServiceRequest,
-        stop: &mut StopSignal,
-    ) -> Delivery {
+    async fn deliver(&mut self, request: &EncodedRequest, stop: &mut StopSignal) -> Delivery {
         let first_attempt = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
         loop {
@@ -208,7 +203,7 @@ impl<E: Transmit> Sender<E> {
 /// One export attempt, cut short when the stop deadline passes first (`None`).
 async fn attempt<E: Transmit>(
     exporter: &E,
-    request: &ExportMetricsServiceRequest,
+    request: &EncodedRequest,
     stop: &mut StopSignal,
 ) -> Option<Result<Accepted, ExportError>> {
     let send = exporter.send(request);
@@ -266,6 +261,8 @@ mod tests {
         metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
 
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+
     use super::*;
     use crate::config::QueueSettings;
     use crate::export::queue::QueueGauges;
@@ -277,11 +274,8 @@ mod tests {
     }
 
     impl Transmit for Arc<Scripted> {
-        async fn send(
-            &self,
-            request: &ExportMetricsServiceRequest,
-        ) -> Result<Accepted, ExportError> {
-            self.sent.lock().unwrap().push(request.clone());
+        async fn send(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
+            self.sent.lock().unwrap().push(request.decode().unwrap());
             let reply = self.replies.lock().unwrap().pop_front();
             reply.unwrap_or(Ok(Accepted::default()))
         }
@@ -305,8 +299,8 @@ mod tests {
         })
     }
 
-    fn request(points: usize) -> ExportMetricsServiceRequest {
-        ExportMetricsServiceRequest {
+    fn request(points: usize) -> EncodedRequest {
+        EncodedRequest::from_message(&ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
                     metrics: vec![Metric {
@@ -320,7 +314,7 @@ mod tests {
                 }],
                 ..Default::default()
             }],
-        }
+        })
     }
 
     fn fast_retry() -> RetrySettings {
@@ -518,11 +512,7 @@ mod tests {
         let sizes: Vec<u64> = sent
             .iter()
             .flat_map(|r| &r.resource_metrics)
-            .map(|rm| {
-                crate::export::batch::count_points(&ExportMetricsServiceRequest {
-                    resource_metrics: vec![rm.clone()],
-                })
-            })
+            .map(crate::export::batch::count_resource_points)
             .collect();
         assert_eq!(sizes, [1, 2, 3, 4, 5]);
         assert!(sent.len() <= 2, "{}", sent.len());

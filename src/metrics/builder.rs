@@ -1,13 +1,15 @@
-//! Poll outcomes → one OTLP export request.
+//! Poll outcomes → OTLP: one `ResourceMetrics` per target, one scope, one `Metric` per enabled
+//! metric holding all of its points.
 //!
-//! One `ResourceMetrics` per target, one scope, one `Metric` per enabled metric holding all of
-//! its points. Every value goes through a typed `record_*` call on [`PointsBuilder`], which
-//! reads names, units and attribute keys from the table in [`super::definitions`]; nothing here
-//! spells a metric name or attribute key.
+//! A poll is first [`collect`]ed into borrowed points (which metrics, which values, which
+//! attributes: the one place that decides), then turned into either the generated OTLP structs
+//! ([`build_request`], for the debug and JSON outputs and the golden tests) or straight into
+//! protobuf bytes ([`super::encode`], what the OTLP exporters send). Names, units and attribute
+//! keys come from the table in [`super::definitions`]; nothing here spells a metric name or
+//! attribute key.
 //!
-//! This runs for every target on every interval, so attribute values are built once per
-//! process and cloned into each point, vectors are sized up front, and a disabled metric costs
-//! one branch.
+//! This runs for every target on every interval: collecting copies no string, and a disabled
+//! metric costs one branch.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -19,7 +21,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use super::definitions::{self as defs, AttributeDef, MetricId, METRICS};
 use super::MetricToggles;
 use crate::config::ConfigFormat;
-use crate::scrape::outcome::{MonitoredProcess, PollData, PollOutcome, TargetIdentity};
+use crate::scrape::outcome::{PollData, PollOutcome, TargetIdentity};
 use crate::scrape::status::Status;
 use crate::supervisor::model::{ProcessState, SupervisorState};
 
@@ -42,12 +44,118 @@ pub fn build_resource_metrics(
     format: ConfigFormat,
     toggles: &MetricToggles,
 ) -> ResourceMetrics {
+    collect(outcome, format, toggles).to_resource_metrics()
+}
+
+/// One attribute, borrowed: key and string value.
+pub(crate) type Attribute<'a> = (&'a str, &'a str);
+
+/// One data point before it becomes OTLP. Its attributes, in order: the every-point one (if
+/// any), then `process` and `group` for per-process metrics, then `label`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Point<'a> {
+    pub value: i64,
+    /// Process name and group name.
+    pub process: Option<(&'a str, &'a str)>,
+    /// The one-hot dimension: status, process state or supervisor state.
+    pub label: Option<Attribute<'static>>,
+}
+
+/// Everything one poll exports, borrowed from its outcome.
+pub(crate) struct Collected<'a> {
+    pub time_unix_nano: u64,
+    pub resource: Vec<Attribute<'a>>,
+    /// Appended first to every point (Datadog's `supervisord_server`), when set.
+    pub on_every_point: Option<Attribute<'a>>,
+    /// Indexed by `MetricId as usize`; a metric without points is left out of the output.
+    pub points: [Vec<Point<'a>>; MetricId::ALL.len()],
+}
+
+impl<'a> Collected<'a> {
+    /// The point's attributes in output order.
+    pub fn attributes(&self, point: &Point<'a>) -> impl Iterator<Item = Attribute<'a>> {
+        let process = point
+            .process
+            .into_iter()
+            .flat_map(|(name, group)| [(defs::PROCESS.key, name), (defs::GROUP.key, group)]);
+        self.on_every_point
+            .into_iter()
+            .chain(process)
+            .chain(point.label)
+    }
+
+    /// The metrics that have points, with their definitions, in table order.
+    pub fn metrics(&self) -> impl Iterator<Item = (&'static defs::MetricDef, &[Point<'a>])> {
+        METRICS
+            .iter()
+            .zip(self.points.iter())
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(def, points)| (def, points.as_slice()))
+    }
+
+    fn to_resource_metrics(&self) -> ResourceMetrics {
+        let metrics = self
+            .metrics()
+            .map(|(def, points)| Metric {
+                name: def.name.to_string(),
+                description: def.description.to_string(),
+                unit: def.unit.to_string(),
+                metadata: Vec::new(),
+                data: Some(metric::Data::Gauge(Gauge {
+                    data_points: points.iter().map(|p| self.to_point(p)).collect(),
+                })),
+            })
+            .collect();
+        ResourceMetrics {
+            resource: Some(Resource {
+                attributes: self
+                    .resource
+                    .iter()
+                    .map(|&(k, v)| key_value(k, v))
+                    .collect(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: defs::SCOPE_NAME.to_string(),
+                    version: defs::SCOPE_VERSION.to_string(),
+                    ..Default::default()
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }
+    }
+
+    fn to_point(&self, point: &Point<'a>) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: self
+                .attributes(point)
+                .map(|(k, v)| key_value(k, v))
+                .collect(),
+            time_unix_nano: self.time_unix_nano,
+            value: Some(number_data_point::Value::AsInt(point.value)),
+            ..Default::default()
+        }
+    }
+}
+
+/// What one poll exports: the one place that decides which points exist.
+pub(crate) fn collect<'a>(
+    outcome: &'a PollOutcome,
+    format: ConfigFormat,
+    toggles: &'a MetricToggles,
+) -> Collected<'a> {
     let target = outcome.target.as_ref();
     let on_every_point = match format {
-        ConfigFormat::Datadog => Some(string_attribute(&defs::SUPERVISORD_SERVER, &target.name)),
+        ConfigFormat::Datadog => Some((defs::SUPERVISORD_SERVER.key, target.name.as_str())),
         ConfigFormat::Native => None,
     };
-    let mut points = PointsBuilder::new(toggles, outcome.time_unix_nano, on_every_point);
+    let mut points = PointsBuilder {
+        toggles,
+        points: Default::default(),
+    };
     let resource = match &outcome.result {
         Ok(data) => {
             points.reserve_for_processes(data.processes.len());
@@ -64,22 +172,15 @@ pub fn build_resource_metrics(
             resource(target, None, None)
         }
     };
-    ResourceMetrics {
-        resource: Some(resource),
-        scope_metrics: vec![ScopeMetrics {
-            scope: Some(InstrumentationScope {
-                name: defs::SCOPE_NAME.to_string(),
-                version: defs::SCOPE_VERSION.to_string(),
-                ..Default::default()
-            }),
-            metrics: points.into_metrics(),
-            schema_url: String::new(),
-        }],
-        schema_url: String::new(),
+    Collected {
+        time_unix_nano: outcome.time_unix_nano,
+        resource,
+        on_every_point,
+        points: points.points,
     }
 }
 
-fn record_poll(points: &mut PointsBuilder<'_>, data: &PollData) {
+fn record_poll<'a>(points: &mut PointsBuilder<'a>, data: &'a PollData) {
     points.record_can_connect(true);
 
     let mut counts = StatusCounts::default();
@@ -91,7 +192,15 @@ fn record_poll(points: &mut PointsBuilder<'_>, data: &PollData) {
     }
 
     for process in &data.processes {
-        record_process(points, process);
+        let info = &process.info;
+        let identity = (info.name.as_str(), info.group.as_str());
+        points.record_process(MetricId::ProcessUptime, identity, info.uptime(), None);
+        points.record_process_status(identity, process.status);
+        points.record_process_state(identity, info.state);
+        points.record_process(MetricId::ProcessExitStatus, identity, info.exitstatus, None);
+        if let Some(start) = info.start_time() {
+            points.record_process(MetricId::ProcessStartTime, identity, start, None);
+        }
     }
 
     if let Some(state) = data.supervisor_state {
@@ -99,34 +208,19 @@ fn record_poll(points: &mut PointsBuilder<'_>, data: &PollData) {
     }
 }
 
-fn record_process(points: &mut PointsBuilder<'_>, process: &MonitoredProcess) {
-    let info = &process.info;
-    let identity = ProcessAttributes::new(&info.name, &info.group);
-    points.record_process_uptime(&identity, info.uptime());
-    points.record_process_status(&identity, process.status);
-    points.record_process_state(&identity, info.state);
-    points.record_process_exit_status(&identity, info.exitstatus);
-    if let Some(start) = info.start_time() {
-        points.record_process_start_time(&identity, start);
-    }
-}
-
 /// supervisor_server, identification and version when known, then the user's attributes.
-fn resource(
-    target: &TargetIdentity,
-    identification: Option<&str>,
-    version: Option<&str>,
-) -> Resource {
+fn resource<'a>(
+    target: &'a TargetIdentity,
+    identification: Option<&'a str>,
+    version: Option<&'a str>,
+) -> Vec<Attribute<'a>> {
     let mut attributes = Vec::with_capacity(3 + target.attributes.len());
-    attributes.push(string_attribute(&defs::SUPERVISOR_SERVER, &target.name));
+    attributes.push((defs::SUPERVISOR_SERVER.key, target.name.as_str()));
     if let Some(identification) = identification {
-        attributes.push(string_attribute(
-            &defs::SUPERVISORD_IDENTIFICATION,
-            identification,
-        ));
+        attributes.push((defs::SUPERVISORD_IDENTIFICATION.key, identification));
     }
     if let Some(version) = version {
-        attributes.push(string_attribute(&defs::SUPERVISORD_VERSION, version));
+        attributes.push((defs::SUPERVISORD_VERSION.key, version));
     }
     for (key, value) in &target.attributes {
         // OTLP requires unique keys; ours identify the target, so a user attribute cannot
@@ -134,16 +228,9 @@ fn resource(
         if defs::RESOURCE_ATTRIBUTES.iter().any(|a| a.key == key) {
             continue;
         }
-        attributes.push(KeyValue {
-            key: key.clone(),
-            value: Some(string_value(value)),
-            ..Default::default()
-        });
+        attributes.push((key.as_str(), value.as_str()));
     }
-    Resource {
-        attributes,
-        ..Default::default()
-    }
+    attributes
 }
 
 #[derive(Default)]
@@ -171,45 +258,13 @@ impl StatusCounts {
     }
 }
 
-/// The attributes that identify one process, built once and cloned into each of its points.
-struct ProcessAttributes {
-    process: KeyValue,
-    group: KeyValue,
-}
-
-impl ProcessAttributes {
-    fn new(name: &str, group: &str) -> Self {
-        ProcessAttributes {
-            process: string_attribute(&defs::PROCESS, name),
-            group: string_attribute(&defs::GROUP, group),
-        }
-    }
-}
-
 /// Collects the points of one resource, per metric, skipping disabled metrics.
 struct PointsBuilder<'a> {
     toggles: &'a MetricToggles,
-    time_unix_nano: u64,
-    /// Appended to every point (Datadog's `supervisord_server`), when set.
-    on_every_point: Option<KeyValue>,
-    /// Indexed by `MetricId as usize`.
-    points: [Vec<NumberDataPoint>; MetricId::ALL.len()],
+    points: [Vec<Point<'a>>; MetricId::ALL.len()],
 }
 
 impl<'a> PointsBuilder<'a> {
-    fn new(
-        toggles: &'a MetricToggles,
-        time_unix_nano: u64,
-        on_every_point: Option<KeyValue>,
-    ) -> Self {
-        PointsBuilder {
-            toggles,
-            time_unix_nano,
-            on_every_point,
-            points: Default::default(),
-        }
-    }
-
     /// Sizes each metric's point list for `processes` processes, so recording never regrows.
     fn reserve_for_processes(&mut self, processes: usize) {
         for id in MetricId::ALL {
@@ -233,72 +288,43 @@ impl<'a> PointsBuilder<'a> {
     }
 
     fn record_can_connect(&mut self, connected: bool) {
-        if self.toggles.is_enabled(MetricId::CanConnect) {
-            let attributes = self.attributes(0);
-            self.push(MetricId::CanConnect, i64::from(connected), attributes);
-        }
+        self.push(MetricId::CanConnect, i64::from(connected), None, None);
     }
 
     fn record_process_count(&mut self, status: Status, count: i64) {
-        if self.toggles.is_enabled(MetricId::ProcessCount) {
-            let mut attributes = self.attributes(1);
-            attributes.push(string_attribute(&defs::STATUS, status.name()));
-            self.push(MetricId::ProcessCount, count, attributes);
-        }
+        let label = label(&defs::STATUS, status.name());
+        self.push(MetricId::ProcessCount, count, None, Some(label));
     }
 
-    fn record_process_uptime(&mut self, process: &ProcessAttributes, seconds: i64) {
-        if self.toggles.is_enabled(MetricId::ProcessUptime) {
-            let attributes = self.process_attributes(process, None);
-            self.push(MetricId::ProcessUptime, seconds, attributes);
-        }
+    fn record_process(
+        &mut self,
+        id: MetricId,
+        process: (&'a str, &'a str),
+        value: i64,
+        label: Option<Attribute<'static>>,
+    ) {
+        self.push(id, value, Some(process), label);
     }
 
     /// One point per status: 1 for `current`, 0 for the others.
-    fn record_process_status(&mut self, process: &ProcessAttributes, current: Status) {
+    fn record_process_status(&mut self, process: (&'a str, &'a str), current: Status) {
         if self.toggles.is_enabled(MetricId::ProcessStatus) {
             for status in Status::ALL {
-                let attributes = self.process_attributes(
-                    process,
-                    Some(string_attribute(&defs::STATUS, status.name())),
-                );
-                self.push(
-                    MetricId::ProcessStatus,
-                    i64::from(status == current),
-                    attributes,
-                );
+                let label = label(&defs::STATUS, status.name());
+                let value = i64::from(status == current);
+                self.record_process(MetricId::ProcessStatus, process, value, Some(label));
             }
         }
     }
 
     /// One point per supervisord state: 1 for `current`, 0 for the others.
-    fn record_process_state(&mut self, process: &ProcessAttributes, current: ProcessState) {
+    fn record_process_state(&mut self, process: (&'a str, &'a str), current: ProcessState) {
         if self.toggles.is_enabled(MetricId::ProcessState) {
             for state in ProcessState::ALL {
-                let attributes = self.process_attributes(
-                    process,
-                    Some(string_attribute(&defs::PROCESS_STATE, state.name())),
-                );
-                self.push(
-                    MetricId::ProcessState,
-                    i64::from(state == current),
-                    attributes,
-                );
+                let label = label(&defs::PROCESS_STATE, state.name());
+                let value = i64::from(state == current);
+                self.record_process(MetricId::ProcessState, process, value, Some(label));
             }
-        }
-    }
-
-    fn record_process_exit_status(&mut self, process: &ProcessAttributes, exit_status: i64) {
-        if self.toggles.is_enabled(MetricId::ProcessExitStatus) {
-            let attributes = self.process_attributes(process, None);
-            self.push(MetricId::ProcessExitStatus, exit_status, attributes);
-        }
-    }
-
-    fn record_process_start_time(&mut self, process: &ProcessAttributes, unix_seconds: i64) {
-        if self.toggles.is_enabled(MetricId::ProcessStartTime) {
-            let attributes = self.process_attributes(process, None);
-            self.push(MetricId::ProcessStartTime, unix_seconds, attributes);
         }
     }
 
@@ -306,79 +332,44 @@ impl<'a> PointsBuilder<'a> {
     fn record_supervisor_state(&mut self, current: SupervisorState) {
         if self.toggles.is_enabled(MetricId::SupervisorState) {
             for state in SupervisorState::ALL {
-                let mut attributes = self.attributes(1);
-                attributes.push(string_attribute(&defs::SUPERVISOR_STATE, state.name()));
-                self.push(
-                    MetricId::SupervisorState,
-                    i64::from(state == current),
-                    attributes,
-                );
+                let label = label(&defs::SUPERVISOR_STATE, state.name());
+                let value = i64::from(state == current);
+                self.push(MetricId::SupervisorState, value, None, Some(label));
             }
         }
     }
 
-    /// The recorded metrics, in table order; a metric without points is left out.
-    fn into_metrics(self) -> Vec<Metric> {
-        let mut metrics = Vec::with_capacity(METRICS.len());
-        for (def, data_points) in METRICS.iter().zip(self.points) {
-            if data_points.is_empty() {
-                continue;
-            }
-            metrics.push(Metric {
-                name: def.name.to_string(),
-                description: def.description.to_string(),
-                unit: def.unit.to_string(),
-                metadata: Vec::new(),
-                data: Some(metric::Data::Gauge(Gauge { data_points })),
-            });
+    fn push(
+        &mut self,
+        id: MetricId,
+        value: i64,
+        process: Option<(&'a str, &'a str)>,
+        label: Option<Attribute<'static>>,
+    ) {
+        if !self.toggles.is_enabled(id) {
+            return;
         }
-        metrics
-    }
-
-    /// An attribute list with room for `own` attributes, starting with the every-point ones.
-    fn attributes(&self, own: usize) -> Vec<KeyValue> {
-        let mut attributes = Vec::with_capacity(own + 1);
-        if let Some(common) = &self.on_every_point {
-            attributes.push(common.clone());
-        }
-        attributes
-    }
-
-    fn process_attributes(
-        &self,
-        process: &ProcessAttributes,
-        extra: Option<KeyValue>,
-    ) -> Vec<KeyValue> {
-        let mut attributes = self.attributes(3);
-        attributes.push(process.process.clone());
-        attributes.push(process.group.clone());
-        attributes.extend(extra);
-        attributes
-    }
-
-    fn push(&mut self, id: MetricId, value: i64, attributes: Vec<KeyValue>) {
         if let Some(points) = self.points.get_mut(id as usize) {
-            points.push(NumberDataPoint {
-                attributes,
-                time_unix_nano: self.time_unix_nano,
-                value: Some(number_data_point::Value::AsInt(value)),
-                ..Default::default()
+            points.push(Point {
+                value,
+                process,
+                label,
             });
         }
     }
 }
 
-fn string_attribute(def: &AttributeDef, value: &str) -> KeyValue {
-    KeyValue {
-        key: def.key.to_string(),
-        value: Some(string_value(value)),
-        ..Default::default()
-    }
+fn label(def: &'static AttributeDef, value: &'static str) -> Attribute<'static> {
+    (def.key, value)
 }
 
-fn string_value(value: &str) -> AnyValue {
-    AnyValue {
-        value: Some(any_value::Value::StringValue(value.to_string())),
+fn key_value(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
     }
 }
 
@@ -387,6 +378,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::scrape::outcome::MonitoredProcess;
     use crate::supervisor::model::ProcessInfo;
 
     fn outcome(result: Result<PollData, String>) -> PollOutcome {

@@ -1,8 +1,10 @@
 //! The one table of metric definitions and the translation of poll outcomes to OTLP.
 pub mod builder;
 pub mod definitions;
+pub mod encode;
 
 pub use builder::build_request;
+pub use encode::encode_resource_metrics;
 pub use definitions::{markdown_table, MetricId};
 
 use definitions::METRICS;

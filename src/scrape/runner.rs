@@ -7,7 +7,7 @@
 //! Reload (SIGHUP, see [`Runner::run_with_reloads`]) applies the new file's targets only:
 //! an unchanged target keeps its task, connection and schedule; a changed one is restarted;
 //! a removed one is stopped and its self-telemetry forgotten; a new one starts after
-//! `initial_delay`. Exporters, the sending queue, metric switches, self-telemetry and the
+//! `initial_delay`. First polls are spread evenly over the interval (see [`spread`]). Exporters, the sending queue, metric switches, self-telemetry and the
 //! health endpoint are read at start only: a reload that changes them says so in a warning.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,8 +136,10 @@ impl Runner {
             telemetry: Arc::clone(&telemetry),
             restart_only,
         };
-        for (fingerprint, poller) in pollers {
-            targets.spawn(fingerprint, poller, initial_delay);
+        let count = pollers.len();
+        for (index, (fingerprint, poller)) in pollers.into_iter().enumerate() {
+            let offset = spread(index, count, poller.target().collection_interval);
+            targets.spawn(fingerprint, poller, initial_delay + offset);
         }
         let emitter_task = self_telemetry.metrics.then(|| {
             tracing::info!(
@@ -270,8 +272,10 @@ impl Targets {
         for name in &plan.removed {
             self.telemetry.polls.forget(name);
         }
-        for (fingerprint, poller) in started {
-            self.spawn(fingerprint, poller, initial_delay);
+        let count = started.len();
+        for (index, (fingerprint, poller)) in started.into_iter().enumerate() {
+            let offset = spread(index, count, poller.target().collection_interval);
+            self.spawn(fingerprint, poller, initial_delay + offset);
         }
         tracing::info!(
             event = "reloaded",
@@ -407,6 +411,19 @@ impl RestartOnly {
     }
 }
 
+/// Where in its interval the `index`-th of `count` targets polls first: evenly spread, so a
+/// fleet never polls in lock-step (a burst of thousands of polls every interval would make the
+/// last ones late and need the CPU all at once). Deterministic, in configuration order, so
+/// phases are the same at every start; one target polls at once (offset zero), as Datadog's
+/// check and the OTel Collector's scrapers do.
+fn spread(index: usize, count: usize, interval: Duration) -> Duration {
+    if count <= 1 {
+        return Duration::ZERO;
+    }
+    let nanos = interval.as_nanos() * (index as u128) / (count as u128);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
 async fn poll_loop(
     mut poller: TargetPoller,
     initial_delay: Duration,
@@ -458,6 +475,18 @@ mod tests {
         let current = old.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let new = fingerprints(new);
         Plan::new(&current, new.iter().map(|(k, v)| (k.as_str(), *v)))
+    }
+
+    #[test]
+    fn first_polls_spread_evenly_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        assert_eq!(spread(0, 1, interval), Duration::ZERO);
+        let offsets: Vec<Duration> = (0..4).map(|i| spread(i, 4, interval)).collect();
+        assert_eq!(
+            offsets,
+            [0, 2500, 5000, 7500].map(Duration::from_millis).to_vec()
+        );
+        assert!(spread(9_999, 10_000, interval) < interval);
     }
 
     #[test]

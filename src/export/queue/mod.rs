@@ -21,12 +21,13 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 use tokio::sync::Notify;
 
 use crate::config::QueueSettings;
-use crate::export::batch;
+use crate::export::EncodedRequest;
 use crate::telemetry::Telemetry;
 use disk::DiskStore;
 
@@ -34,7 +35,7 @@ use disk::DiskStore;
 /// first.
 #[derive(Debug)]
 pub struct Taken {
-    pub request: ExportMetricsServiceRequest,
+    pub request: EncodedRequest,
     pub points: u64,
     pub batches: usize,
 }
@@ -54,7 +55,7 @@ struct Entry {
     bytes: u64,
     /// The encoded request in memory; `None` when it lives on disk only. Encoded, so that
     /// `queue_size_bytes` bounds the memory an in-memory queue takes.
-    encoded: Option<Vec<u8>>,
+    encoded: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -222,9 +223,9 @@ impl SendingQueue {
 
     /// Adds a batch, evicting the oldest batches not being sent when it would not fit. Never waits
     /// for the backend; on disk it waits for the write.
-    pub fn push(&self, request: ExportMetricsServiceRequest) {
-        let points = batch::count_points(&request);
-        let encoded = request.encode_to_vec();
+    pub fn push(&self, request: EncodedRequest) {
+        let points = request.points();
+        let encoded = request.bytes().clone();
         let bytes = encoded.len() as u64;
         let mut state = self.lock();
         let Some(evict) = self.evictions(&state, bytes) else {
@@ -376,16 +377,19 @@ impl SendingQueue {
         let mut unreadable_points = 0;
         for entry in state.entries.iter().take(count) {
             let request = match &entry.encoded {
-                Some(encoded) => ExportMetricsServiceRequest::decode(encoded.as_slice()).ok(),
+                Some(encoded) => Some(encoded.clone()),
+                // What comes back from disk is checked: a record that does not decode is
+                // dropped and counted here, rather than refused by the backend later.
                 None => read
                     .next()
                     .flatten()
-                    .and_then(|bytes| ExportMetricsServiceRequest::decode(bytes.as_slice()).ok()),
+                    .filter(|bytes| ExportMetricsServiceRequest::decode(bytes.as_slice()).is_ok())
+                    .map(Bytes::from),
             };
             match request {
-                Some(request) => {
+                Some(bytes) => {
                     points += entry.points;
-                    requests.push(request);
+                    requests.push(EncodedRequest::from_encoded(bytes, entry.points));
                 }
                 None => unreadable_points += entry.points,
             }
@@ -400,7 +404,7 @@ impl SendingQueue {
         }
         state.in_flight = count;
         Some(Taken {
-            request: batch::merge(requests),
+            request: EncodedRequest::concat(requests),
             points,
             batches: count,
         })
@@ -463,7 +467,7 @@ impl SendingQueue {
 
 /// Runs a queue operation on the blocking pool when it touches the disk.
 impl SendingQueue {
-    pub async fn push_async(self: &Arc<Self>, request: ExportMetricsServiceRequest) {
+    pub async fn push_async(self: &Arc<Self>, request: EncodedRequest) {
         if !self.is_persistent() {
             return self.push(request);
         }
@@ -510,7 +514,11 @@ mod tests {
     use super::*;
 
     /// A request with `points` points, tagged by name so order can be checked.
-    fn request(name: &str, points: usize) -> ExportMetricsServiceRequest {
+    fn request(name: &str, points: usize) -> EncodedRequest {
+        EncodedRequest::from_message(&message(name, points))
+    }
+
+    fn message(name: &str, points: usize) -> ExportMetricsServiceRequest {
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
@@ -528,8 +536,10 @@ mod tests {
         }
     }
 
-    fn names(request: &ExportMetricsServiceRequest) -> Vec<String> {
+    fn names(request: &EncodedRequest) -> Vec<String> {
         request
+            .decode()
+            .unwrap()
             .resource_metrics
             .iter()
             .flat_map(|rm| &rm.scope_metrics)
@@ -585,7 +595,7 @@ mod tests {
 
     #[test]
     fn full_by_bytes_drops_the_oldest() {
-        let one = request("a", 10).encoded_len() as u64;
+        let one = request("a", 10).len();
         let (queue, telemetry) = open(&QueueSettings {
             max_bytes: one * 2,
             ..QueueSettings::default()
@@ -602,7 +612,7 @@ mod tests {
     #[test]
     fn take_merges_oldest_first_up_to_the_request_size() {
         let (queue, _) = open(&QueueSettings::default());
-        let one = request("a", 10).encoded_len() as u64;
+        let one = request("a", 10).len();
         for name in ["a", "b", "c"] {
             queue.push(request(name, 10));
         }

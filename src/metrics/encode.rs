@@ -1,0 +1,369 @@
+//! Poll outcomes straight to OTLP protobuf bytes, without the generated structs.
+//!
+//! Building `ResourceMetrics` structs costs two allocations per attribute (key and value are
+//! owned `String`s, and every point repeats its process's), and prost then walks the tree
+//! once per nesting level to size it. For a fleet that is most of the receiver's work, so the
+//! OTLP exporters get bytes written here from the borrowed points of
+//! [`super::builder::collect`]: one sizing pass in plain arithmetic, one writing pass.
+//!
+//! The bytes are exactly what prost writes for [`super::builder::build_resource_metrics`]
+//! (fields in tag order, proto3 defaults left out, oneof members always written); a test
+//! compares the two byte for byte on generated polls.
+//!
+//! Protobuf concatenation merges messages, so requests written here can be joined by
+//! appending: an `ExportMetricsServiceRequest` is only its repeated field 1.
+
+use prost::encoding::{encode_varint, encoded_len_varint};
+
+use super::builder::{collect, Collected, Point};
+use super::definitions::{MetricDef, SCOPE_NAME, SCOPE_VERSION};
+use super::MetricToggles;
+use crate::config::ConfigFormat;
+use crate::scrape::outcome::PollOutcome;
+
+/// Wire types of the protobuf encoding.
+const LEN: u8 = 2;
+const I64: u8 = 1;
+
+/// A field key of a tag below 16: one byte.
+const fn key(tag: u8, wire_type: u8) -> u8 {
+    (tag << 3) | wire_type
+}
+
+/// Appends one poll as field 1 (`resource_metrics`) of an `ExportMetricsServiceRequest`;
+/// returns its data points.
+pub fn encode_resource_metrics(
+    outcome: &PollOutcome,
+    format: ConfigFormat,
+    toggles: &MetricToggles,
+    out: &mut Vec<u8>,
+) -> u64 {
+    let collected = collect(outcome, format, toggles);
+    Writer::new(&collected).write_request_field(out)
+}
+
+/// Sizes of one resource, computed once and used while writing.
+struct Writer<'c, 'a> {
+    collected: &'c Collected<'a>,
+    resource_len: usize,
+    scope_len: usize,
+    /// Per metric with points, in output order: its definition, points and body length.
+    metrics: Vec<(&'static MetricDef, &'c [Point<'a>], usize)>,
+    scope_metrics_len: usize,
+    resource_metrics_len: usize,
+}
+
+impl<'c, 'a> Writer<'c, 'a> {
+    fn new(collected: &'c Collected<'a>) -> Self {
+        let resource_len = collected
+            .resource
+            .iter()
+            .map(|&(k, v)| message_field_len(key_value_len(k, v)))
+            .sum();
+        let scope_len = string_field_len(SCOPE_NAME) + string_field_len(SCOPE_VERSION);
+        let metrics: Vec<_> = collected
+            .metrics()
+            .map(|(def, points)| {
+                let gauge_len: usize = points
+                    .iter()
+                    .map(|p| message_field_len(point_len(collected, p)))
+                    .sum();
+                let len = string_field_len(def.name)
+                    + string_field_len(def.description)
+                    + string_field_len(def.unit)
+                    + message_field_len(gauge_len);
+                (def, points, len)
+            })
+            .collect();
+        let scope_metrics_len = message_field_len(scope_len)
+            + metrics
+                .iter()
+                .map(|&(_, _, len)| message_field_len(len))
+                .sum::<usize>();
+        let resource_metrics_len =
+            message_field_len(resource_len) + message_field_len(scope_metrics_len);
+        Writer {
+            collected,
+            resource_len,
+            scope_len,
+            metrics,
+            scope_metrics_len,
+            resource_metrics_len,
+        }
+    }
+
+    fn write_request_field(&self, out: &mut Vec<u8>) -> u64 {
+        out.reserve(message_field_len(self.resource_metrics_len));
+        // ExportMetricsServiceRequest.resource_metrics = 1
+        write_len_prefix(out, key(1, LEN), self.resource_metrics_len);
+        // ResourceMetrics.resource = 1
+        write_len_prefix(out, key(1, LEN), self.resource_len);
+        for &(k, v) in &self.collected.resource {
+            // Resource.attributes = 1
+            write_key_value(out, key(1, LEN), k, v);
+        }
+        // ResourceMetrics.scope_metrics = 2
+        write_len_prefix(out, key(2, LEN), self.scope_metrics_len);
+        // ScopeMetrics.scope = 1: InstrumentationScope.name = 1, .version = 2
+        write_len_prefix(out, key(1, LEN), self.scope_len);
+        write_string(out, key(1, LEN), SCOPE_NAME);
+        write_string(out, key(2, LEN), SCOPE_VERSION);
+        let mut points = 0u64;
+        for &(def, metric_points, len) in &self.metrics {
+            // ScopeMetrics.metrics = 2
+            write_len_prefix(out, key(2, LEN), len);
+            // Metric.name = 1, .description = 2, .unit = 3, .gauge = 5
+            write_string(out, key(1, LEN), def.name);
+            write_string(out, key(2, LEN), def.description);
+            write_string(out, key(3, LEN), def.unit);
+            let gauge_len: usize = metric_points
+                .iter()
+                .map(|p| message_field_len(point_len(self.collected, p)))
+                .sum();
+            write_len_prefix(out, key(5, LEN), gauge_len);
+            for point in metric_points {
+                // Gauge.data_points = 1
+                self.write_point(out, point);
+            }
+            points += metric_points.len() as u64;
+        }
+        points
+    }
+
+    fn write_point(&self, out: &mut Vec<u8>, point: &Point<'a>) {
+        let c = self.collected;
+        write_len_prefix(out, key(1, LEN), point_len(c, point));
+        // NumberDataPoint.time_unix_nano = 3 (fixed64), .as_int = 6 (sfixed64),
+        // .attributes = 7
+        if c.time_unix_nano != 0 {
+            out.push(key(3, I64));
+            out.extend_from_slice(&c.time_unix_nano.to_le_bytes());
+        }
+        out.push(key(6, I64));
+        out.extend_from_slice(&point.value.to_le_bytes());
+        for (k, v) in c.attributes(point) {
+            write_key_value(out, key(7, LEN), k, v);
+        }
+    }
+}
+
+fn point_len(c: &Collected<'_>, point: &Point<'_>) -> usize {
+    let time = if c.time_unix_nano != 0 { 9 } else { 0 };
+    let attributes: usize = c
+        .attributes(point)
+        .map(|(k, v)| message_field_len(key_value_len(k, v)))
+        .sum();
+    time + 9 + attributes
+}
+
+/// A `KeyValue` with a string `AnyValue`: key = 1 (left out when empty), value = 2 holding
+/// string_value = 1 (a oneof member: written even when empty).
+fn key_value_len(k: &str, v: &str) -> usize {
+    string_field_len(k) + message_field_len(message_field_len(v.len()))
+}
+
+fn write_key_value(out: &mut Vec<u8>, field_key: u8, k: &str, v: &str) {
+    write_len_prefix(out, field_key, key_value_len(k, v));
+    write_string(out, key(1, LEN), k);
+    write_len_prefix(out, key(2, LEN), message_field_len(v.len()));
+    write_len_prefix(out, key(1, LEN), v.len());
+    out.extend_from_slice(v.as_bytes());
+}
+
+/// A proto3 string field: absent when empty.
+fn string_field_len(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        message_field_len(s.len())
+    }
+}
+
+fn write_string(out: &mut Vec<u8>, field_key: u8, s: &str) {
+    if !s.is_empty() {
+        write_len_prefix(out, field_key, s.len());
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// A length-delimited field of a one-byte key: key, length, body.
+fn message_field_len(body: usize) -> usize {
+    1 + encoded_len_varint(body as u64) + body
+}
+
+fn write_len_prefix(out: &mut Vec<u8>, field_key: u8, len: usize) {
+    out.push(field_key);
+    encode_varint(len as u64, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+    use crate::metrics::builder::build_resource_metrics;
+    use crate::scrape::outcome::{MonitoredProcess, PollData, TargetIdentity};
+    use crate::scrape::status::Status;
+    use crate::supervisor::model::{ProcessInfo, ProcessState, SupervisorState};
+
+    fn prost_bytes(outcome: &PollOutcome, format: ConfigFormat, t: &MetricToggles) -> Vec<u8> {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![build_resource_metrics(outcome, format, t)],
+        }
+        .encode_to_vec()
+    }
+
+    fn ours(outcome: &PollOutcome, format: ConfigFormat, t: &MetricToggles) -> (Vec<u8>, u64) {
+        let mut out = Vec::new();
+        let points = encode_resource_metrics(outcome, format, t, &mut out);
+        (out, points)
+    }
+
+    fn process(name: &str, group: &str, state: ProcessState, start: i64) -> MonitoredProcess {
+        MonitoredProcess {
+            info: ProcessInfo {
+                name: name.into(),
+                group: group.into(),
+                state,
+                start,
+                now: start + 3_600,
+                stop: 0,
+                exitstatus: -1,
+                pid: 4242,
+                ..Default::default()
+            },
+            status: Status::Up,
+        }
+    }
+
+    fn outcome(
+        name: &str,
+        attributes: Vec<(String, String)>,
+        time: u64,
+        result: Result<PollData, String>,
+    ) -> PollOutcome {
+        PollOutcome {
+            target: Arc::new(TargetIdentity {
+                name: name.into(),
+                attributes,
+            }),
+            time_unix_nano: time,
+            result,
+        }
+    }
+
+    fn assert_same(outcome: &PollOutcome) {
+        let mut toggles = MetricToggles::default();
+        for format in [ConfigFormat::Native, ConfigFormat::Datadog] {
+            let (bytes, points) = ours(outcome, format, &toggles);
+            let expected = prost_bytes(outcome, format, &toggles);
+            assert_eq!(bytes, expected, "{format:?}");
+            let decoded = ExportMetricsServiceRequest::decode(bytes.as_slice()).unwrap();
+            let counted: usize = decoded.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .map(|m| match &m.data {
+                    Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) => {
+                        g.data_points.len()
+                    }
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(points, counted as u64);
+        }
+        toggles
+            .set_enabled(MetricId::ProcessState.name(), false)
+            .unwrap();
+        toggles
+            .set_enabled(MetricId::CanConnect.name(), false)
+            .unwrap();
+        let format = ConfigFormat::Datadog;
+        assert_eq!(
+            ours(outcome, format, &toggles).0,
+            prost_bytes(outcome, format, &toggles)
+        );
+    }
+
+    use crate::metrics::MetricId;
+
+    #[test]
+    fn a_poll_encodes_as_prost_encodes_its_structs() {
+        let data = PollData {
+            processes: vec![
+                process("web", "web", ProcessState::Running, 1_700_000_000),
+                process("wörker:0", "wörker", ProcessState::Backoff, 0),
+                process("", "", ProcessState::Unknown, 5),
+            ],
+            supervisor_state: Some(SupervisorState::Running),
+            identification: Some("supervisor".into()),
+            version: Some("4.3.0".into()),
+        };
+        let attributes = vec![
+            ("env".into(), "prod".into()),
+            ("empty".into(), String::new()),
+        ];
+        assert_same(&outcome(
+            "web-1",
+            attributes,
+            1_732_000_000_123_456_789,
+            Ok(data),
+        ));
+    }
+
+    #[test]
+    fn failures_time_zero_and_empty_polls_encode_as_prost_does() {
+        assert_same(&outcome("down", vec![], 42, Err("refused".into())));
+        assert_same(&outcome("", vec![], 0, Ok(PollData::default())));
+    }
+
+    #[test]
+    fn requests_join_by_concatenation() {
+        let a = outcome("a", vec![], 1, Err("x".into()));
+        let b = outcome("b", vec![], 2, Ok(PollData::default()));
+        let toggles = MetricToggles::default();
+        let mut joined = ours(&a, ConfigFormat::Native, &toggles).0;
+        joined.extend(ours(&b, ConfigFormat::Native, &toggles).0);
+        let decoded = ExportMetricsServiceRequest::decode(joined.as_slice()).unwrap();
+        assert_eq!(
+            decoded.resource_metrics,
+            [
+                build_resource_metrics(&a, ConfigFormat::Native, &toggles),
+                build_resource_metrics(&b, ConfigFormat::Native, &toggles)
+            ]
+        );
+    }
+
+    fn any_state() -> impl Strategy<Value = ProcessState> {
+        prop::sample::select(ProcessState::ALL.to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn generated_polls_encode_as_prost_does(
+            names in prop::collection::vec(("\\PC{0,200}", "\\PC{0,20}", any_state(), any::<i64>()), 0..40),
+            target in "\\PC{0,300}",
+            time in any::<u64>(),
+            state in prop::option::of(prop::sample::select(SupervisorState::ALL.to_vec())),
+        ) {
+            let processes = names
+                .iter()
+                .map(|(n, g, s, start)| process(n, g, *s, *start))
+                .collect();
+            let data = PollData {
+                processes,
+                supervisor_state: state,
+                identification: Some(target.clone()),
+                version: None,
+            };
+            let o = outcome(&target, vec![(target.clone(), "v".repeat(150))], time, Ok(data));
+            let toggles = MetricToggles::default();
+            for format in [ConfigFormat::Native, ConfigFormat::Datadog] {
+                prop_assert_eq!(ours(&o, format, &toggles).0, prost_bytes(&o, format, &toggles));
+            }
+        }
+    }
+}
