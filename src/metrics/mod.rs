@@ -4,8 +4,8 @@ pub mod definitions;
 pub mod encode;
 
 pub use builder::build_request;
-pub use encode::encode_resource_metrics;
 pub use definitions::{markdown_table, MetricId};
+pub use encode::encode_resource_metrics;
 
 use definitions::METRICS;
 
