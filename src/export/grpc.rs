@@ -1,21 +1,16 @@
-//! OTLP/gRPC: `MetricsService/Export` with requests the pipeline already encoded.
-//!
-//! The generated client would take an `ExportMetricsServiceRequest` by value and encode it
-//! again on every attempt; [`RawRequestCodec`] hands tonic the bytes as they are (tonic still
-//! frames and compresses them) and decodes the response as the generated client does.
+//! OTLP/gRPC: `MetricsService/Export` with requests the pipeline already encoded, sent by
+//! [`grpc_unary`] over a tonic channel (see there why not through the generated client).
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, Endpoint};
-use tonic::GrpcMethod;
 
 use super::error::{ExportBuildError, ExportError};
+use super::grpc_unary::{self, CallOptions};
 use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest};
 use crate::config::OtlpSettings;
 
@@ -26,7 +21,7 @@ pub struct GrpcExporter {
     channel_settings: Endpoint,
     /// Created on the first export: a channel spawns its worker on the tokio runtime, and
     /// exporters are built before one may be running.
-    client: OnceLock<tonic::client::Grpc<Channel>>,
+    channel: OnceLock<Channel>,
     gzip: bool,
     metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Duration,
@@ -52,7 +47,7 @@ impl GrpcExporter {
         Ok(GrpcExporter {
             endpoint: redact_endpoint(&settings.endpoint),
             channel_settings,
-            client: OnceLock::new(),
+            channel: OnceLock::new(),
             gzip: settings.gzip,
             metadata: metadata(settings)?,
             timeout: settings.timeout,
@@ -64,45 +59,30 @@ impl GrpcExporter {
     }
 
     pub async fn export_encoded(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
-        // `Bytes` clones share the buffer: a retry re-sends the same bytes.
-        let mut call = tonic::Request::new(request.bytes().clone());
-        call.extensions_mut()
-            .insert(GrpcMethod::new(SERVICE, METHOD));
-        // Tells the server our deadline (grpc-timeout); the channel enforces it locally.
-        call.set_timeout(self.timeout);
-        let metadata = call.metadata_mut();
-        for (key, value) in &self.metadata {
-            metadata.append(key.clone(), value.clone());
-        }
-        let mut client = self.client().clone();
-        let result = match client.ready().await {
-            Ok(()) => {
-                let path = http::uri::PathAndQuery::from_static(PATH);
-                client.unary(call, path, RawRequestCodec).await
-            }
-            Err(e) => Err(tonic::Status::unknown(format!(
-                "Service was not ready: {e}"
-            ))),
+        let options = CallOptions {
+            path: PATH,
+            metadata: &self.metadata,
+            // Sent to the server as grpc-timeout and enforced here.
+            timeout: self.timeout,
+            gzip: self.gzip,
         };
-        match result {
-            Ok(response) => Ok(partial_success(
-                &self.endpoint,
-                response.get_ref().partial_success.as_ref(),
-            )),
+        let reply = grpc_unary::call(self.channel(), request.bytes(), &options).await;
+        match reply {
+            Ok(bytes) => {
+                // A reply that does not decode still means the export was taken.
+                let response = ExportMetricsServiceResponse::decode(bytes).unwrap_or_default();
+                Ok(partial_success(
+                    &self.endpoint,
+                    response.partial_success.as_ref(),
+                ))
+            }
             Err(status) => Err(self.error(&status)),
         }
     }
 
-    fn client(&self) -> &tonic::client::Grpc<Channel> {
-        self.client.get_or_init(|| {
-            let client = tonic::client::Grpc::new(self.channel_settings.connect_lazy())
-                .accept_compressed(CompressionEncoding::Gzip);
-            if self.gzip {
-                client.send_compressed(CompressionEncoding::Gzip)
-            } else {
-                client
-            }
-        })
+    fn channel(&self) -> &Channel {
+        self.channel
+            .get_or_init(|| self.channel_settings.connect_lazy())
     }
 
     fn error(&self, status: &tonic::Status) -> ExportError {
@@ -116,49 +96,7 @@ impl GrpcExporter {
     }
 }
 
-const SERVICE: &str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-const METHOD: &str = "Export";
 const PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-
-/// Sends encoded request bytes as they are; decodes the `ExportMetricsServiceResponse`.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawRequestCodec;
-
-impl Codec for RawRequestCodec {
-    type Encode = Bytes;
-    type Decode = ExportMetricsServiceResponse;
-    type Encoder = RawRequestCodec;
-    type Decoder = RawRequestCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawRequestCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawRequestCodec
-    }
-}
-
-impl Encoder for RawRequestCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawRequestCodec {
-    type Item = ExportMetricsServiceResponse;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        let response = ExportMetricsServiceResponse::decode(src.copy_to_bytes(src.remaining()))
-            .map_err(|e| tonic::Status::internal(format!("undecodable response: {e}")))?;
-        Ok(Some(response))
-    }
-}
 
 fn with_tls(endpoint: Endpoint, settings: &OtlpSettings) -> Result<Endpoint, ExportBuildError> {
     tls::grpc_endpoint(endpoint, &settings.tls)

@@ -10,6 +10,7 @@ pub mod debug;
 mod encoded;
 pub mod error;
 pub mod grpc;
+mod grpc_unary;
 pub mod http;
 pub mod pipeline;
 mod queue;
