@@ -15,6 +15,13 @@
 //! layers may split. The test `request_leaves_in_one_write_with_nodelay` checks this at the I/O
 //! layer, where it is deterministic, rather than by counting TCP segments.
 //!
+//! The reply direction has the mirror problem: supervisord writes a long reply in 4 KiB pieces
+//! without `TCP_NODELAY`, so its last piece waits for our ACK of the previous ones, and on a
+//! kept-alive connection Linux delays that ACK by ~40 ms (the connection looks interactive).
+//! Every poll of a real supervisord took 45 ms of wall time for 1 ms of work. [`QuickAck`] asks
+//! the kernel to acknowledge at once after every read (`TCP_QUICKACK`, which does not stick, so
+//! it is set again each time: one cheap system call per read).
+//!
 //! # Pooled connections
 //!
 //! One keep-alive connection per target is reused across polls. When supervisord restarts
@@ -53,9 +60,9 @@ use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::connect::{Connect, Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyperlocal::UnixConnector;
 use rustls::ClientConfig;
 
@@ -219,8 +226,8 @@ type RequestBody = Full<Bytes>;
 /// The connection pool, typed by how it connects; chosen once from the endpoint.
 #[derive(Clone)]
 enum Pool {
-    Tcp(Client<Tracked<HttpConnector>, RequestBody>),
-    Https(Client<Tracked<HttpsConnector<HttpConnector>>, RequestBody>),
+    Tcp(Client<Tracked<QuickAckConnector>, RequestBody>),
+    Https(Client<Tracked<HttpsConnector<QuickAckConnector>>, RequestBody>),
     Unix(Client<Tracked<UnixConnector>, RequestBody>),
     /// A TCP connector that records what crosses the socket, for tests only.
     #[cfg(test)]
@@ -467,13 +474,108 @@ where
     })
 }
 
-fn http_connector(connect_timeout: Duration) -> HttpConnector {
+fn http_connector(connect_timeout: Duration) -> QuickAckConnector {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     // The HTTPS connector hands it https:// URIs; the plain pool only ever builds http:// ones.
     http.enforce_http(false);
-    http
+    QuickAckConnector(http)
+}
+
+/// The TCP connector, its connections wrapped in [`QuickAck`].
+#[derive(Clone)]
+struct QuickAckConnector(HttpConnector);
+
+impl tower_service::Service<Uri> for QuickAckConnector {
+    type Response = QuickAck<TokioIo<tokio::net::TcpStream>>;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(QuickAck) })
+    }
+}
+
+/// A TCP connection that acknowledges every read at once (see the module documentation).
+struct QuickAck<T>(T);
+
+impl QuickAck<TokioIo<tokio::net::TcpStream>> {
+    #[cfg(target_os = "linux")]
+    fn acknowledge_now(&self) {
+        use std::os::fd::AsRawFd as _;
+        let on: libc::c_int = 1;
+        // SAFETY: the descriptor is this open socket's, and `on` outlives the call, which only
+        // reads `size_of::<c_int>()` bytes from it. A failure only means a delayed ACK.
+        unsafe {
+            libc::setsockopt(
+                self.0.inner().as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                std::ptr::from_ref(&on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn acknowledge_now(&self) {}
+}
+
+impl hyper::rt::Read for QuickAck<TokioIo<tokio::net::TcpStream>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.0).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) {
+            this.acknowledge_now();
+        }
+        result
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for QuickAck<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl<T: Connection> Connection for QuickAck<T> {
+    fn connected(&self) -> Connected {
+        self.0.connected()
+    }
 }
 
 fn tcp_uri(endpoint: &Endpoint) -> Result<(Uri, HeaderValue), TransportBuildError> {
@@ -886,7 +988,7 @@ mod tests {
     fn observed_transport(target: &Target) -> (RpcTransport, Arc<IoLog>) {
         let mut transport = RpcTransport::new(target).expect("transport");
         let connector = ObservedConnector {
-            inner: http_connector(target.timeout),
+            inner: http_connector(target.timeout).0,
             log: Arc::new(IoLog::default()),
         };
         let log = connector.log.clone();
