@@ -16,7 +16,7 @@
 use prost::encoding::{encode_varint, encoded_len_varint};
 
 use super::builder::{collect, Collected, Point};
-use super::definitions::{MetricDef, SCOPE_NAME, SCOPE_VERSION};
+use super::definitions::{MetricDef, GROUP, PROCESS, SCOPE_NAME, SCOPE_VERSION};
 use super::MetricToggles;
 use crate::config::ConfigFormat;
 use crate::scrape::outcome::PollOutcome;
@@ -47,8 +47,10 @@ struct Writer<'c, 'a> {
     collected: &'c Collected<'a>,
     resource_len: usize,
     scope_len: usize,
-    /// Per metric with points, in output order: its definition, points and body length.
-    metrics: Vec<(&'static MetricDef, &'c [Point<'a>], usize)>,
+    /// The every-point attribute as a whole `attributes` field, written once and copied.
+    common: Vec<u8>,
+    /// Per metric with points, in output order: its definition, points, gauge and body length.
+    metrics: Vec<(&'static MetricDef, &'c [Point<'a>], usize, usize)>,
     scope_metrics_len: usize,
     resource_metrics_len: usize,
 }
@@ -61,35 +63,39 @@ impl<'c, 'a> Writer<'c, 'a> {
             .map(|&(k, v)| message_field_len(key_value_len(k, v)))
             .sum();
         let scope_len = string_field_len(SCOPE_NAME) + string_field_len(SCOPE_VERSION);
-        let metrics: Vec<_> = collected
-            .metrics()
-            .map(|(def, points)| {
-                let gauge_len: usize = points
-                    .iter()
-                    .map(|p| message_field_len(point_len(collected, p)))
-                    .sum();
-                let len = string_field_len(def.name)
-                    + string_field_len(def.description)
-                    + string_field_len(def.unit)
-                    + message_field_len(gauge_len);
-                (def, points, len)
-            })
-            .collect();
-        let scope_metrics_len = message_field_len(scope_len)
-            + metrics
-                .iter()
-                .map(|&(_, _, len)| message_field_len(len))
-                .sum::<usize>();
-        let resource_metrics_len =
-            message_field_len(resource_len) + message_field_len(scope_metrics_len);
-        Writer {
+        let mut common = Vec::new();
+        if let Some((k, v)) = collected.on_every_point {
+            write_key_value(&mut common, key(7, LEN), k, v);
+        }
+        let mut writer = Writer {
             collected,
             resource_len,
             scope_len,
-            metrics,
-            scope_metrics_len,
-            resource_metrics_len,
+            common,
+            metrics: Vec::with_capacity(collected.points.len()),
+            scope_metrics_len: 0,
+            resource_metrics_len: 0,
+        };
+        for (def, points) in collected.metrics() {
+            let gauge_len: usize = points
+                .iter()
+                .map(|p| message_field_len(writer.point_len(p)))
+                .sum();
+            let len = string_field_len(def.name)
+                + string_field_len(def.description)
+                + string_field_len(def.unit)
+                + message_field_len(gauge_len);
+            writer.metrics.push((def, points, gauge_len, len));
         }
+        writer.scope_metrics_len = message_field_len(scope_len)
+            + writer
+                .metrics
+                .iter()
+                .map(|&(_, _, _, len)| message_field_len(len))
+                .sum::<usize>();
+        writer.resource_metrics_len =
+            message_field_len(resource_len) + message_field_len(writer.scope_metrics_len);
+        writer
     }
 
     fn write_request_field(&self, out: &mut Vec<u8>) -> u64 {
@@ -109,17 +115,13 @@ impl<'c, 'a> Writer<'c, 'a> {
         write_string(out, key(1, LEN), SCOPE_NAME);
         write_string(out, key(2, LEN), SCOPE_VERSION);
         let mut points = 0u64;
-        for &(def, metric_points, len) in &self.metrics {
+        for &(def, metric_points, gauge_len, len) in &self.metrics {
             // ScopeMetrics.metrics = 2
             write_len_prefix(out, key(2, LEN), len);
             // Metric.name = 1, .description = 2, .unit = 3, .gauge = 5
             write_string(out, key(1, LEN), def.name);
             write_string(out, key(2, LEN), def.description);
             write_string(out, key(3, LEN), def.unit);
-            let gauge_len: usize = metric_points
-                .iter()
-                .map(|p| message_field_len(point_len(self.collected, p)))
-                .sum();
             write_len_prefix(out, key(5, LEN), gauge_len);
             for point in metric_points {
                 // Gauge.data_points = 1
@@ -130,30 +132,43 @@ impl<'c, 'a> Writer<'c, 'a> {
         points
     }
 
+    /// A `NumberDataPoint`: time_unix_nano = 3 (fixed64, left out when 0), as_int = 6
+    /// (sfixed64, a oneof member: always written), attributes = 7 in [`Collected::attributes`]
+    /// order.
+    fn point_len(&self, point: &Point<'_>) -> usize {
+        let time = if self.collected.time_unix_nano != 0 {
+            9
+        } else {
+            0
+        };
+        let process = point.process.map_or(0, |(name, group)| {
+            message_field_len(key_value_len(PROCESS.key, name))
+                + message_field_len(key_value_len(GROUP.key, group))
+        });
+        let label = point
+            .label
+            .map_or(0, |(k, v)| message_field_len(key_value_len(k, v)));
+        time + 9 + self.common.len() + process + label
+    }
+
     fn write_point(&self, out: &mut Vec<u8>, point: &Point<'a>) {
-        let c = self.collected;
-        write_len_prefix(out, key(1, LEN), point_len(c, point));
-        // NumberDataPoint.time_unix_nano = 3 (fixed64), .as_int = 6 (sfixed64),
-        // .attributes = 7
-        if c.time_unix_nano != 0 {
+        write_len_prefix(out, key(1, LEN), self.point_len(point));
+        let time = self.collected.time_unix_nano;
+        if time != 0 {
             out.push(key(3, I64));
-            out.extend_from_slice(&c.time_unix_nano.to_le_bytes());
+            out.extend_from_slice(&time.to_le_bytes());
         }
         out.push(key(6, I64));
         out.extend_from_slice(&point.value.to_le_bytes());
-        for (k, v) in c.attributes(point) {
+        out.extend_from_slice(&self.common);
+        if let Some((name, group)) = point.process {
+            write_key_value(out, key(7, LEN), PROCESS.key, name);
+            write_key_value(out, key(7, LEN), GROUP.key, group);
+        }
+        if let Some((k, v)) = point.label {
             write_key_value(out, key(7, LEN), k, v);
         }
     }
-}
-
-fn point_len(c: &Collected<'_>, point: &Point<'_>) -> usize {
-    let time = if c.time_unix_nano != 0 { 9 } else { 0 };
-    let attributes: usize = c
-        .attributes(point)
-        .map(|(k, v)| message_field_len(key_value_len(k, v)))
-        .sum();
-    time + 9 + attributes
 }
 
 /// A `KeyValue` with a string `AnyValue`: key = 1 (left out when empty), value = 2 holding
