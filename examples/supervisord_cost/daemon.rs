@@ -1,0 +1,434 @@
+//! A real supervisord with `n` real programs, stopped with its children when dropped.
+//!
+//! supervisord comes from PATH when present; otherwise supervisor is installed from PyPI into
+//! the venv the end-to-end tests share (`target/supervisor-venv`, same lock, same marker), so
+//! nothing beyond `python3` has to be installed beforehand.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The release the venv installs; the tests pin the same one.
+const SUPERVISOR_PIN: &str = "4.3.0";
+/// How long to wait for another process that is installing the venv.
+const LOCK_WAIT: Duration = Duration::from_secs(600);
+/// Groups the programs are spread over, as a large supervisord usually looks.
+const GROUPS: [&str; 5] = ["web", "worker", "celery", "nginx", "cron"];
+
+/// How to invoke supervisord: a program plus leading arguments (a venv is used through
+/// `bin/python -m`, which survives the venv being renamed from its staging path).
+pub struct Tools {
+    argv: Vec<OsString>,
+    pub origin: String,
+}
+
+impl Tools {
+    fn command(&self) -> Result<Command> {
+        let (program, args) = self
+            .argv
+            .split_first()
+            .context("empty supervisord command")?;
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        Ok(cmd)
+    }
+
+    /// `supervisord --version`, e.g. `4.3.0`.
+    pub fn version(&self) -> Result<String> {
+        let out = self.command()?.arg("--version").output()?;
+        if !out.status.success() {
+            bail!(
+                "supervisord --version failed ({}): {}",
+                self.origin,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+/// Finds supervisord on PATH or in the shared venv, installing the venv when it is missing.
+pub fn provision(target_dir: &Path) -> Result<Tools> {
+    if let Some(found) = find_on_path("supervisord") {
+        return Ok(Tools {
+            argv: vec![found.into_os_string()],
+            origin: "PATH".to_owned(),
+        });
+    }
+    let venv = target_dir.join("supervisor-venv");
+    if !venv_is_complete(&venv) {
+        let _lock = InstallLock::acquire(&target_dir.join("supervisor-venv.lock"))?;
+        if !venv_is_complete(&venv) {
+            eprintln!(
+                "installing supervisor=={SUPERVISOR_PIN} into {}",
+                venv.display()
+            );
+            install_venv(&venv)?;
+        }
+    }
+    let python = venv.join("bin").join("python");
+    Ok(Tools {
+        argv: vec![
+            python.into_os_string(),
+            "-m".into(),
+            "supervisor.supervisord".into(),
+        ],
+        origin: format!("venv {}", venv.display()),
+    })
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The marker is written last, before the rename: a venv without it was never finished.
+fn venv_is_complete(venv: &Path) -> bool {
+    venv.join(".complete").is_file() && venv.join("bin").join("python").exists()
+}
+
+fn install_venv(venv: &Path) -> Result<()> {
+    let parent = venv.parent().context("venv path has no parent")?;
+    fs::create_dir_all(parent)?;
+    let staging = parent.join(format!("supervisor-venv.tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&staging),
+        "python3 -m venv",
+    )?;
+    run(
+        Command::new(staging.join("bin").join("pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("supervisor=={SUPERVISOR_PIN}"),
+        ]),
+        "pip install supervisor",
+    )?;
+    fs::write(staging.join(".complete"), SUPERVISOR_PIN)?;
+    if venv.exists() {
+        fs::remove_dir_all(venv)?;
+    }
+    fs::rename(&staging, venv)
+        .with_context(|| format!("cannot move {} to {}", staging.display(), venv.display()))
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed with {}:\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The tests' cross-process install lock: `mkdir` is atomic, the holder's pid is inside, and a
+/// lock whose holder is gone is taken over.
+struct InstallLock {
+    dir: PathBuf,
+}
+
+impl InstallLock {
+    fn acquire(dir: &Path) -> Result<InstallLock> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match fs::create_dir(dir) {
+                Ok(()) => {
+                    let _ = fs::write(dir.join("pid"), std::process::id().to_string());
+                    return Ok(InstallLock {
+                        dir: dir.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if holder_is_gone(dir) {
+                        let _ = fs::remove_dir_all(dir);
+                        continue;
+                    }
+                }
+                Err(e) => return Err(e).context(format!("cannot create {}", dir.display())),
+            }
+            if Instant::now() > deadline {
+                bail!("waited {LOCK_WAIT:?} for {}", dir.display());
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn holder_is_gone(dir: &Path) -> bool {
+    let read_pid = || {
+        fs::read_to_string(dir.join("pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+    };
+    let pid = match read_pid() {
+        Some(pid) => pid,
+        None => {
+            // The holder writes its pid right after mkdir; give it a moment.
+            thread::sleep(Duration::from_millis(500));
+            match read_pid() {
+                Some(pid) => pid,
+                None => return true,
+            }
+        }
+    };
+    !Path::new("/proc").join(pid.to_string()).exists()
+}
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The state each program settles in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    Running,
+    Stopped,
+    Exited,
+}
+
+/// Mostly running programs, one in ten stopped and one in ten exited, spread over
+/// [`GROUPS`]: `(group, name, expected state)`.
+pub fn programs(count: usize) -> Vec<(&'static str, String, Expected)> {
+    (0..count)
+        .map(|i| {
+            let group = GROUPS[i % GROUPS.len()];
+            let expected = match i % 10 {
+                1 => Expected::Stopped,
+                2 => Expected::Exited,
+                _ => Expected::Running,
+            };
+            (group, format!("{group}_{i:04}"), expected)
+        })
+        .collect()
+}
+
+fn config_text(dir: &Path, port: u16, count: usize) -> String {
+    let mut text = format!(
+        "[inet_http_server]\nport=127.0.0.1:{port}\n\n\
+         [supervisord]\nnodaemon=true\nlogfile={dir}/supervisord.log\n\
+         pidfile={dir}/supervisord.pid\nchildlogdir={dir}\nloglevel=info\n\n\
+         [rpcinterface:supervisor]\n\
+         supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n",
+        dir = dir.display()
+    );
+    let programs = programs(count);
+    for (_, name, expected) in &programs {
+        let (command, autostart, startsecs) = match expected {
+            Expected::Running => ("sleep 100000", true, 1),
+            Expected::Stopped => ("sleep 100000", false, 1),
+            Expected::Exited => ("true", true, 0),
+        };
+        text.push_str(&format!(
+            "[program:{name}]\ncommand={command}\nautostart={autostart}\nautorestart=false\n\
+             startsecs={startsecs}\nstopwaitsecs=2\nstopasgroup=true\nkillasgroup=true\n\
+             redirect_stderr=true\n\n"
+        ));
+    }
+    for group in GROUPS {
+        let members: Vec<&str> = programs
+            .iter()
+            .filter(|(g, _, _)| *g == group)
+            .map(|(_, name, _)| name.as_str())
+            .collect();
+        if !members.is_empty() {
+            text.push_str(&format!(
+                "[group:{group}]\nprograms={}\n\n",
+                members.join(",")
+            ));
+        }
+    }
+    text
+}
+
+/// A running supervisord. Dropping it stops supervisord and every program it started.
+pub struct Supervisord {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Supervisord {
+    /// Starts supervisord with `count` programs and waits until its HTTP server accepts; the
+    /// programs' states are the caller's to wait for. A port found free can be taken before
+    /// supervisord binds it, so a failed start is retried on a new port.
+    pub fn start(tools: &Tools, count: usize) -> Result<Supervisord> {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Supervisord::try_start(tools, count)? {
+                Ok(s) => return Ok(s),
+                Err(failure) => last = failure,
+            }
+        }
+        bail!("supervisord did not start ({}):\n{last}", tools.origin)
+    }
+
+    fn try_start(tools: &Tools, count: usize) -> Result<Result<Supervisord, String>> {
+        let dir = tempfile::Builder::new()
+            .prefix("svdcost")
+            .tempdir_in("/tmp")?;
+        let port = free_port()?;
+        let conf = dir.path().join("supervisord.conf");
+        fs::write(&conf, config_text(dir.path(), port, count))?;
+        let out = fs::File::create(dir.path().join("supervisord.out"))?;
+        let err = out.try_clone()?;
+        let mut cmd = tools.command()?;
+        cmd.arg("-c")
+            .arg(&conf)
+            .arg("-n")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent. It makes the
+        // kernel send SIGTERM to supervisord if this process dies without running Drop (Ctrl-C,
+        // SIGKILL); supervisord then stops its programs itself.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().context("cannot spawn supervisord")?;
+        let mut s = Supervisord {
+            child: Some(child),
+            dir,
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Ok(Err(format!(
+                    "supervisord exited with {status}:\n{}",
+                    s.logs()
+                )));
+            }
+            if std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(Ok(s));
+            }
+            if Instant::now() > deadline {
+                return Ok(Err(format!("no answer on port {port}:\n{}", s.logs())));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn pid(&self) -> Result<u32> {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .context("supervisord already stopped")
+    }
+
+    /// supervisord's log and console output, for error messages.
+    pub fn logs(&self) -> String {
+        let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- supervisord.log\n{}--- console\n{}",
+            read("supervisord.log"),
+            read("supervisord.out")
+        )
+    }
+}
+
+impl Drop for Supervisord {
+    /// supervisord stops programs one group at a time and notices an ended child only on its
+    /// one-second tick, so each program's process group gets SIGTERM alongside supervisord;
+    /// once every child has ended (or after a bound), what is left is killed.
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id();
+        let mut groups = child_process_groups(pid);
+        signal(pid, &groups, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            if children(pid).iter().all(|c| c.zombie) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        groups.extend(child_process_groups(pid));
+        let _ = child.kill();
+        let _ = child.wait();
+        signal(0, &groups, libc::SIGKILL);
+    }
+}
+
+/// Sends `sig` to `pid` (when not 0) and to each process group in `groups`. A target that is
+/// already gone is expected and ignored.
+fn signal(pid: u32, groups: &[u32], sig: libc::c_int) {
+    let targets = std::iter::once(i64::from(pid))
+        .filter(|p| *p != 0)
+        .chain(groups.iter().map(|g| -i64::from(*g)));
+    for target in targets {
+        if let Ok(target) = libc::pid_t::try_from(target) {
+            // SAFETY: kill has no memory effects; a stale target only yields ESRCH.
+            unsafe {
+                libc::kill(target, sig);
+            }
+        }
+    }
+}
+
+struct ChildProcess {
+    pid: u32,
+    pgrp: u32,
+    zombie: bool,
+}
+
+fn children(parent: u32) -> Vec<ChildProcess> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let pid: u32 = head.split_whitespace().next()?.parse().ok()?;
+            let mut fields = rest.split_whitespace();
+            let zombie = fields.next()? == "Z";
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            let pgrp: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent).then_some(ChildProcess { pid, pgrp, zombie })
+        })
+        .collect()
+}
+
+/// Groups led by supervisord's children (each program calls setpgrp), never our own group.
+fn child_process_groups(parent: u32) -> Vec<u32> {
+    children(parent)
+        .into_iter()
+        .filter(|c| c.pgrp == c.pid)
+        .map(|c| c.pgrp)
+        .collect()
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    Ok(listener.local_addr()?.port())
+}
