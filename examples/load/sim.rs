@@ -1,0 +1,315 @@
+//! What each simulated supervisord reports: P programs under a few groups, as
+//! `getAllProcessInfo` lists them (sorted by group, then name), whose states move with the
+//! clock.
+//!
+//! Every value is a pure function of (target, program, Unix time), so the fleet keeps no state
+//! per process and needs no timers, and any shard renders the same target identically. Per ten
+//! programs: six run steadily (uptime grows), one is FATAL, one was never started, one crash
+//! loops (STARTING, RUNNING, EXITED with a varying exit status, BACKOFF, over 1 to 3 minutes)
+//! and one is redeployed every 5 to 15 minutes (STOPPING, STOPPED, STARTING, RUNNING with a
+//! new pid). Targets differ in boot time, pids, log file names and the phase of each cycle.
+
+use crate::reply::{Field, ProcessWriter};
+
+const GROUPS: [&str; 5] = ["web", "worker", "celery", "nginx", "cron"];
+const SPAWN_ERROR: &str = "Exited too quickly (process log may have details)";
+const DAY: i64 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Steady,
+    Fatal,
+    NeverStarted,
+    CrashLoop,
+    Redeploy,
+}
+
+/// Spreads the unusual programs so every ten have one of each.
+const KINDS: [Kind; 10] = [
+    Kind::Steady,
+    Kind::Steady,
+    Kind::CrashLoop,
+    Kind::Steady,
+    Kind::Steady,
+    Kind::Fatal,
+    Kind::Steady,
+    Kind::Redeploy,
+    Kind::Steady,
+    Kind::NeverStarted,
+];
+
+#[derive(Debug, Clone)]
+struct Program {
+    name: String,
+    group: &'static str,
+    kind: Kind,
+    /// Distinguishes programs in the per-target hash.
+    salt: u64,
+}
+
+/// The programs every target of the fleet runs (the same application deployed on every host).
+#[derive(Debug, Clone)]
+pub struct Programs {
+    programs: Vec<Program>,
+    /// When the fleet "booted"; each target's supervisord started up to 30 days before.
+    boot: i64,
+}
+
+impl Programs {
+    pub fn new(count: usize, boot: i64) -> Programs {
+        let mut programs: Vec<Program> = (0..count)
+            .map(|i| {
+                let group = GROUPS.get(i % GROUPS.len()).copied().unwrap_or("web");
+                Program {
+                    name: format!("{group}_{i:02}"),
+                    group,
+                    kind: KINDS.get(i % KINDS.len()).copied().unwrap_or(Kind::Steady),
+                    salt: i as u64,
+                }
+            })
+            .collect();
+        programs.sort_by(|a, b| (a.group, &a.name).cmp(&(b.group, &b.name)));
+        Programs { programs, boot }
+    }
+
+    /// Writes every process of `target` as its supervisord would report it at `now`.
+    pub fn write(&self, out: &mut ProcessWriter<'_>, target: u64, now: i64) {
+        let target_hash = mix(target.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let booted = self.boot - (target_hash % (30 * DAY as u64)) as i64;
+        for program in &self.programs {
+            let h = mix(target_hash ^ program.salt.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+            let info = state_of(program.kind, h, booted, now);
+            let name = program.name.as_str();
+            let stdout = Field::LogFile {
+                name,
+                stream: "stdout",
+                suffix: log_suffix(h),
+            };
+            out.process(&[
+                Field::Str(name),
+                Field::Str(program.group),
+                Field::Int(info.start),
+                Field::Int(info.stop),
+                Field::Int(now),
+                Field::Int(info.state),
+                Field::Str(info.statename),
+                Field::Str(info.spawnerr),
+                Field::Int(info.exitstatus),
+                stdout,
+                stdout,
+                Field::LogFile {
+                    name,
+                    stream: "stderr",
+                    suffix: log_suffix(h.rotate_left(17)),
+                },
+                Field::Int(info.pid),
+                info.description,
+            ]);
+        }
+    }
+}
+
+struct Info {
+    start: i64,
+    stop: i64,
+    state: i64,
+    statename: &'static str,
+    spawnerr: &'static str,
+    exitstatus: i64,
+    pid: i64,
+    description: Field<'static>,
+}
+
+impl Info {
+    fn running(start: i64, stop: i64, pid: i64, now: i64) -> Info {
+        Info {
+            start,
+            stop,
+            state: 20,
+            statename: "RUNNING",
+            spawnerr: "",
+            exitstatus: 0,
+            pid,
+            description: Field::Uptime {
+                pid,
+                seconds: now - start,
+            },
+        }
+    }
+
+    fn between(start: i64, stop: i64, pid: i64, state: i64, statename: &'static str) -> Info {
+        Info {
+            start,
+            stop,
+            state,
+            statename,
+            spawnerr: "",
+            exitstatus: 0,
+            pid,
+            description: Field::Str(""),
+        }
+    }
+
+    fn stopped(start: i64, stop: i64, state: i64, statename: &'static str, exit: i64) -> Info {
+        Info {
+            start,
+            stop,
+            state,
+            statename,
+            spawnerr: "",
+            exitstatus: exit,
+            pid: 0,
+            description: Field::StopTime(stop),
+        }
+    }
+
+    fn failed(start: i64, stop: i64, state: i64, statename: &'static str) -> Info {
+        Info {
+            start,
+            stop,
+            state,
+            statename,
+            spawnerr: SPAWN_ERROR,
+            exitstatus: 0,
+            pid: 0,
+            description: Field::Str(SPAWN_ERROR),
+        }
+    }
+}
+
+/// Where `now` falls in a cycle of `period` seconds whose phase comes from `h`: (cycle number,
+/// cycle start, seconds into the cycle).
+fn cycle(h: u64, period: i64, now: i64) -> (i64, i64, i64) {
+    let phase = ((h >> 20) % period as u64) as i64;
+    let shifted = now + phase;
+    let position = shifted.rem_euclid(period);
+    (shifted.div_euclid(period), now - position, position)
+}
+
+fn state_of(kind: Kind, h: u64, booted: i64, now: i64) -> Info {
+    match kind {
+        Kind::Steady => {
+            let start = booted + 2 + (h % 5) as i64;
+            Info::running(start, 0, pid(h, 0), now)
+        }
+        Kind::Fatal => Info::failed(booted + 3, booted + 3, 200, "FATAL"),
+        Kind::NeverStarted => Info {
+            description: Field::Str("Not started"),
+            ..Info::between(0, 0, 0, 0, "STOPPED")
+        },
+        Kind::CrashLoop => {
+            let period = 60 + (h % 121) as i64;
+            let (k, started, at) = cycle(h, period, now);
+            let runs = period * 6 / 10;
+            let exited = started + runs;
+            let previous_exit = started - period + runs;
+            if at < 1 {
+                Info::between(started, previous_exit, pid(h, k), 10, "STARTING")
+            } else if at < runs {
+                Info::running(started, previous_exit, pid(h, k), now)
+            } else if at < period * 8 / 10 {
+                Info::stopped(started, exited, 100, "EXITED", 1 + k.rem_euclid(3))
+            } else {
+                Info::failed(started + period * 8 / 10, exited, 30, "BACKOFF")
+            }
+        }
+        Kind::Redeploy => {
+            let period = 300 + (h % 601) as i64;
+            let (k, started, at) = cycle(h, period, now);
+            let previous_start = started - period + 3;
+            if at < 1 {
+                Info::between(
+                    previous_start,
+                    started - period + 1,
+                    pid(h, k - 1),
+                    40,
+                    "STOPPING",
+                )
+            } else if at < 3 {
+                Info::stopped(previous_start, started + 1, 0, "STOPPED", 0)
+            } else if at < 4 {
+                Info::between(started + 3, started + 1, pid(h, k), 10, "STARTING")
+            } else {
+                Info::running(started + 3, started + 1, pid(h, k), now)
+            }
+        }
+    }
+}
+
+/// A plausible pid (Linux's default pid_max is 4,194,304).
+fn pid(h: u64, generation: i64) -> i64 {
+    300 + (mix(h ^ (generation as u64).wrapping_mul(0xA076_1D64_78BD_642F)) % 4_000_000) as i64
+}
+
+/// The 8 random characters supervisord's AUTO log files carry (Python's tempfile alphabet).
+fn log_suffix(h: u64) -> [u8; 8] {
+    const ALPHABET: &[u8; 37] = b"abcdefghijklmnopqrstuvwxyz0123456789_";
+    let mut suffix = [b'_'; 8];
+    let mut bits = mix(h ^ 0x5851_F42D_4C95_7F2D);
+    for c in suffix.iter_mut() {
+        *c = ALPHABET
+            .get((bits % ALPHABET.len() as u64) as usize)
+            .copied()
+            .unwrap_or(b'_');
+        bits /= ALPHABET.len() as u64;
+    }
+    suffix
+}
+
+/// splitmix64's finaliser: a cheap, well-mixed hash of a number.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::reply::{Call, Replies, RUNNING};
+
+    fn render(replies: &Replies, programs: &Programs, target: u64, now: i64) -> String {
+        let mut out = Vec::new();
+        replies.render(&mut out, true, &[Call::GetAllProcessInfo], RUNNING, |w| {
+            programs.write(w, target, now)
+        });
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn states_move_with_the_clock() {
+        let replies = Replies::new().unwrap();
+        let boot = 1_795_000_000;
+        let programs = Programs::new(20, boot);
+        let mut seen = BTreeSet::new();
+        for now in boot..boot + 1800 {
+            let text = render(&replies, &programs, 7, now);
+            for state in [
+                "STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL",
+            ] {
+                if text.contains(&format!("<value><string>{state}</string>")) {
+                    seen.insert(state);
+                }
+            }
+        }
+        assert_eq!(seen.len(), 7, "{seen:?}");
+        // The same target renders the same at the same time; other targets differ.
+        assert_eq!(
+            render(&replies, &programs, 7, boot),
+            render(&replies, &programs, 7, boot)
+        );
+        assert_ne!(
+            render(&replies, &programs, 7, boot),
+            render(&replies, &programs, 8, boot)
+        );
+        assert_eq!(
+            render(&replies, &programs, 7, boot)
+                .matches("<struct>")
+                .count(),
+            20
+        );
+    }
+}
