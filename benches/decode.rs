@@ -1,8 +1,11 @@
 //! Micro benchmarks of each stage of a poll after the transport, on the reply recorded from a
 //! real supervisord and on larger ones generated from it (see `common`):
 //! - `decode/get_all_process_info`: XML-RPC decoding and the typed process entries, on the
-//!   reply Datadog's check receives (the figure `benches/ratio.rs` compares with Python);
-//! - `decode/xmlrpc_only`: the XML-RPC layer alone, on the same reply;
+//!   reply Datadog's check receives (the figure `benches/ratio.rs` compares with Python): the
+//!   fast path, as a poll runs it;
+//! - `decode/general_path`: the same through the general decoder alone, what a reply the fast
+//!   path declines costs;
+//! - `decode/xmlrpc_only`: the general decoder's XML-RPC layer alone, on the same reply;
 //! - `decode/multicall`: the whole multicall path a poll takes;
 //! - `translate`: filters, status mapping and the OTLP request;
 //! - `encode/protobuf` and `encode/gzip`: the OTLP/HTTP body.
@@ -52,6 +55,17 @@ fn stages(c: &mut Criterion) {
             BenchmarkId::from_parameter(reply.processes),
             &reply.all_process_info,
             |b, body| b.iter(|| pipeline::decode_processes(black_box(body))),
+        );
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("decode/general_path");
+    for (reply, _, _) in &replies {
+        group.throughput(Throughput::Elements(reply.processes as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(reply.processes),
+            &reply.all_process_info,
+            |b, body| b.iter(|| pipeline::decode_processes_general(black_box(body))),
         );
     }
     group.finish();

@@ -192,9 +192,11 @@ pub mod pipeline {
     use supervisord_receiver::scrape::monitored;
     use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
     use supervisord_receiver::scrape::status::StatusMapping;
-    use supervisord_receiver::supervisor::client::decode_multicall_reply;
+    use supervisord_receiver::supervisor::client::{
+        decode_multicall_reply, decode_processes_reply, general_processes_reply, PollError,
+        ProcessesReply,
+    };
     use supervisord_receiver::supervisor::model::{ProcessInfo, Snapshot};
-    use supervisord_receiver::supervisor::{decode, xmlrpc};
 
     /// Arbitrary: nothing reads the timestamps.
     const POLL_TIME_UNIX_NANO: u64 = 1_795_482_488_000_000_000;
@@ -218,15 +220,22 @@ pub mod pipeline {
         }
     }
 
-    /// What Datadog's check does with its reply, typed: XML-RPC decoding and the process entries.
+    /// What a poll without multicall does with a `getAllProcessInfo` reply, the one Datadog's
+    /// check receives: XML-RPC decoding and the typed process entries.
     pub fn decode_processes(body: &[u8]) -> Vec<ProcessInfo> {
-        match xmlrpc::decode_response(body) {
-            Ok(Ok(value)) => match decode::processes(&value) {
-                Ok((processes, _problems)) => processes,
-                Err(e) => panic!("process entries: {e}"),
-            },
+        processes_of(decode_processes_reply(body))
+    }
+
+    /// The same through the general decoder alone, to show what the fast path saves.
+    pub fn decode_processes_general(body: &[u8]) -> Vec<ProcessInfo> {
+        processes_of(general_processes_reply(body))
+    }
+
+    fn processes_of(reply: Result<ProcessesReply, PollError>) -> Vec<ProcessInfo> {
+        match reply {
+            Ok(Ok((processes, _problems))) => processes,
             Ok(Err(fault)) => panic!("fault: {fault}"),
-            Err(e) => panic!("decode: {e}"),
+            Err(e) => panic!("decode: {e:?}"),
         }
     }
 

@@ -21,8 +21,10 @@ use supervisord_receiver::supervisor::xmlrpc::{self, Value};
 pub const MAX_MESSAGE_CHARS: usize = 600;
 
 /// An XML-RPC reply body, as the transport hands it over: the decoder alone, then the poll
-/// client's whole path (multicall split, model, problems), the filters and the OTLP builder.
+/// client's whole path (multicall split, model, problems), the filters and the OTLP builder;
+/// and the fast path against the general decoder.
 pub fn xmlrpc_decode(data: &[u8]) {
+    fast_path_agrees(data);
     match xmlrpc::decode_response(data) {
         Ok(Ok(value)) => {
             round_trip(&value);
@@ -52,6 +54,27 @@ pub fn xmlrpc_decode(data: &[u8]) {
             }
             Ok(Err(fault)) => check_line(&fault.to_string()),
             Err(error) => check_line(&error.message(target)),
+        }
+    }
+}
+
+/// Where the poll client's fast path accepts a reply, it gives exactly what the general
+/// decoder gives for the same bytes: the same processes, problems and answers.
+pub fn fast_path_agrees(data: &[u8]) {
+    if let Some(fast) = client::fast_multicall_reply(data) {
+        match client::general_multicall_reply(data) {
+            Ok(Ok(general)) => assert_eq!(fast, general, "the two paths differ on a multicall"),
+            other => {
+                panic!("the fast path accepted a multicall the general decoder gives as {other:?}")
+            }
+        }
+    }
+    if let Some(fast) = client::fast_processes_reply(data) {
+        match client::general_processes_reply(data) {
+            Ok(Ok(general)) => assert_eq!(fast, general, "the two paths differ on getAllProcessInfo"),
+            other => panic!(
+                "the fast path accepted a getAllProcessInfo reply the general decoder gives as {other:?}"
+            ),
         }
     }
 }

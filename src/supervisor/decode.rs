@@ -2,8 +2,16 @@
 //!
 //! Lenient by design: one malformed process entry or field never hides the rest of the reply.
 //! Defaults fill the gaps and each gap becomes a short problem string for the log.
+//!
+//! Process entries come from either decoder: from a [`Value`] tree (the general path), or
+//! straight from the reply's bytes through the fast reader (`fast_processes`), which spares
+//! the tree and a string per member name. Both feed the same entry builder, so the fast path
+//! cannot word a problem differently.
+
+use std::borrow::Cow;
 
 use crate::supervisor::model::{ProcessInfo, ProcessState, SupervisorState};
+use crate::supervisor::xmlrpc::fast::{Item, Reader, Scalar};
 use crate::supervisor::xmlrpc::{printable, Value};
 
 /// Problem strings kept per reply; past that only a count, so a server that omits a field for
@@ -131,7 +139,24 @@ pub fn processes(value: &Value) -> Result<(Vec<ProcessInfo>, Vec<String>), Model
     let mut processes = Vec::with_capacity(entries.len().min(MAX_PROCESSES));
     let mut problems = Problems::default();
     for (index, entry) in entries.iter().enumerate().take(MAX_PROCESSES) {
-        if let Some(info) = process(index, entry, &mut problems) {
+        let Some(members) = entry.as_struct() else {
+            problems.push(|| {
+                format!(
+                    "process #{}: {} instead of a struct, skipped",
+                    index + 1,
+                    entry.kind()
+                )
+            });
+            continue;
+        };
+        // One pass over the members; a repeated key keeps its last value, like `Value::get`.
+        let mut fields = Fields::default();
+        for (key, value) in members {
+            if let Some(field) = Field::from_key(key) {
+                fields[field as usize] = Some(Got::from_value(value));
+            }
+        }
+        if let Some(info) = process(index, fields, &mut problems) {
             processes.push(info);
         }
     }
@@ -144,28 +169,97 @@ pub fn processes(value: &Value) -> Result<(Vec<ProcessInfo>, Vec<String>), Model
     Ok((processes, problems))
 }
 
-/// One entry; `None` (skipped) when it is not a struct or has no string `name`.
-fn process(index: usize, entry: &Value, problems: &mut Problems) -> Option<ProcessInfo> {
-    // Entries are numbered from 1 in messages, as a person counts them.
-    let number = index + 1;
-    let Some(members) = entry.as_struct() else {
-        problems.push(|| {
-            format!(
-                "process #{number}: {} instead of a struct, skipped",
-                entry.kind()
-            )
-        });
+/// The same as [`processes`] on the value the general decoder would make of the array whose
+/// `<array><data>` `reader` has just read, without making that value: what a poll runs.
+///
+/// `None` ("not mine") when the reader gives up, or for what is cheaper left to the general
+/// path than repeated here: an entry that is not a struct of scalars, more than
+/// [`MAX_PROCESSES`] entries. With `unwrap`, an array holding exactly one array is read as
+/// that array, as [`unwrap_multicall`](crate::supervisor::xmlrpc::unwrap_multicall) does with
+/// a `getAllProcessInfo` result in a multicall.
+pub(crate) fn fast_processes(
+    reader: &mut Reader<'_>,
+    unwrap: bool,
+) -> Option<(Vec<ProcessInfo>, Vec<String>)> {
+    let mut processes = Vec::new();
+    let mut problems = Problems::default();
+    let mut next = reader.array_item()?;
+    let wrapped = unwrap && next == Some(Item::Array);
+    if wrapped {
+        next = reader.array_item()?;
+    }
+    let mut index = 0;
+    while let Some(item) = next {
+        if item != Item::Struct || index == MAX_PROCESSES {
+            return None;
+        }
+        let mut fields = Fields::default();
+        while let Some((key, value)) = reader.member()? {
+            let Item::Scalar(scalar) = value else {
+                return None;
+            };
+            reader.member_end()?;
+            if let Some(field) = Field::from_key(&key) {
+                fields[field as usize] = Some(Got::from_scalar(scalar));
+            }
+        }
+        if let Some(info) = process(index, fields, &mut problems) {
+            processes.push(info);
+        }
+        index += 1;
+        next = reader.array_item()?;
+    }
+    // The wrapper holds the process array and nothing else.
+    if wrapped && reader.array_item()?.is_some() {
         return None;
-    };
-    // One pass over the members; a repeated key keeps its last value, like `Value::get`.
-    let mut fields: [Option<&Value>; FIELD_COUNT] = [None; FIELD_COUNT];
-    for (key, value) in members {
-        if let Some(field) = Field::from_key(key) {
-            fields[field as usize] = Some(value);
+    }
+    Some((processes, problems.finish()))
+}
+
+/// A field's value as either decoder read it. Both build entries with [`process`] from these,
+/// so both report the same processes with the same problems.
+enum Got<'v> {
+    Int(i64),
+    Str(Cow<'v, str>),
+    /// Any other type, by its name in messages ("a boolean").
+    Other(&'static str),
+}
+
+impl<'v> Got<'v> {
+    fn from_value(value: &'v Value) -> Self {
+        match value {
+            Value::Int(i) => Got::Int(*i),
+            Value::String(s) => Got::Str(Cow::Borrowed(s)),
+            other => Got::Other(other.kind()),
         }
     }
-    let name = match fields[Field::Name as usize] {
-        Some(Value::String(name)) => name.clone(),
+
+    fn from_scalar(scalar: Scalar<'v>) -> Self {
+        match scalar {
+            Scalar::Int(i) => Got::Int(i),
+            Scalar::Str(s) => Got::Str(s),
+            Scalar::Bool(b) => Got::Other(Value::Bool(b).kind()),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Got::Int(_) => "an int",
+            Got::Str(_) => "a string",
+            Got::Other(kind) => kind,
+        }
+    }
+}
+
+/// The fields of one entry, by [`Field`].
+type Fields<'v> = [Option<Got<'v>>; FIELD_COUNT];
+
+/// One struct entry; `None` (skipped) when it has no string `name`.
+fn process(index: usize, mut fields: Fields<'_>, problems: &mut Problems) -> Option<ProcessInfo> {
+    // Entries are numbered from 1 in messages, as a person counts them.
+    let number = index + 1;
+    let name = match fields[Field::Name as usize].take() {
+        Some(Got::Str(name)) => name.into_owned(),
         Some(other) => {
             problems.push(|| {
                 format!(
@@ -191,7 +285,7 @@ fn process(index: usize, entry: &Value, problems: &mut Problems) -> Option<Proce
     }
     let mut reader = EntryReader {
         name: &name,
-        fields: &fields,
+        fields,
         problems,
     };
     let group = reader.string(Field::Group).unwrap_or_else(|| name.clone());
@@ -236,33 +330,39 @@ fn process(index: usize, entry: &Value, problems: &mut Problems) -> Option<Proce
     Some(ProcessInfo { name, ..info })
 }
 
-/// Reads typed fields of one named entry, noting each missing or mistyped one.
+/// Takes typed fields out of one named entry, noting each missing or mistyped one.
 struct EntryReader<'a, 'v> {
     name: &'a str,
-    fields: &'a [Option<&'v Value>; FIELD_COUNT],
+    fields: Fields<'v>,
     problems: &'a mut Problems,
 }
 
 impl EntryReader<'_, '_> {
     fn int(&mut self, field: Field) -> Option<i64> {
-        self.typed(field, "an int", Value::as_i64)
+        self.typed(field, "an int", |got| match got {
+            Got::Int(i) => Some(i),
+            _ => None,
+        })
     }
 
     fn string(&mut self, field: Field) -> Option<String> {
-        self.typed(field, "a string", |v| v.as_str().map(str::to_owned))
+        self.typed(field, "a string", |got| match got {
+            Got::Str(s) => Some(s.into_owned()),
+            _ => None,
+        })
     }
 
     fn typed<T>(
         &mut self,
         field: Field,
         expected: &str,
-        convert: impl FnOnce(&Value) -> Option<T>,
+        convert: impl FnOnce(Got<'_>) -> Option<T>,
     ) -> Option<T> {
         let raw_name = self.name;
         let name = || printable(raw_name, NAME_LIMIT);
-        match self.fields[field as usize] {
-            Some(value) => {
-                let converted = convert(value);
+        match self.fields[field as usize].take() {
+            Some(got) => {
+                let converted = convert(got);
                 if converted.is_none() {
                     self.problems.push(|| {
                         format!(

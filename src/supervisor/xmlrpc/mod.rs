@@ -5,9 +5,16 @@
 //! five predefined ones and character references, a nesting cap, strict UTF-8, strict scalars,
 //! nothing after the root element. It reads quick-xml's borrowed events, so text that needs no
 //! unescaping is copied once, into the [`Value`] that owns it.
+//!
+//! That decoder is the general path: every call, every reply, every error message. The replies
+//! a poll decodes every interval first go through the `fast` submodule, a byte scanner for the
+//! way supervisord writes them, which decodes straight to the typed model and hands anything
+//! it does not fully recognise back to this decoder; see there for why.
 
 use std::borrow::Cow;
 use std::fmt;
+
+pub(crate) mod fast;
 
 use base64::Engine as _;
 use quick_xml::events::Event;
