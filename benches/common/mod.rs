@@ -181,17 +181,14 @@ pub fn write_replies() -> Vec<(Reply, PathBuf, PathBuf)> {
 pub mod pipeline {
     use std::io::Write;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use flate2::write::GzEncoder;
     use flate2::Compression;
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-    use supervisord_receiver::config::{ConfigFormat, Endpoint, Target, TlsSettings};
+    use supervisord_receiver::config::{ConfigFormat, Endpoint, Target};
     use supervisord_receiver::metrics::{build_request, MetricToggles};
-    use supervisord_receiver::scrape::filter::ProcessFilter;
     use supervisord_receiver::scrape::monitored;
     use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
-    use supervisord_receiver::scrape::status::StatusMapping;
     use supervisord_receiver::supervisor::client::{
         decode_multicall_reply, decode_processes_reply, general_processes_reply, PollError,
         ProcessesReply,
@@ -204,19 +201,15 @@ pub mod pipeline {
     /// A target with the defaults: no filter, Datadog's status mapping.
     pub fn target() -> Target {
         Target {
-            name: "bench".into(),
-            endpoint: Endpoint::Tcp {
-                tls: false,
-                host: "localhost".into(),
-                port: 9001,
-            },
-            credentials: None,
-            tls: TlsSettings::default(),
-            collection_interval: Duration::from_secs(15),
-            timeout: Duration::from_secs(10),
-            filter: ProcessFilter::default(),
-            status_mapping: StatusMapping::default(),
             resource_attributes: vec![("env".into(), "bench".into())],
+            ..Target::new(
+                "bench",
+                Endpoint::Tcp {
+                    tls: false,
+                    host: "localhost".into(),
+                    port: 9001,
+                },
+            )
         }
     }
 

@@ -149,6 +149,7 @@ fn orchestrate(options: Options) -> anyhow::Result<()> {
             .unwrap_or(options.interval + Duration::from_secs(3)),
         transport: options.transport,
         targets_per_fleet: options.targets_per_fleet,
+        keep_alive: !options.no_keep_alive,
         python: (python && !options.no_python).then(|| options.python.clone()),
     };
     if options.sweep {

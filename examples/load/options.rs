@@ -35,6 +35,11 @@ pub struct Options {
     #[arg(long, value_enum, default_value_t = Transport::Tcp)]
     pub transport: Transport,
 
+    /// Connections closed after each poll (the receiver's `keep_alive: false`): a connect per
+    /// poll for less memory per target.
+    #[arg(long)]
+    pub no_keep_alive: bool,
+
     /// Several short runs varying targets, then processes; prints the least-squares slopes.
     #[arg(long)]
     pub sweep: bool,

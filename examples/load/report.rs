@@ -25,6 +25,7 @@ pub struct RunReport {
     /// The measured window, as it actually lasted.
     pub window_seconds: f64,
     pub transport: &'static str,
+    pub keep_alive: bool,
     pub fleet_processes: usize,
 
     /// targets x window / interval.
@@ -112,6 +113,7 @@ impl RunReport {
             warmup_seconds: spec.warmup.as_secs_f64(),
             window_seconds: seconds,
             transport: spec.transport.name(),
+            keep_alive: spec.keep_alive,
             fleet_processes: shards.len(),
             polls_nominal: spec.targets as f64 * seconds / interval,
             polls_expected: polls_served + polls_missed,
@@ -246,11 +248,12 @@ pub fn print_machine(machine: &Machine) {
 pub fn print_run(r: &RunReport) {
     let e = &r.export;
     println!(
-        "fleet: {} targets x {} processes, every {} s, {} ({} fleet processes)",
+        "fleet: {} targets x {} processes, every {} s, {}{} ({} fleet processes)",
         thousands(r.targets as u64),
         r.processes,
         r.interval_seconds,
         r.transport,
+        if r.keep_alive { "" } else { ", no keep-alive" },
         r.fleet_processes
     );
     println!(

@@ -30,6 +30,8 @@ pub struct RunSpec {
     pub warmup: Duration,
     pub transport: Transport,
     pub targets_per_fleet: usize,
+    /// Whether the receiver keeps its connections open between polls.
+    pub keep_alive: bool,
     /// The interpreter for the baseline, or None to skip it.
     pub python: Option<String>,
 }
@@ -335,9 +337,10 @@ fn start_fleet(
 fn receiver_config(spec: &RunSpec, ports: &[u16], socket_dir: &Path, sink: &str) -> String {
     let mut yaml = String::with_capacity(spec.targets * 64 + 512);
     yaml.push_str(&format!(
-        "collection_interval: {}\ninitial_delay: 1s\ntimeout: {}\ntargets:\n",
+        "collection_interval: {}\ninitial_delay: 1s\ntimeout: {}\nkeep_alive: {}\ntargets:\n",
         config_duration(spec.interval),
         config_duration(spec.interval.min(DEFAULT_TIMEOUT)),
+        spec.keep_alive,
     ));
     for target in 0..spec.targets {
         let endpoint = match spec.transport {

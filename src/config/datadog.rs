@@ -243,6 +243,7 @@ fn instance(report: &mut Report, f: &Fields<'_>) -> Option<Target> {
         filter,
         status_mapping,
         resource_attributes,
+        keep_alive: true,
     })
 }
 

@@ -26,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "collection_interval",
     "initial_delay",
     "timeout",
+    "keep_alive",
     "targets",
     "metrics",
     "exporters",
@@ -40,6 +41,7 @@ const TARGET_KEYS: &[&str] = &[
     "password",
     "collection_interval",
     "timeout",
+    "keep_alive",
     "tls",
     "include",
     "exclude",
@@ -59,6 +61,7 @@ struct Defaults {
     /// Whether the user wrote `timeout` at the top level: clamping the built-in default to a
     /// short interval is expected and not worth a warning.
     timeout_is_explicit: bool,
+    keep_alive: bool,
 }
 
 /// Reads a native document; the exporters are left empty when the file has none (the caller
@@ -75,6 +78,10 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         interval,
         timeout,
         timeout_is_explicit: root.get_set("timeout").is_some(),
+        keep_alive: root
+            .get_set("keep_alive")
+            .and_then(|v| boolean(report, &root.path("keep_alive"), v))
+            .unwrap_or(true),
     };
     let targets = targets(root, &defaults, report);
     let metrics = match root.get_set("metrics") {
@@ -308,6 +315,10 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         }
     };
     let (collection_interval, timeout) = timing(report, &f, defaults);
+    let keep_alive = f
+        .get_set("keep_alive")
+        .and_then(|v| boolean(report, &f.path("keep_alive"), v))
+        .unwrap_or(defaults.keep_alive);
     let filter = filter(report, &f);
     let status_mapping = match f.get_set("status_mapping") {
         Some(v) => status_mapping(report, &f.path("status_mapping"), v),
@@ -327,6 +338,7 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         filter,
         status_mapping,
         resource_attributes,
+        keep_alive,
     })
 }
 
@@ -645,6 +657,25 @@ mod tests {
         assert_eq!(s.initial_delay, Duration::ZERO);
         assert_eq!(s.targets[0].collection_interval, Duration::from_secs(2));
         assert_eq!(s.targets[0].timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn keep_alive_is_on_unless_turned_off_globally_or_per_target() {
+        let s = load("targets: [{name: a, endpoint: 'http://h'}]").unwrap();
+        assert!(s.targets[0].keep_alive);
+        let s = load(
+            "keep_alive: false\ntargets:\n  - {name: a, endpoint: 'http://h'}\n  \
+             - {name: b, endpoint: 'http://h', keep_alive: true}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.targets.iter().map(|t| t.keep_alive).collect::<Vec<_>>(),
+            [false, true]
+        );
+        let errs =
+            load("targets: [{name: a, endpoint: 'http://h', keep_alive: 'yes'}]").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("targets[0].keep_alive: "), "{errs:?}");
     }
 
     #[test]

@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body as _, Incoming};
@@ -259,6 +259,7 @@ pub struct RpcTransport {
     connect_timeout: Duration,
     max_response_bytes: usize,
     progress: Arc<Progress>,
+    keep_alive: bool,
 }
 
 impl RpcTransport {
@@ -275,7 +276,11 @@ impl RpcTransport {
         let (pool, uri, host) = match &target.endpoint {
             Endpoint::Tcp { tls: false, .. } => {
                 let (uri, host) = tcp_uri(&target.endpoint)?;
-                let pool = Pool::Tcp(tracked_client(http_connector(target.timeout), &progress));
+                let pool = Pool::Tcp(tracked_client(
+                    http_connector(target.timeout),
+                    &progress,
+                    target.keep_alive,
+                ));
                 (pool, uri, host)
             }
             Endpoint::Tcp { tls: true, .. } => {
@@ -285,11 +290,15 @@ impl RpcTransport {
                     .https_only()
                     .enable_http1()
                     .wrap_connector(http_connector(target.timeout));
-                (Pool::Https(tracked_client(https, &progress)), uri, host)
+                (
+                    Pool::Https(tracked_client(https, &progress, target.keep_alive)),
+                    uri,
+                    host,
+                )
             }
             Endpoint::Unix { path } => {
                 let uri = unix_uri(path)?;
-                let pool = Pool::Unix(tracked_client(UnixConnector, &progress));
+                let pool = Pool::Unix(tracked_client(UnixConnector, &progress, target.keep_alive));
                 (pool, uri, HeaderValue::from_static("localhost"))
             }
         };
@@ -308,6 +317,7 @@ impl RpcTransport {
             connect_timeout: target.timeout,
             max_response_bytes,
             progress,
+            keep_alive: target.keep_alive,
         })
     }
 
@@ -350,6 +360,10 @@ impl RpcTransport {
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if let Some(authorization) = &self.authorization {
             headers.insert(AUTHORIZATION, authorization.clone());
+        }
+        if !self.keep_alive {
+            // The server closes first, so its side keeps the TIME_WAIT, not ours.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         request
     }
@@ -449,21 +463,22 @@ fn chain_text(err: &(dyn StdError + 'static)) -> String {
 }
 
 /// See [`pooled_client`].
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-fn pooled_client<C>(connector: C) -> Client<C, RequestBody>
+fn pooled_client<C>(connector: C, keep_alive: bool) -> Client<C, RequestBody>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        // Polls of a target are sequential: one kept-alive connection is all it ever needs.
-        .pool_max_idle_per_host(1)
+        // Polls of a target are sequential: one kept-alive connection is all it ever needs;
+        // none when keep-alive is off (the connection closes after its reply).
+        .pool_max_idle_per_host(usize::from(keep_alive))
         .pool_timer(TokioTimer::new())
         // Flatten headers and body into one buffer: see the module docs.
         .http1_writev(false)
         // hyper's adaptive read buffer grows to the largest reply seen and an idle kept-alive
-        // connection keeps it: ~64 KiB a target, 640 MB for a fleet of 10,000. A fixed 8 KiB
+        // connection keeps it: ~64 KiB a target, 640 MB for a fleet of 10,000. A fixed 4 KiB
         // costs a few more reads per reply and bounds what an idle connection holds.
         .http1_read_buf_exact_size(READ_BUFFER_BYTES)
         .retry_canceled_requests(true)
@@ -471,14 +486,19 @@ where
 }
 
 /// A pooled client whose connector reports connects in progress to `progress`.
-fn tracked_client<C>(connector: C, progress: &Arc<Progress>) -> Client<Tracked<C>, RequestBody>
+fn tracked_client<C>(
+    connector: C,
+    progress: &Arc<Progress>,
+    keep_alive: bool,
+) -> Client<Tracked<C>, RequestBody>
 where
     Tracked<C>: Connect + Clone + Send + Sync + 'static,
 {
-    pooled_client(Tracked {
+    let tracked = Tracked {
         inner: connector,
         progress: Arc::clone(progress),
-    })
+    };
+    pooled_client(tracked, keep_alive)
 }
 
 fn http_connector(connect_timeout: Duration) -> QuickAckConnector {
@@ -999,7 +1019,7 @@ mod tests {
             log: Arc::new(IoLog::default()),
         };
         let log = connector.log.clone();
-        transport.pool = Pool::Observed(pooled_client(connector));
+        transport.pool = Pool::Observed(pooled_client(connector, true));
         (transport, log)
     }
 
@@ -1327,6 +1347,25 @@ mod tests {
 
         assert_eq!(server.seen().len(), 3);
         assert_eq!(server.connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_keep_alive_each_post_has_its_own_connection_and_asks_to_close() {
+        let (server, addr) = tcp_server(ok()).await;
+        let target = Target {
+            keep_alive: false,
+            ..tcp_target(addr)
+        };
+        let transport = RpcTransport::new(&target).expect("transport");
+
+        for _ in 0..3 {
+            post(&transport).await.expect("reply");
+        }
+
+        let seen = server.seen();
+        assert_eq!(seen.len(), 3);
+        assert!(seen.iter().all(|s| s.header(CONNECTION) == Some("close")));
+        assert_eq!(server.connections(), 3);
     }
 
     #[tokio::test]
