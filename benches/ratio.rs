@@ -27,8 +27,6 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use prost::Message;
-
 use common::pipeline;
 
 const REPEAT: u32 = 7;
@@ -187,8 +185,8 @@ fn main() {
         });
         let full = best_per_call(|| {
             let snapshot = pipeline::decode_multicall(black_box(body));
-            let request = pipeline::translate(&target, snapshot);
-            black_box(pipeline::gzip(&request.encode_to_vec()));
+            let body = pipeline::translate(&target, snapshot);
+            black_box(pipeline::gzip(&body));
         });
         let python = python_times.get(python_index).copied().unwrap_or(f64::NAN);
         println!(

@@ -184,9 +184,8 @@ pub mod pipeline {
 
     use flate2::write::GzEncoder;
     use flate2::Compression;
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use supervisord_receiver::config::{ConfigFormat, Endpoint, Target};
-    use supervisord_receiver::metrics::{build_request, MetricToggles};
+    use supervisord_receiver::metrics::{encode_resource_metrics, MetricToggles};
     use supervisord_receiver::scrape::monitored;
     use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
     use supervisord_receiver::supervisor::client::{
@@ -241,8 +240,9 @@ pub mod pipeline {
         }
     }
 
-    /// Filters, status mapping and the OTLP request, for one target.
-    pub fn translate(target: &Target, snapshot: Snapshot) -> ExportMetricsServiceRequest {
+    /// Filters, status mapping and the OTLP request written as protobuf, for one target: what
+    /// the pipeline hands the OTLP exporters.
+    pub fn translate(target: &Target, snapshot: Snapshot) -> Vec<u8> {
         let outcome = PollOutcome {
             target: Arc::new(TargetIdentity {
                 name: target.name.clone(),
@@ -251,10 +251,17 @@ pub mod pipeline {
             time_unix_nano: POLL_TIME_UNIX_NANO,
             result: Ok(monitored(target, snapshot)),
         };
-        build_request(&[outcome], ConfigFormat::Native, &MetricToggles::default())
+        let mut out = Vec::new();
+        encode_resource_metrics(
+            &outcome,
+            ConfigFormat::Native,
+            &MetricToggles::default(),
+            &mut out,
+        );
+        out
     }
 
-    /// gzip as the OTLP/HTTP exporter applies it.
+    /// gzip as the OTLP exporters apply it (level 1).
     pub fn gzip(body: &[u8]) -> Vec<u8> {
         let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
         match encoder.write_all(body).and_then(|()| encoder.finish()) {
