@@ -186,6 +186,7 @@ impl ExportPipeline {
             toggles: self.toggles,
             telemetry: Arc::clone(&self.telemetry),
             record_debug: only_debug,
+            bytes_per_item: std::sync::atomic::AtomicUsize::new(0),
         };
 
         loop {
@@ -255,6 +256,9 @@ struct Dispatcher {
     telemetry: Arc<Telemetry>,
     /// With only debug exporters, their writes are the export attempts health reports on.
     record_debug: bool,
+    /// Bytes per item of the last batch: the next buffer is sized from it, so a batch of
+    /// megabytes is written without regrowing (a copy per doubling).
+    bytes_per_item: std::sync::atomic::AtomicUsize,
 }
 
 impl Dispatcher {
@@ -320,7 +324,12 @@ impl Dispatcher {
     /// Every item as one `resource_metrics` field, one after the other in one buffer, with
     /// where each lies and its data points.
     fn encode(&self, items: &[ExportItem]) -> (Bytes, Vec<(Range<usize>, u64)>) {
-        let mut buffer = Vec::new();
+        let estimate = self
+            .bytes_per_item
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_mul(items.len());
+        // A little over the estimate, so a batch that grew a bit does not regrow.
+        let mut buffer = Vec::with_capacity(estimate.saturating_add(estimate / 8));
         let mut resources = Vec::with_capacity(items.len());
         for item in items {
             let start = buffer.len();
@@ -334,6 +343,10 @@ impl Dispatcher {
                 }
             };
             resources.push((start..buffer.len(), points));
+        }
+        if let Some(per_item) = buffer.len().checked_div(items.len()) {
+            self.bytes_per_item
+                .store(per_item, std::sync::atomic::Ordering::Relaxed);
         }
         (Bytes::from(buffer), resources)
     }
