@@ -12,7 +12,7 @@ mod checks;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use supervisord_receiver::supervisor::client::decode_multicall_reply;
-use supervisord_receiver::supervisor::decode::MAX_NAME_BYTES;
+use supervisord_receiver::supervisor::decode::{MAX_NAME_BYTES, PROCESS_INFO_FIELDS};
 use supervisord_receiver::supervisor::xmlrpc::{self, DecodeError, Fault, Value, MAX_DEPTH};
 
 fn config() -> Config {
@@ -181,22 +181,7 @@ fn value() -> impl Strategy<Value = Value> {
 
 /// A `getProcessInfo`-like entry: known fields, each present or not, with a right or wrong type.
 fn process_entry() -> impl Strategy<Value = Value> {
-    const FIELDS: [&str; 14] = [
-        "name",
-        "group",
-        "description",
-        "start",
-        "stop",
-        "now",
-        "state",
-        "statename",
-        "spawnerr",
-        "exitstatus",
-        "logfile",
-        "stdout_logfile",
-        "stderr_logfile",
-        "pid",
-    ];
+    const FIELDS: [&str; 14] = PROCESS_INFO_FIELDS;
     const WORDS: [&str; 10] = [
         "web",
         "db",

@@ -20,7 +20,9 @@ use supervisord_receiver::supervisor::client::{
     decode_multicall_reply, decode_processes_reply, fast_multicall_reply, fast_processes_reply,
     general_multicall_reply, general_processes_reply,
 };
-use supervisord_receiver::supervisor::decode::{MAX_NAME_BYTES, MAX_PROCESSES};
+use supervisord_receiver::supervisor::decode::{
+    MAX_NAME_BYTES, MAX_PROCESSES, PROCESS_INFO_FIELDS,
+};
 
 const CASES: u32 = 1_000;
 
@@ -32,22 +34,7 @@ fn config() -> Config {
     }
 }
 
-const FIELDS: [&str; 14] = [
-    "name",
-    "group",
-    "description",
-    "start",
-    "stop",
-    "now",
-    "state",
-    "statename",
-    "spawnerr",
-    "exitstatus",
-    "logfile",
-    "stdout_logfile",
-    "stderr_logfile",
-    "pid",
-];
+const FIELDS: [&str; 14] = PROCESS_INFO_FIELDS;
 
 /// A member's value as generated.
 #[derive(Debug, Clone)]

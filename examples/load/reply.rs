@@ -11,26 +11,13 @@
 
 use std::fmt;
 
+use supervisord_receiver::supervisor::decode::PROCESS_INFO_FIELDS;
+
 const RECORDED: &str =
     include_str!("../../tests/fixtures/xmlrpc/multicall_recorded_supervisord_4.3.0.xml");
 
 /// The members of a `getProcessInfo` struct, in the order supervisord writes them.
-pub const PROCESS_KEYS: [&str; 14] = [
-    "name",
-    "group",
-    "start",
-    "stop",
-    "now",
-    "state",
-    "statename",
-    "spawnerr",
-    "exitstatus",
-    "logfile",
-    "stdout_logfile",
-    "stderr_logfile",
-    "pid",
-    "description",
-];
+pub const PROCESS_KEYS: [&str; 14] = PROCESS_INFO_FIELDS;
 
 const STATE_KEYS: [&str; 2] = ["statecode", "statename"];
 const FAULT_KEYS: [&str; 2] = ["faultCode", "faultString"];

@@ -44,7 +44,7 @@ pub enum ModelError {
 
 /// The fields of a `getProcessInfo` struct that we read; others (`directory`, `environment`,
 /// `enabled` in some versions) are ignored.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Field {
     Name,
     Group,
@@ -63,6 +63,25 @@ enum Field {
 }
 
 const FIELD_COUNT: usize = 14;
+
+/// The members of a `getProcessInfo` struct, in the order supervisord 4.3.0 writes them: for
+/// tests and tools that build replies.
+pub const PROCESS_INFO_FIELDS: [&str; FIELD_COUNT] = [
+    "name",
+    "group",
+    "start",
+    "stop",
+    "now",
+    "state",
+    "statename",
+    "spawnerr",
+    "exitstatus",
+    "logfile",
+    "stdout_logfile",
+    "stderr_logfile",
+    "pid",
+    "description",
+];
 
 impl Field {
     fn from_key(key: &str) -> Option<Field> {
@@ -399,6 +418,21 @@ pub fn string(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_field_list_names_every_field_once() {
+        let mut fields: Vec<Field> = PROCESS_INFO_FIELDS
+            .iter()
+            .map(|key| Field::from_key(key).expect("a known field"))
+            .collect();
+        assert!(fields
+            .iter()
+            .zip(PROCESS_INFO_FIELDS)
+            .all(|(f, k)| f.key() == k));
+        fields.sort_by_key(|f| *f as usize);
+        fields.dedup();
+        assert_eq!(fields.len(), FIELD_COUNT);
+    }
     use crate::supervisor::xmlrpc::decode_response;
 
     fn fixture(name: &str) -> Value {
