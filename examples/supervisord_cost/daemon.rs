@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::proc_tree::{child_process_groups, children};
+
 /// The release the venv installs; the tests pin the same one.
 const SUPERVISOR_PIN: &str = "4.3.0";
 /// How long to wait for another process that is installing the venv.
@@ -391,41 +393,6 @@ fn signal(pid: u32, groups: &[u32], sig: libc::c_int) {
             }
         }
     }
-}
-
-struct ChildProcess {
-    pid: u32,
-    pgrp: u32,
-    zombie: bool,
-}
-
-fn children(parent: u32) -> Vec<ChildProcess> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let pid: u32 = head.split_whitespace().next()?.parse().ok()?;
-            let mut fields = rest.split_whitespace();
-            let zombie = fields.next()? == "Z";
-            let ppid: u32 = fields.next()?.parse().ok()?;
-            let pgrp: u32 = fields.next()?.parse().ok()?;
-            (ppid == parent).then_some(ChildProcess { pid, pgrp, zombie })
-        })
-        .collect()
-}
-
-/// Groups led by supervisord's children (each program calls setpgrp), never our own group.
-fn child_process_groups(parent: u32) -> Vec<u32> {
-    children(parent)
-        .into_iter()
-        .filter(|c| c.pgrp == c.pid)
-        .map(|c| c.pgrp)
-        .collect()
 }
 
 fn free_port() -> Result<u16> {

@@ -35,6 +35,8 @@
 mod cpu;
 mod daemon;
 mod poll;
+#[path = "../../tests/support/proc_tree.rs"]
+mod proc_tree;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

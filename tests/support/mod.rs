@@ -7,6 +7,7 @@
 pub mod config;
 pub mod expect;
 pub mod otlp_sink;
+pub mod proc_tree;
 pub mod receiver;
 pub mod supervisord;
 

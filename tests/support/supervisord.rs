@@ -15,6 +15,8 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::proc_tree::{child_process_groups, children};
+
 /// The supervisor release the venv installs. Bump on purpose, with the demo script's copy.
 pub const SUPERVISOR_PIN: &str = "4.3.0";
 
@@ -694,43 +696,6 @@ fn signal(targets: &[String], name: &str) {
 /// `-PGID` kill targets: a negative pid names a process group.
 fn group_targets(groups: &[u32]) -> Vec<String> {
     groups.iter().map(|g| format!("-{g}")).collect()
-}
-
-struct ChildProcess {
-    pid: u32,
-    pgrp: u32,
-    zombie: bool,
-}
-
-/// `parent`'s children, read from /proc.
-fn children(parent: u32) -> Vec<ChildProcess> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let pid: u32 = head.split_whitespace().next()?.parse().ok()?;
-            let mut fields = rest.split_whitespace();
-            let zombie = fields.next()? == "Z";
-            let ppid: u32 = fields.next()?.parse().ok()?;
-            let pgrp: u32 = fields.next()?.parse().ok()?;
-            (ppid == parent).then_some(ChildProcess { pid, pgrp, zombie })
-        })
-        .collect()
-}
-
-/// The process groups led by `parent`'s children. Only a child that leads its own group counts
-/// (supervisord's children call setpgrp), so the test's own group is never a target.
-fn child_process_groups(parent: u32) -> Vec<u32> {
-    children(parent)
-        .into_iter()
-        .filter(|c| c.pgrp == c.pid)
-        .map(|c| c.pgrp)
-        .collect()
 }
 
 /// A port that was free a moment ago. Another process may take it before supervisord binds it;
