@@ -74,7 +74,12 @@ pub(crate) async fn call(
         let data = collected.to_bytes();
         match status_from(&trailers) {
             Some(status) => Err(status),
-            None if trailers.contains_key("grpc-status") => reply_message(&data, &parts.headers),
+            // OK in the trailers, or in the headers of a trailers-only reply.
+            None if trailers.contains_key("grpc-status")
+                || parts.headers.contains_key("grpc-status") =>
+            {
+                reply_message(&data, &parts.headers)
+            }
             None => Err(Status::new(
                 Code::Unknown,
                 "the gRPC reply ended without a grpc-status",
