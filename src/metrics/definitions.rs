@@ -384,10 +384,11 @@ pub enum SelfMetricId {
     PointsSent,
     PointsDropped,
     RequestsRetried,
+    PollsLate,
 }
 
 impl SelfMetricId {
-    pub const ALL: [SelfMetricId; 10] = [
+    pub const ALL: [SelfMetricId; 11] = [
         SelfMetricId::PollDuration,
         SelfMetricId::Polls,
         SelfMetricId::PollErrors,
@@ -398,6 +399,7 @@ impl SelfMetricId {
         SelfMetricId::PointsSent,
         SelfMetricId::PointsDropped,
         SelfMetricId::RequestsRetried,
+        SelfMetricId::PollsLate,
     ];
 
     pub fn def(self) -> &'static SelfMetricDef {
@@ -515,6 +517,16 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         value_type: ValueType::Int,
         attributes: &[],
         description: "Export attempts that failed with a retryable error and were tried again.",
+    },
+    SelfMetricDef {
+        id: SelfMetricId::PollsLate,
+        name: "supervisord_receiver.polls.late",
+        unit: "{poll}",
+        kind: MetricKind::Counter,
+        value_type: ValueType::Int,
+        attributes: &[],
+        description: "Polls, of every target, that started more than 1 s after their scheduled \
+                      time: a receiver that cannot keep up with its targets.",
     },
 ];
 

@@ -207,6 +207,7 @@ impl Targets {
             initial_delay,
             self.tx.clone(),
             self.stop.clone(),
+            Arc::clone(&self.telemetry),
         ));
         self.running
             .insert(name, RunningTarget { fingerprint, task });
@@ -429,6 +430,7 @@ async fn poll_loop(
     initial_delay: Duration,
     tx: mpsc::Sender<ExportItem>,
     mut stop: watch::Receiver<bool>,
+    telemetry: Arc<Telemetry>,
 ) {
     let interval = poller.target().collection_interval;
     let start = tokio::time::Instant::now() + initial_delay;
@@ -439,7 +441,8 @@ async fn poll_loop(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            _ = ticker.tick() => {
+            scheduled = ticker.tick() => {
+                telemetry.polls.record_start(scheduled.elapsed());
                 let outcome = poller.poll().await;
                 if tx.send(ExportItem::Poll(outcome)).await.is_err() {
                     break;

@@ -104,7 +104,13 @@ impl ExportCounters {
 #[derive(Debug, Default)]
 pub struct PollStats {
     by_target: Mutex<BTreeMap<String, TargetPollStats>>,
+    /// Polls of every target that started more than [`LATE_AFTER`] after their schedule.
+    late: AtomicU64,
 }
+
+/// A poll that starts later than this after its scheduled time counts as late: the bound the
+/// load harness holds a fleet to.
+pub const LATE_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct TargetPollStats {
@@ -150,6 +156,17 @@ impl PollStats {
         }
     }
 
+    /// Counts a poll that started `lateness` after its scheduled time, if that is late.
+    pub fn record_start(&self, lateness: Duration) {
+        if lateness > LATE_AFTER {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn late(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
+    }
+
     /// Lists a configured target before its first poll, so the health status and the
     /// self-telemetry show it from the start.
     pub fn register(&self, target: &str) {
@@ -178,6 +195,16 @@ impl PollStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_polls_starting_over_a_second_late_count() {
+        let stats = PollStats::default();
+        stats.record_start(Duration::ZERO);
+        stats.record_start(LATE_AFTER);
+        assert_eq!(stats.late(), 0);
+        stats.record_start(LATE_AFTER + Duration::from_millis(1));
+        assert_eq!(stats.late(), 1);
+    }
 
     #[test]
     fn polls_keep_the_last_result_and_count_errors_by_type() {

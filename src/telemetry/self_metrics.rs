@@ -134,6 +134,12 @@ pub fn build(
         started,
         Vec::new(),
     );
+    points.counter(
+        SelfMetricId::PollsLate,
+        telemetry.polls.late(),
+        started,
+        Vec::new(),
+    );
 
     ResourceMetrics {
         resource: Some(resource.resource.clone()),
