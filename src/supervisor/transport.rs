@@ -1,46 +1,46 @@
-//! HTTP transport to supervisord's `/RPC2`: TCP (keep-alive), HTTPS (rustls), UNIX socket.
+//! HTTP transport to supervisord's `/RPC2`: TCP and UNIX sockets on a connection of the
+//! target's own ([`super::http1`]), HTTPS (rustls) through hyper's pooled client.
 //!
 //! Everything that can fail or be computed ahead (the URI, the `Host` and `Authorization`
 //! header values, the TLS configuration) is done once in [`RpcTransport::new`];
 //! [`RpcTransport::post`] only assembles a request from those parts.
 //!
-//! # One write per request
+//! # One write per request, an ACK per read
 //!
 //! supervisord (medusa) replies only once it has the whole request. A client that sends the
 //! headers and the body in two writes makes the second wait for the ACK of the first (Nagle),
-//! which the server delays by up to ~40 ms: every call would cost that. Two settings prevent it:
-//! `TCP_NODELAY` on every TCP connection, and hyper's "flatten" write strategy
-//! (`http1_writev(false)`), which copies headers and body into one buffer so the request leaves
-//! in a single `write` (and, over TLS, in a single record) instead of a vectored write that TLS
-//! layers may split. The test `request_leaves_in_one_write_with_nodelay` checks this at the I/O
-//! layer, where it is deterministic, rather than by counting TCP segments.
+//! which the server delays by up to ~40 ms: every call would cost that. So `TCP_NODELAY` is set
+//! on every TCP connection and the request leaves in a single `write`: the direct connection
+//! writes one buffer, and hyper uses its "flatten" strategy (`http1_writev(false)`), which also
+//! keeps a request in one TLS record. The test `request_leaves_in_one_write_with_nodelay` checks
+//! hyper's side at the I/O layer, where it is deterministic.
 //!
 //! The reply direction has the mirror problem: supervisord writes a long reply in 4 KiB pieces
 //! without `TCP_NODELAY`, so its last piece waits for our ACK of the previous ones, and on a
 //! kept-alive connection Linux delays that ACK by ~40 ms (the connection looks interactive).
-//! Every poll of a real supervisord took 45 ms of wall time for 1 ms of work. [`QuickAck`] asks
-//! the kernel to acknowledge at once after every read (`TCP_QUICKACK`, which does not stick, so
-//! it is set again each time: one cheap system call per read).
+//! Every poll of a real supervisord took 45 ms of wall time for 1 ms of work. Both paths ask the
+//! kernel to acknowledge at once after every read (`TCP_QUICKACK`, which does not stick, so it
+//! is set again each time: one cheap system call per read); see [`QuickAck`].
 //!
-//! # Pooled connections
+//! # Kept-alive connections
 //!
-//! One keep-alive connection per target is reused across polls. When supervisord restarts
-//! between two polls, the pooled connection is closed by the server; hyper notices the close and
-//! drops it, and a request that finds it dead before being written is retried on a new connection
-//! (`retry_canceled_requests`, on by default), so the poll does not fail.
+//! One connection per target is reused across polls (unless `keep_alive` is off). When
+//! supervisord restarts between two polls, the kept connection is found closed before it is
+//! used, or fails before any byte of the reply arrives, and the request is sent once more on a
+//! new connection, so the poll does not fail (hyper's pool does the same for HTTPS).
 //!
 //! # Bounded in time and size
 //!
 //! A poll is bounded as a whole by the target's timeout (in the poll client, around every
 //! request it makes), which is never longer than the collection interval: a server that accepts
 //! and never answers, or trickles its reply a byte at a time, holds one connection for at most
-//! one timeout, then the request is dropped and hyper closes that connection. There is no
-//! separate idle-read timer: the poll's own bound already ends a stalled read within the
-//! timeout. Replies are capped in size ([`DEFAULT_MAX_RESPONSE_BYTES`]) and hyper caps the
-//! reply head (about 400 KiB). A refused or failed connect is not retried: each poll makes at
-//! most one new connection (plus one when a pooled connection turns out to be closed before the
-//! request was written). When a request is cut by the timeout, [`RpcTransport::stalled`] says
-//! where it was: connecting, waiting for the reply, or reading it (and how far).
+//! one timeout, then the request is dropped and the connection closed. There is no separate
+//! idle-read timer: the poll's own bound already ends a stalled read within the timeout. Replies
+//! are capped in size ([`DEFAULT_MAX_RESPONSE_BYTES`]) and so are reply heads (64 KiB on the
+//! direct connection, about 400 KiB in hyper). A refused or failed connect is not retried: each
+//! poll makes at most one new connection (plus one when a kept connection turns out to be
+//! closed). When a request is cut by the timeout, [`RpcTransport::stalled`] says where it was:
+//! connecting, waiting for the reply, or reading it (and how far).
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
@@ -63,9 +63,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connect, Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyperlocal::UnixConnector;
 use rustls::ClientConfig;
 
+use super::http1::{Dial, Http1, Http1Error};
 use crate::config::{Endpoint, Target, TlsSettings};
 
 /// Replies larger than this are cut off with [`TransportError::TooLarge`]: a 1,000-process
@@ -133,11 +133,11 @@ impl std::fmt::Display for Stalled {
 /// What the request in flight has got to. Shared by a transport and its connector; a target
 /// has one request in flight at a time, so one record per transport is enough.
 #[derive(Debug, Default)]
-struct Progress {
+pub(crate) struct Progress {
     /// Connects under way (hyper may finish one in the background after a request gave up).
-    connecting: AtomicUsize,
-    head_received: AtomicBool,
-    body_bytes: AtomicUsize,
+    pub(crate) connecting: AtomicUsize,
+    pub(crate) head_received: AtomicBool,
+    pub(crate) body_bytes: AtomicUsize,
 }
 
 impl Progress {
@@ -226,22 +226,23 @@ type RequestBody = Full<Bytes>;
 /// The connection pool, typed by how it connects; chosen once from the endpoint.
 #[derive(Clone)]
 enum Pool {
-    Tcp(Client<Tracked<QuickAckConnector>, RequestBody>),
-    Https(Client<Tracked<HttpsConnector<QuickAckConnector>>, RequestBody>),
-    Unix(Client<Tracked<UnixConnector>, RequestBody>),
+    /// Plain TCP and UNIX sockets: the poll task's own connection (see [`super::http1`]).
+    Direct(Arc<Http1>),
+    /// Boxed: hyper's client is a few hundred bytes, the direct connection a pointer.
+    Https(Box<Client<Tracked<HttpsConnector<QuickAckConnector>>, RequestBody>>),
     /// A TCP connector that records what crosses the socket, for tests only.
     #[cfg(test)]
-    Observed(Client<tests::ObservedConnector, RequestBody>),
+    Observed(Box<Client<tests::ObservedConnector, RequestBody>>),
 }
 
 impl Pool {
-    fn request(&self, request: Request<RequestBody>) -> ResponseFuture {
+    /// The hyper pools' request; `None` for a direct connection, which `post` drives itself.
+    fn request(&self, request: Request<RequestBody>) -> Option<ResponseFuture> {
         match self {
-            Pool::Tcp(client) => client.request(request),
-            Pool::Https(client) => client.request(request),
-            Pool::Unix(client) => client.request(request),
+            Pool::Https(client) => Some(client.request(request)),
+            Pool::Direct(_) => None,
             #[cfg(test)]
-            Pool::Observed(client) => client.request(request),
+            Pool::Observed(client) => Some(client.request(request)),
         }
     }
 }
@@ -274,13 +275,17 @@ impl RpcTransport {
     ) -> Result<Self, TransportBuildError> {
         let progress = Arc::new(Progress::default());
         let (pool, uri, host) = match &target.endpoint {
-            Endpoint::Tcp { tls: false, .. } => {
+            Endpoint::Tcp {
+                tls: false,
+                host: name,
+                port,
+            } => {
                 let (uri, host) = tcp_uri(&target.endpoint)?;
-                let pool = Pool::Tcp(tracked_client(
-                    http_connector(target.timeout),
-                    &progress,
-                    target.keep_alive,
-                ));
+                let dial = Dial::Tcp {
+                    host: name.clone(),
+                    port: *port,
+                };
+                let pool = direct(dial, target, &progress);
                 (pool, uri, host)
             }
             Endpoint::Tcp { tls: true, .. } => {
@@ -291,14 +296,18 @@ impl RpcTransport {
                     .enable_http1()
                     .wrap_connector(http_connector(target.timeout));
                 (
-                    Pool::Https(tracked_client(https, &progress, target.keep_alive)),
+                    Pool::Https(Box::new(tracked_client(
+                        https,
+                        &progress,
+                        target.keep_alive,
+                    ))),
                     uri,
                     host,
                 )
             }
             Endpoint::Unix { path } => {
                 let uri = unix_uri(path)?;
-                let pool = Pool::Unix(tracked_client(UnixConnector, &progress, target.keep_alive));
+                let pool = direct(Dial::Unix(path.clone()), target, &progress);
                 (pool, uri, HeaderValue::from_static("localhost"))
             }
         };
@@ -324,9 +333,15 @@ impl RpcTransport {
     /// POSTs an XML-RPC body to `/RPC2` and returns the reply body (any 2xx status).
     pub async fn post(&self, body: Bytes) -> Result<Bytes, TransportError> {
         self.progress.start_request();
-        let response = self
-            .pool
-            .request(self.request(body))
+        if let Pool::Direct(connection) = &self.pool {
+            return self.post_direct(connection, &body).await;
+        }
+        let Some(pending) = self.pool.request(self.request(body)) else {
+            return Err(TransportError::Io {
+                reason: "no connection pool".into(),
+            });
+        };
+        let response = pending
             .await
             .map_err(|err| self.classify(&err, err.is_connect()))?;
         self.progress.head_received.store(true, Ordering::Relaxed);
@@ -341,6 +356,56 @@ impl RpcTransport {
             });
         }
         self.read_capped(response.into_body()).await
+    }
+
+    /// A request on the target's own connection: the head and body in one buffer, one write.
+    async fn post_direct(&self, connection: &Http1, body: &[u8]) -> Result<Bytes, TransportError> {
+        let mut request = Vec::with_capacity(256 + body.len());
+        request.extend_from_slice(b"POST ");
+        request.extend_from_slice(RPC_PATH.as_bytes());
+        request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        request.extend_from_slice(self.host.as_bytes());
+        request.extend_from_slice(b"\r\nContent-Type: text/xml\r\nContent-Length: ");
+        request.extend_from_slice(body.len().to_string().as_bytes());
+        request.extend_from_slice(b"\r\nUser-Agent: ");
+        request.extend_from_slice(USER_AGENT_VALUE.as_bytes());
+        if let Some(authorization) = &self.authorization {
+            request.extend_from_slice(b"\r\nAuthorization: ");
+            request.extend_from_slice(authorization.as_bytes());
+        }
+        if !self.keep_alive {
+            request.extend_from_slice(b"\r\nConnection: close");
+        }
+        request.extend_from_slice(b"\r\n\r\n");
+        request.extend_from_slice(body);
+        let reply = connection
+            .send(&request, self.max_response_bytes)
+            .await
+            .map_err(|error| match error {
+                Http1Error::Connect(e) => TransportError::Connect {
+                    reason: e.to_string(),
+                },
+                Http1Error::ConnectTimeout => TransportError::Timeout {
+                    after: self.connect_timeout,
+                    stalled: Stalled::Connecting,
+                },
+                Http1Error::Io(reason) => TransportError::Io { reason },
+                Http1Error::TooLarge => TransportError::TooLarge {
+                    limit: self.max_response_bytes,
+                },
+            })?;
+        match StatusCode::from_u16(reply.status) {
+            Ok(StatusCode::UNAUTHORIZED) => Err(TransportError::Unauthorized),
+            Ok(status) if status.is_success() => Ok(reply.body),
+            status => Err(TransportError::HttpStatus {
+                code: reply.status,
+                reason: status
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("")
+                    .to_owned(),
+            }),
+        }
     }
 
     /// Where the latest request stands: read when the poll's timeout has cut it.
@@ -499,6 +564,15 @@ where
         progress: Arc::clone(progress),
     };
     pooled_client(tracked, keep_alive)
+}
+
+fn direct(dial: Dial, target: &Target, progress: &Arc<Progress>) -> Pool {
+    Pool::Direct(Arc::new(Http1::new(
+        dial,
+        target.timeout,
+        target.keep_alive,
+        Arc::clone(progress),
+    )))
 }
 
 fn http_connector(connect_timeout: Duration) -> QuickAckConnector {
@@ -1019,7 +1093,7 @@ mod tests {
             log: Arc::new(IoLog::default()),
         };
         let log = connector.log.clone();
-        transport.pool = Pool::Observed(pooled_client(connector, true));
+        transport.pool = Pool::Observed(Box::new(pooled_client(connector, true)));
         (transport, log)
     }
 
