@@ -129,8 +129,8 @@ pub struct Target {
     /// Extra resource attributes (native `resource_attributes`, Datadog `tags`), in order.
     pub resource_attributes: Vec<(String, String)>,
     /// Whether the connection stays open between polls (native `keep_alive`, default on).
-    /// Off trades a connect per poll for memory: an idle kept-alive connection holds about
-    /// 25 KiB of HTTP client state, which counts in a fleet of thousands.
+    /// Off trades a connect per poll for open files: one per poll in flight rather than one
+    /// per target, for fleets larger than the open-file limit.
     pub keep_alive: bool,
 }
 
