@@ -458,8 +458,9 @@ impl Stream {
     }
 }
 
+/// Asks the kernel to acknowledge what was just read at once, not after its delayed-ACK timer.
 #[cfg(target_os = "linux")]
-fn acknowledge_now(stream: &TcpStream) {
+pub(crate) fn acknowledge_now(stream: &TcpStream) {
     use std::os::fd::AsRawFd as _;
     let on: libc::c_int = 1;
     // SAFETY: the descriptor is this open socket's, and `on` outlives the call, which only
@@ -476,7 +477,7 @@ fn acknowledge_now(stream: &TcpStream) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn acknowledge_now(_stream: &TcpStream) {}
+pub(crate) fn acknowledge_now(_stream: &TcpStream) {}
 
 impl AsyncRead for Stream {
     fn poll_read(

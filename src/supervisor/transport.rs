@@ -65,7 +65,7 @@ use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 
-use super::http1::{Dial, Http1, Http1Error};
+use super::http1::{acknowledge_now, Dial, Http1, Http1Error};
 use crate::config::{Endpoint, Target, TlsSettings};
 
 /// Replies larger than this are cut off with [`TransportError::TooLarge`]: a 1,000-process
@@ -606,28 +606,6 @@ impl tower_service::Service<Uri> for QuickAckConnector {
 /// A TCP connection that acknowledges every read at once (see the module documentation).
 struct QuickAck<T>(T);
 
-impl QuickAck<TokioIo<tokio::net::TcpStream>> {
-    #[cfg(target_os = "linux")]
-    fn acknowledge_now(&self) {
-        use std::os::fd::AsRawFd as _;
-        let on: libc::c_int = 1;
-        // SAFETY: the descriptor is this open socket's, and `on` outlives the call, which only
-        // reads `size_of::<c_int>()` bytes from it. A failure only means a delayed ACK.
-        unsafe {
-            libc::setsockopt(
-                self.0.inner().as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_QUICKACK,
-                std::ptr::from_ref(&on).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn acknowledge_now(&self) {}
-}
-
 impl hyper::rt::Read for QuickAck<TokioIo<tokio::net::TcpStream>> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -637,7 +615,7 @@ impl hyper::rt::Read for QuickAck<TokioIo<tokio::net::TcpStream>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.0).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) {
-            this.acknowledge_now();
+            acknowledge_now(this.0.inner());
         }
         result
     }
