@@ -24,7 +24,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::transport::Progress;
+use super::transport::{ConnectGuard, Progress};
 
 /// A reply head larger than this is refused (supervisord's are about 150 bytes; hyper's own
 /// limit is about 400 KiB).
@@ -114,7 +114,8 @@ impl Http1 {
     }
 
     async fn connect(&self) -> Result<Stream, Http1Error> {
-        self.progress.connecting.fetch_add(1, Ordering::Relaxed);
+        // Counted until the connect ends or is dropped (the poll's timeout may cut it).
+        let _connecting = ConnectGuard::new(Arc::clone(&self.progress));
         let connecting = async {
             match &self.dial {
                 Dial::Tcp { host, port } => {
@@ -126,7 +127,6 @@ impl Http1 {
             }
         };
         let result = tokio::time::timeout(self.connect_timeout, connecting).await;
-        self.progress.connecting.fetch_sub(1, Ordering::Relaxed);
         match result {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(error)) => Err(Http1Error::Connect(error)),

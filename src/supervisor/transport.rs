@@ -167,10 +167,10 @@ struct Tracked<C> {
 }
 
 /// Counts a connect as under way until its future completes or is dropped.
-struct ConnectGuard(Arc<Progress>);
+pub(crate) struct ConnectGuard(Arc<Progress>);
 
 impl ConnectGuard {
-    fn new(progress: Arc<Progress>) -> Self {
+    pub(crate) fn new(progress: Arc<Progress>) -> Self {
         progress.connecting.fetch_add(1, Ordering::Relaxed);
         ConnectGuard(progress)
     }
