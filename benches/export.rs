@@ -69,6 +69,7 @@ fn outcome(processes: usize) -> PollOutcome {
         target: Arc::new(TargetIdentity {
             name: "web-07.example.internal".into(),
             attributes: vec![("deployment.environment".into(), "production".into())],
+            point_attributes: vec![],
         }),
         time_unix_nano: 1_732_440_000_123_456_789,
         result: Ok(PollData {

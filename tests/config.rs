@@ -460,6 +460,17 @@ fn datadog_tags_service_and_interval() {
             ("service.name".into(), "pay".into()),
         ]
     );
+    // Datadog's OTLP ingest tags a metric with its point attributes only, so the tags and the
+    // service go on every point as well, `service` under the key that becomes `service:pay`.
+    assert_eq!(
+        t.point_attributes,
+        [
+            ("env".to_string(), "prod".to_string()),
+            ("url".into(), "http://x".into()),
+            ("solo".into(), String::new()),
+            ("service".into(), "pay".into()),
+        ]
+    );
     assert_eq!(t.collection_interval, Duration::from_secs(5));
     assert_eq!(t.timeout, Duration::from_secs(5));
     let s = ok(&dd("name: s\nmin_collection_interval: 60"));
@@ -472,6 +483,67 @@ fn datadog_tags_service_and_interval() {
         messages(&dd("name: s\ntags: ['supervisord_server:x']")),
         ["instances[0].tags[0]: 'supervisord_server' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state"]
     );
+}
+
+#[test]
+fn datadog_service_comes_from_init_config_unless_the_instance_has_one() {
+    let s = ok("init_config: {service: payments}\ninstances:\n  - name: a\n  - name: b\n    service: own\n    tags: [env:prod]\n");
+    let (a, b) = (&s.targets[0], &s.targets[1]);
+    assert_eq!(
+        a.resource_attributes,
+        [("service.name".to_string(), "payments".to_string())]
+    );
+    assert_eq!(
+        a.point_attributes,
+        [("service".to_string(), "payments".to_string())]
+    );
+    assert_eq!(
+        b.resource_attributes,
+        [
+            ("env".to_string(), "prod".to_string()),
+            ("service.name".into(), "own".into())
+        ]
+    );
+    assert_eq!(
+        b.point_attributes,
+        [
+            ("env".to_string(), "prod".to_string()),
+            ("service".into(), "own".into())
+        ]
+    );
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn datadog_tag_key_given_twice_keeps_every_value_on_points() {
+    let s =
+        ok("instances:\n  - name: a\n    tags: ['role:web', 'role:db', 'role:web', env:prod]\n");
+    let t = &s.targets[0];
+    // The check tags with all of them; the points carry each, in order (Datadog's mapping
+    // makes a tag of every attribute it reads); the resource keeps each key once.
+    assert_eq!(
+        t.point_attributes,
+        [
+            ("role".to_string(), "web".to_string()),
+            ("role".into(), "db".into()),
+            ("role".into(), "web".into()),
+            ("env".into(), "prod".into()),
+        ]
+    );
+    assert_eq!(
+        t.resource_attributes,
+        [
+            ("role".to_string(), "web".to_string()),
+            ("env".into(), "prod".into()),
+        ]
+    );
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn native_targets_put_nothing_extra_on_points() {
+    let s = ok("targets:\n  - name: a\n    endpoint: http://localhost:9001\n    resource_attributes: {env: prod}\nexporters:\n  debug: {}\n");
+    assert!(s.targets[0].point_attributes.is_empty());
 }
 
 #[test]

@@ -3,9 +3,10 @@
 
 mod support;
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use support::config;
 use support::expect::{self, counts, counts_of, process_status, PROCESS};
-use support::otlp_sink::{OtlpSink, Protocol};
+use support::otlp_sink::{any_value_string, OtlpSink, Protocol, ReceivedRequest, SERVER_ATTR};
 use support::receiver::Running;
 use support::supervisord::{Options, Supervisord};
 use support::{yaml_str, WAIT};
@@ -25,14 +26,14 @@ fn datadog_config_over_tcp_with_auth_exports_to_grpc_from_otel_env() {
     let sink = OtlpSink::start();
     let auth = svd.auth().cloned().unwrap_or_else(|| panic!("auth is set"));
     let cfg = format!(
-        "init_config: {{}}\n\
+        "init_config: {{service: payments}}\n\
          instances:\n  \
            - name: dd-tcp\n    \
              host: 127.0.0.1\n    \
              port: {port}\n    \
              username: {user}\n    \
              password: {pass}\n    \
-             tags: [\"env:e2e\", \"team:infra\"]\n    \
+             tags: [\"env:e2e\", \"team:infra\", \"role:web\", \"role:db\"]\n    \
              min_collection_interval: 1\n",
         port = svd.port(),
         user = yaml_str(&auth.username),
@@ -59,7 +60,30 @@ fn datadog_config_over_tcp_with_auth_exports_to_grpc_from_otel_env() {
             p.attrs
         );
     }
+    // What Datadog's OTLP ingest makes of them: the check's tags, on every point.
+    assert_every_point_tagged(
+        &sink.requests(),
+        "dd-tcp",
+        &[
+            "supervisord_server:dd-tcp",
+            "env:e2e",
+            "team:infra",
+            "role:web",
+            "role:db",
+            "service:payments",
+        ],
+    );
     let resource = poll.resource_attrs();
+    assert_eq!(
+        resource.get("service.name").map(String::as_str),
+        Some("payments"),
+        "{resource:?}"
+    );
+    assert_eq!(
+        resource.get("role").map(String::as_str),
+        Some("web"),
+        "{resource:?}"
+    );
     assert_eq!(
         resource.get("env").map(String::as_str),
         Some("e2e"),
@@ -91,9 +115,10 @@ fn datadog_config_over_socket_with_filters_exports_to_http_from_otel_env() {
     let sink = OtlpSink::start();
     let auth = svd.auth().cloned().unwrap_or_else(|| panic!("auth is set"));
     let cfg = format!(
-        "init_config: {{}}\n\
+        "init_config: {{service: payments}}\n\
          instances:\n  \
            - name: dd-sock\n    \
+             service: sock-svc\n    \
              socket: {socket}\n    \
              username: {user}\n    \
              password: {pass}\n    \
@@ -134,6 +159,21 @@ fn datadog_config_over_socket_with_filters_exports_to_http_from_otel_env() {
         poll.resource_attrs().get("role").map(String::as_str),
         Some("socket")
     );
+    assert_every_point_tagged(
+        &sink.requests(),
+        "dd-sock",
+        &[
+            "supervisord_server:dd-sock",
+            "role:socket",
+            "service:sock-svc",
+        ],
+    );
+    assert!(
+        datadog_tags_of(&sink.requests(), "dd-sock")
+            .iter()
+            .all(|(_, tags)| !tags.contains(&"service:payments".to_string())),
+        "the instance's service wins over init_config's"
+    );
 
     let finished = receiver.stop();
     assert_eq!(finished.code(), Some(0), "{}", finished.describe());
@@ -142,4 +182,67 @@ fn datadog_config_over_socket_with_filters_exports_to_http_from_otel_env() {
         .iter()
         .all(|r| r.protocol == Protocol::HttpProtobuf));
     assert!(sink.errors().is_empty(), "{:?}", sink.errors());
+}
+
+/// Datadog's OTLP metric mapping of point attributes to tags: each `KeyValue` in wire order
+/// becomes `key:value` (an empty value becomes `n/a`); resource attributes are left out, as
+/// with the Agent's default `resource_attributes_as_tags: false`. Read from the raw requests so a
+/// key given twice is seen twice.
+fn datadog_tags(attributes: &[KeyValue]) -> Vec<String> {
+    attributes
+        .iter()
+        .map(|kv| {
+            let value = any_value_string(kv.value.as_ref());
+            let value = if value.is_empty() {
+                "n/a".into()
+            } else {
+                value
+            };
+            format!("{}:{value}", kv.key)
+        })
+        .collect()
+}
+
+/// `(metric name, tags)` of every point of one target.
+fn datadog_tags_of(requests: &[ReceivedRequest], server: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for r in requests {
+        for rm in &r.request.resource_metrics {
+            let ours = rm.resource.as_ref().is_some_and(|res| {
+                res.attributes.iter().any(|kv| {
+                    kv.key == SERVER_ATTR && any_value_string(kv.value.as_ref()) == server
+                })
+            });
+            if !ours {
+                continue;
+            }
+            for m in rm.scope_metrics.iter().flat_map(|sm| &sm.metrics) {
+                use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+                let attrs: Vec<&[KeyValue]> = match &m.data {
+                    Some(Data::Gauge(g)) => {
+                        g.data_points.iter().map(|p| &p.attributes[..]).collect()
+                    }
+                    Some(Data::Sum(s)) => s.data_points.iter().map(|p| &p.attributes[..]).collect(),
+                    _ => Vec::new(),
+                };
+                for a in attrs {
+                    out.push((m.name.clone(), datadog_tags(a)));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn assert_every_point_tagged(requests: &[ReceivedRequest], server: &str, wanted: &[&str]) {
+    let tagged = datadog_tags_of(requests, server);
+    assert!(!tagged.is_empty(), "no points of {server}");
+    for (metric, tags) in &tagged {
+        for w in wanted {
+            assert!(
+                tags.iter().any(|t| t == w),
+                "{metric} lacks the tag {w}: {tags:?}"
+            );
+        }
+    }
 }

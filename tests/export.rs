@@ -52,6 +52,7 @@ fn request() -> ExportMetricsServiceRequest {
         target: Arc::new(TargetIdentity {
             name: "web-1".into(),
             attributes: vec![("env".into(), "prod".into())],
+            point_attributes: vec![],
         }),
         time_unix_nano: 1_700_000_060_123_456_789,
         result: Ok(PollData {
@@ -68,6 +69,7 @@ fn request() -> ExportMetricsServiceRequest {
         target: Arc::new(TargetIdentity {
             name: "db-1".into(),
             attributes: vec![],
+            point_attributes: vec![],
         }),
         time_unix_nano: 1_700_000_060_223_456_789,
         result: Err("refused".into()),

@@ -88,10 +88,7 @@ fn outcome(target: &Target, snapshot: Snapshot) -> PollOutcome {
 }
 
 fn identity(target: &Target) -> Arc<TargetIdentity> {
-    Arc::new(TargetIdentity {
-        name: target.name.clone(),
-        attributes: target.resource_attributes.clone(),
-    })
+    Arc::new(TargetIdentity::of(target))
 }
 
 fn build(target: &Target, snapshot: Snapshot, format: ConfigFormat) -> ExportMetricsServiceRequest {
@@ -198,6 +195,12 @@ fn golden_server0_datadog_format_with_tags_and_filter() {
     let mut target = target("server0");
     target.filter.names = vec!["apache2".into(), "webapp".into()];
     target.resource_attributes = vec![("env".into(), "prod".into()), ("team".into(), "web".into())];
+    // As the Datadog loader sets them for `tags: [env:prod, team:web, team:ops]`.
+    target.point_attributes = vec![
+        ("env".into(), "prod".into()),
+        ("team".into(), "web".into()),
+        ("team".into(), "ops".into()),
+    ];
     check_golden(
         "datadog_server0_auth_datadog",
         &build(

@@ -244,10 +244,7 @@ pub mod pipeline {
     /// the pipeline hands the OTLP exporters.
     pub fn translate(target: &Target, snapshot: Snapshot) -> Vec<u8> {
         let outcome = PollOutcome {
-            target: Arc::new(TargetIdentity {
-                name: target.name.clone(),
-                attributes: target.resource_attributes.clone(),
-            }),
+            target: Arc::new(TargetIdentity::of(target)),
             time_unix_nano: POLL_TIME_UNIX_NANO,
             result: Ok(monitored(target, snapshot)),
         };

@@ -43,10 +43,7 @@ pub fn xmlrpc_decode(data: &[u8]) {
             Ok(Ok(polled)) => {
                 check_lines(&polled.problems);
                 let outcome = PollOutcome {
-                    target: Arc::new(TargetIdentity {
-                        name: target.name.clone(),
-                        attributes: target.resource_attributes.clone(),
-                    }),
+                    target: Arc::new(TargetIdentity::of(target)),
                     time_unix_nano: 1,
                     result: Ok(scrape::monitored(target, polled.snapshot)),
                 };

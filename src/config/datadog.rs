@@ -95,8 +95,8 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
             k => report.warn(&root.path(k), format!("{} is ignored", quote(k))),
         }
     }
-    init_config(root, report);
-    let (targets, metrics) = instances(root, report);
+    let service = init_config(root, report);
+    let (targets, metrics) = instances(root, report, service.as_deref());
     Settings {
         format: ConfigFormat::Datadog,
         initial_delay: DEFAULT_INITIAL_DELAY,
@@ -109,22 +109,25 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
     }
 }
 
-fn init_config(root: &Fields<'_>, report: &mut Report) {
-    let Some(v) = root.get_set("init_config") else {
-        return;
-    };
-    let Some(f) = mapping(report, &root.path("init_config"), v) else {
-        return;
-    };
+/// `init_config`: only `service` means something to the check (the default `service` tag of
+/// every instance); it is returned for [`instance`].
+fn init_config(root: &Fields<'_>, report: &mut Report) -> Option<String> {
+    let v = root.get_set("init_config")?;
+    let f = mapping(report, &root.path("init_config"), v)?;
     for key in f.unknown(&["service"]) {
         report.warn(&f.path(key), format!("{} is ignored", quote(key)));
     }
+    optional_string(report, &f, "service")
 }
 
 /// Metric patterns as written, to check that every instance agrees.
 type PatternTexts = (Vec<String>, Vec<String>);
 
-fn instances(root: &Fields<'_>, report: &mut Report) -> (Vec<Target>, MetricToggles) {
+fn instances(
+    root: &Fields<'_>,
+    report: &mut Report,
+    default_service: Option<&str>,
+) -> (Vec<Target>, MetricToggles) {
     let path = root.path("instances");
     let items = match root.get("instances") {
         None | Some(Value::Null) => {
@@ -181,7 +184,7 @@ fn instances(root: &Fields<'_>, report: &mut Report) -> (Vec<Target>, MetricTogg
                 }
             }
         }
-        if let Some(t) = instance(report, &f) {
+        if let Some(t) = instance(report, &f, default_service) {
             targets.push(t);
         }
     }
@@ -192,7 +195,9 @@ fn instances(root: &Fields<'_>, report: &mut Report) -> (Vec<Target>, MetricTogg
     (targets, toggles)
 }
 
-fn instance(report: &mut Report, f: &Fields<'_>) -> Option<Target> {
+/// One instance; `default_service` is `init_config`'s `service`, which the instance's own wins
+/// over.
+fn instance(report: &mut Report, f: &Fields<'_>, default_service: Option<&str>) -> Option<Target> {
     for key in f.unknown(INSTANCE_KEYS) {
         let mut message = format!("unknown option {} is ignored", quote(key));
         if let Some(near) = value::closest(key, INSTANCE_KEYS.iter().copied()) {
@@ -231,7 +236,7 @@ fn instance(report: &mut Report, f: &Fields<'_>) -> Option<Target> {
         ..ProcessFilter::default()
     };
     let status_mapping = status_mapping_override(report, f);
-    let resource_attributes = attributes(report, f);
+    let (resource_attributes, point_attributes) = attributes(report, f, default_service);
     let interval = interval(report, f);
     Some(Target {
         name: name?,
@@ -243,6 +248,7 @@ fn instance(report: &mut Report, f: &Fields<'_>) -> Option<Target> {
         filter,
         status_mapping,
         resource_attributes,
+        point_attributes,
         keep_alive: true,
     })
 }
@@ -454,10 +460,30 @@ fn status_mapping_override(report: &mut Report, f: &Fields<'_>) -> StatusMapping
     out
 }
 
-/// `tags` (`key:value`, split at the first `:`; no `:` gives an empty value), then `service`
-/// as `service.name`.
-fn attributes(report: &mut Report, f: &Fields<'_>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+/// The attribute key of `service` on points: Datadog makes a point attribute `k` the tag `k:v`,
+/// so `service` gives the check's `service:<name>` tag.
+const SERVICE_POINT_KEY: &str = "service";
+/// The attribute key of `service` on the resource, which Datadog maps to its `service` tag.
+const SERVICE_RESOURCE_KEY: &str = "service.name";
+
+/// `tags` (`key:value`, split at the first `:`; no `:` gives an empty value) and `service` (the
+/// instance's, else `init_config`'s), as the check tags every metric with them.
+///
+/// Returns the resource attributes (each key once, the first value kept; `service` as
+/// `service.name`) and the point attributes (every tag in order, a key given twice included,
+/// then `service`). Datadog's OTLP ingest turns point attributes into tags and ignores resource
+/// attributes unless `resource_attributes_as_tags` is on, so only the points keep every tag a
+/// migrating user's monitors filter on. A key given twice (`role:web`, `role:db`) is two
+/// `KeyValue`s with the same key on each point: the OTLP specification asks for unique keys,
+/// but Datadog's mapping reads the attribute list in order and makes a tag of each, which is how
+/// the check's two tags survive; no conformant form (an array value, a joined string) does that.
+fn attributes(
+    report: &mut Report,
+    f: &Fields<'_>,
+    default_service: Option<&str>,
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let mut resource: Vec<(String, String)> = Vec::new();
+    let mut points: Vec<(String, String)> = Vec::new();
     let path = f.path("tags");
     let tags = match f.get("tags") {
         None | Some(Value::Null) => &[][..],
@@ -467,30 +493,31 @@ fn attributes(report: &mut Report, f: &Fields<'_>) -> Vec<(String, String)> {
             &[][..]
         }
     };
-    let mut push = |report: &mut Report, at: &KeyPath, key: &str, val: &str| {
-        if let Some(message) = attribute_key_problem(key) {
-            report.problem(at, message);
-        } else if out.iter().any(|(k, _)| k == key) {
-            report.warn(
-                at,
-                format!("{} is set twice; the first value is kept", quote(key)),
-            );
-        } else {
-            out.push((key.to_string(), val.to_string()));
-        }
-    };
     for (i, tag) in tags.iter().enumerate() {
         let at = path.index(i);
         let Some(text) = string(report, &at, tag) else {
             continue;
         };
         let (key, val) = text.split_once(':').unwrap_or((text, ""));
-        push(report, &at, key, val);
+        if let Some(message) = attribute_key_problem(key) {
+            report.problem(&at, message);
+            continue;
+        }
+        if !resource.iter().any(|(k, _)| k == key) {
+            resource.push((key.to_string(), val.to_string()));
+        }
+        points.push((key.to_string(), val.to_string()));
     }
-    if let Some(service) = optional_string(report, f, "service") {
-        push(report, &f.path("service"), "service.name", &service);
+    let service = optional_string(report, f, "service")
+        .or_else(|| default_service.map(str::to_string))
+        .filter(|s| !s.is_empty());
+    if let Some(service) = service {
+        // The option names the service; a `service.name:` tag yields to it on the resource.
+        resource.retain(|(k, _)| k != SERVICE_RESOURCE_KEY);
+        resource.push((SERVICE_RESOURCE_KEY.to_string(), service.clone()));
+        points.push((SERVICE_POINT_KEY.to_string(), service));
     }
-    out
+    (resource, points)
 }
 
 /// `min_collection_interval`, in seconds (integer, float or numeric string).

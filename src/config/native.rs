@@ -338,6 +338,7 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         filter,
         status_mapping,
         resource_attributes,
+        point_attributes: Vec::new(),
         keep_alive,
     })
 }

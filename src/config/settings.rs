@@ -126,8 +126,14 @@ pub struct Target {
     pub timeout: Duration,
     pub filter: ProcessFilter,
     pub status_mapping: StatusMapping,
-    /// Extra resource attributes (native `resource_attributes`, Datadog `tags`), in order.
+    /// Extra resource attributes (native `resource_attributes`, Datadog `tags`), in order, each
+    /// key once.
     pub resource_attributes: Vec<(String, String)>,
+    /// Attributes every point of this target carries, after the receiver's own: in the Datadog
+    /// format the user's `tags` (every value of a key given twice) and `service`, because
+    /// Datadog's OTLP ingest makes tags of point attributes only. Empty in the native format,
+    /// whose users choose `resource_attributes_as_tags` or a Collector processor instead.
+    pub point_attributes: Vec<(String, String)>,
     /// Whether the connection stays open between polls (native `keep_alive`, default on).
     /// Off trades a connect per poll for open files: one per poll in flight rather than one
     /// per target, for fleets larger than the open-file limit.
@@ -148,6 +154,7 @@ impl Target {
             filter: ProcessFilter::default(),
             status_mapping: StatusMapping::default(),
             resource_attributes: Vec::new(),
+            point_attributes: Vec::new(),
             keep_alive: true,
         }
     }

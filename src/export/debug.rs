@@ -194,6 +194,7 @@ mod tests {
             target: Arc::new(TargetIdentity {
                 name: "web-1".into(),
                 attributes: vec![],
+                point_attributes: vec![],
             }),
             time_unix_nano: 1,
             result: Ok(PollData {
@@ -208,6 +209,7 @@ mod tests {
             target: Arc::new(TargetIdentity {
                 name: "db-1".into(),
                 attributes: vec![],
+                point_attributes: vec![],
             }),
             time_unix_nano: 1,
             result: Err("refused".into()),

@@ -65,21 +65,23 @@ pub(crate) struct Point<'a> {
 pub(crate) struct Collected<'a> {
     pub time_unix_nano: u64,
     pub resource: Vec<Attribute<'a>>,
-    /// Appended first to every point (Datadog's `supervisord_server`), when set.
-    pub on_every_point: Option<Attribute<'a>>,
+    /// Put first on every point, in order (Datadog format: `supervisord_server`, then the
+    /// user's tags and `service`, where a key may repeat).
+    pub on_every_point: Vec<Attribute<'a>>,
     /// Indexed by `MetricId as usize`; a metric without points is left out of the output.
     pub points: [Vec<Point<'a>>; MetricId::ALL.len()],
 }
 
 impl<'a> Collected<'a> {
     /// The point's attributes in output order.
-    pub fn attributes(&self, point: &Point<'a>) -> impl Iterator<Item = Attribute<'a>> {
+    pub fn attributes(&self, point: &Point<'a>) -> impl Iterator<Item = Attribute<'a>> + '_ {
         let process = point
             .process
             .into_iter()
             .flat_map(|(name, group)| [(defs::PROCESS.key, name), (defs::GROUP.key, group)]);
         self.on_every_point
-            .into_iter()
+            .iter()
+            .copied()
             .chain(process)
             .chain(point.label)
     }
@@ -148,10 +150,19 @@ pub(crate) fn collect<'a>(
     toggles: &'a MetricToggles,
 ) -> Collected<'a> {
     let target = outcome.target.as_ref();
-    let on_every_point = match format {
+    let server = match format {
         ConfigFormat::Datadog => Some((defs::SUPERVISORD_SERVER.key, target.name.as_str())),
         ConfigFormat::Native => None,
     };
+    let on_every_point = server
+        .into_iter()
+        .chain(
+            target
+                .point_attributes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .collect();
     let mut points = PointsBuilder {
         toggles,
         points: Default::default(),
@@ -386,6 +397,7 @@ mod tests {
             target: Arc::new(TargetIdentity {
                 name: "web-1".into(),
                 attributes: vec![("env".into(), "prod".into())],
+                point_attributes: vec![],
             }),
             time_unix_nano: 42,
             result,
@@ -535,6 +547,7 @@ mod tests {
         o.target = Arc::new(TargetIdentity {
             name: "web-1".into(),
             attributes: vec![(defs::SUPERVISOR_SERVER.key.into(), "other".into())],
+            point_attributes: vec![],
         });
         let request = build_request(&[o], ConfigFormat::Native, &MetricToggles::default());
         let attributes = &request.resource_metrics[0]

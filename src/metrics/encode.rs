@@ -47,7 +47,7 @@ struct Writer<'c, 'a> {
     collected: &'c Collected<'a>,
     resource_len: usize,
     scope_len: usize,
-    /// The every-point attribute as a whole `attributes` field, written once and copied.
+    /// The every-point attributes as whole `attributes` fields, written once and copied.
     common: Vec<u8>,
     /// Per metric with points, in output order: its definition, points, gauge and body length.
     metrics: Vec<(&'static MetricDef, &'c [Point<'a>], usize, usize)>,
@@ -64,7 +64,7 @@ impl<'c, 'a> Writer<'c, 'a> {
             .sum();
         let scope_len = string_field_len(SCOPE_NAME) + string_field_len(SCOPE_VERSION);
         let mut common = Vec::new();
-        if let Some((k, v)) = collected.on_every_point {
+        for &(k, v) in &collected.on_every_point {
             write_key_value(&mut common, key(7, LEN), k, v);
         }
         let mut writer = Writer {
@@ -261,10 +261,17 @@ mod tests {
         time: u64,
         result: Result<PollData, String>,
     ) -> PollOutcome {
+        // Every point repeats the user's attributes, one key twice, as the Datadog format sends
+        // a tag key given twice.
+        let mut point_attributes = attributes.clone();
+        if let Some((k, _)) = attributes.first() {
+            point_attributes.push((k.clone(), "again".into()));
+        }
         PollOutcome {
             target: Arc::new(TargetIdentity {
                 name: name.into(),
                 attributes,
+                point_attributes,
             }),
             time_unix_nano: time,
             result,

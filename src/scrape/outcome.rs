@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::config::Target;
 use crate::scrape::status::Status;
 use crate::supervisor::model::{ProcessInfo, SupervisorState};
 
@@ -12,6 +13,20 @@ pub struct TargetIdentity {
     pub name: String,
     /// User attributes (native `resource_attributes`, Datadog `tags`), in configured order.
     pub attributes: Vec<(String, String)>,
+    /// User attributes put on every point as well (Datadog `tags` and `service`), in order; a
+    /// key may repeat.
+    pub point_attributes: Vec<(String, String)>,
+}
+
+impl TargetIdentity {
+    /// The identity of a configured target.
+    pub fn of(target: &Target) -> TargetIdentity {
+        TargetIdentity {
+            name: target.name.clone(),
+            attributes: target.resource_attributes.clone(),
+            point_attributes: target.point_attributes.clone(),
+        }
+    }
 }
 
 /// A monitored process (after filters) with its mapped status.

@@ -29,10 +29,7 @@ pub struct TargetPoller {
 impl TargetPoller {
     pub fn new(target: Target) -> Result<Self, TransportBuildError> {
         let client = SupervisorClient::new(&target)?;
-        let identity = Arc::new(TargetIdentity {
-            name: target.name.clone(),
-            attributes: target.resource_attributes.clone(),
-        });
+        let identity = Arc::new(TargetIdentity::of(&target));
         let backoff = FailureBackoff::new(target.collection_interval);
         Ok(TargetPoller {
             backoff,
