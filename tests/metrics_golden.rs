@@ -6,7 +6,7 @@
 //!   `UPDATE_GOLDEN=1 cargo test --test metrics_golden` rewrites the files; review the diff.
 //! - Datadog's unit vectors: the process counts and uptimes its check's tests expect, read back
 //!   from the produced OTLP.
-//! - The README's metric table must match the table in the code; `UPDATE_README=1` rewrites it.
+//! - `docs/metrics.md` must match the table in the code; `UPDATE_DOCS=1` rewrites it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 use supervisord_receiver::config::{ConfigFormat, Endpoint, Target};
 use supervisord_receiver::metrics::definitions::{PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER};
-use supervisord_receiver::metrics::{build_request, markdown_table, MetricId, MetricToggles};
+use supervisord_receiver::metrics::{build_request, metrics_page, MetricId, MetricToggles};
 use supervisord_receiver::scrape::monitored;
 use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
 use supervisord_receiver::scrape::status::Status;
@@ -488,45 +488,27 @@ fn datadog_format_tags_every_point_with_the_server() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// README
-
-const TABLE_START: &str = "<!-- metrics-table:start -->";
-const TABLE_END: &str = "<!-- metrics-table:end -->";
+// docs/metrics.md
 
 #[test]
-fn readme_metric_table_matches_the_definitions() {
-    let path = manifest_path("README.md");
-    let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+fn the_metrics_page_matches_the_definitions() {
+    let path = manifest_path("docs/metrics.md");
+    let expected = metrics_page();
+    if std::env::var_os("UPDATE_DOCS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &expected).unwrap();
+        return;
+    }
+    let actual = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}\nThe README must hold the metric table between `{TABLE_START}` and \
-             `{TABLE_END}`.",
+            "{}: {e}\nThe page is generated: run `UPDATE_DOCS=1 cargo test --test \
+             metrics_golden`.",
             path.display()
         )
     });
-    let (Some(start), Some(end)) = (readme.find(TABLE_START), readme.find(TABLE_END)) else {
-        panic!(
-            "{}: the markers `{TABLE_START}` and `{TABLE_END}` are missing; add them where the \
-             metric table goes, then run `UPDATE_README=1 cargo test --test metrics_golden`.",
-            path.display()
-        );
-    };
     assert!(
-        start < end,
-        "{}: `{TABLE_END}` comes before `{TABLE_START}`",
+        actual == expected,
+        "{}: differs from src/metrics/definitions.rs; run `UPDATE_DOCS=1 cargo test --test \
+         metrics_golden` to regenerate it.\nexpected:\n{expected}",
         path.display()
-    );
-    let section_start = start + TABLE_START.len();
-    let expected = format!("\n{}", markdown_table());
-    if std::env::var_os("UPDATE_README").is_some_and(|v| v == "1") {
-        let updated = format!("{}{expected}{}", &readme[..section_start], &readme[end..]);
-        std::fs::write(&path, updated).unwrap();
-        return;
-    }
-    assert!(
-        readme[section_start..end] == expected,
-        "{}: the metric table differs from src/metrics/definitions.rs; run \
-         `UPDATE_README=1 cargo test --test metrics_golden` to regenerate it.\nexpected:\n{}",
-        path.display(),
-        expected
     );
 }

@@ -1,11 +1,9 @@
 //! The one table of metrics and attributes: every name, unit, type, attribute key, description
 //! and default enablement is written here and nowhere else.
 //!
-//! The OTLP builder, the `metrics:` toggles of the native config, the README's metric table and
-//! the golden tests all read this module, so a metric cannot be renamed in one place and
+//! The OTLP builder, the `metrics:` toggles of the native config, the generated
+//! `docs/metrics.md` ([`super::docs`]) and the golden tests all read this module, so a metric cannot be renamed in one place and
 //! forgotten in another.
-
-use std::fmt::Write as _;
 
 use crate::scrape::status::Status;
 use crate::supervisor::model::{ProcessState, SupervisorState};
@@ -47,7 +45,7 @@ pub enum AttributeLevel {
 }
 
 impl AttributeLevel {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             AttributeLevel::Resource => "resource",
             AttributeLevel::Point => "point",
@@ -157,7 +155,7 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             MetricKind::Gauge => "gauge",
             MetricKind::Counter => "cumulative sum",
@@ -173,7 +171,7 @@ pub enum ValueType {
 }
 
 impl ValueType {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ValueType::Int => "int",
             ValueType::Double => "double",
@@ -530,107 +528,6 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
     },
 ];
 
-/// The README's metric and attribute tables, rendered from the table above. A test compares it
-/// with the README so the documentation cannot drift.
-pub fn markdown_table() -> String {
-    let mut out = String::new();
-    out.push_str("| Metric | Type | Unit | Attributes | Description |\n");
-    out.push_str("|---|---|---|---|---|\n");
-    for metric in &METRICS {
-        let attributes = metric
-            .attributes
-            .iter()
-            .map(|a| format!("`{}`", a.key))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let disabled = if metric.enabled_by_default {
-            ""
-        } else {
-            " Disabled by default."
-        };
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "| `{}` | {} ({}) | `{}` | {} | {}{} |",
-            metric.name,
-            metric.kind.name(),
-            metric.value_type.name(),
-            metric.unit,
-            attributes,
-            escape_cell(metric.description),
-            disabled,
-        );
-    }
-    out.push('\n');
-    out.push_str("| Attribute | On | Values | Description |\n");
-    out.push_str("|---|---|---|---|\n");
-    for attribute in ATTRIBUTES {
-        let values = attribute
-            .values
-            .names()
-            .iter()
-            .map(|v| format!("`{v}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {} |",
-            attribute.key,
-            attribute.level.name(),
-            values,
-            escape_cell(attribute.description),
-        );
-    }
-    self_telemetry_table(&mut out);
-    out
-}
-
-/// The second part of the README's table: the receiver's own metrics.
-fn self_telemetry_table(out: &mut String) {
-    let _ = write!(
-        out,
-        "\nThe receiver's own metrics (self-telemetry): resource `{}={}`, scope `{}`; \
-         `supervisor_server` is a point attribute here.\n\n",
-        SERVICE_NAME.key, SELF_SERVICE_NAME, SELF_SCOPE_NAME
-    );
-    out.push_str("| Metric | Type | Unit | Attributes | Description |\n");
-    out.push_str("|---|---|---|---|---|\n");
-    for metric in &SELF_METRICS {
-        let attributes = metric
-            .attributes
-            .iter()
-            .map(|a| format!("`{}`", a.key))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = writeln!(
-            out,
-            "| `{}` | {} ({}) | `{}` | {} | {} |",
-            metric.name,
-            metric.kind.name(),
-            metric.value_type.name(),
-            metric.unit,
-            attributes,
-            escape_cell(metric.description),
-        );
-    }
-    out.push('\n');
-    out.push_str("| Attribute | On | Description |\n");
-    out.push_str("|---|---|---|\n");
-    for attribute in SELF_ATTRIBUTES {
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} |",
-            attribute.key,
-            attribute.level.name(),
-            escape_cell(attribute.description),
-        );
-    }
-}
-
-fn escape_cell(text: &str) -> String {
-    text.replace('|', "\\|")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,22 +564,6 @@ mod tests {
     }
 
     #[test]
-    fn markdown_lists_every_metric_and_attribute() {
-        let md = markdown_table();
-        for metric in &METRICS {
-            assert!(
-                md.contains(&format!("| `{}` |", metric.name)),
-                "{}",
-                metric.name
-            );
-        }
-        for attribute in ATTRIBUTES {
-            assert!(md.contains(&format!("| `{}` |", attribute.key)));
-        }
-        assert!(md.contains("`up`, `down`, `unknown`") || md.contains("`down`, `up`, `unknown`"));
-    }
-
-    #[test]
     fn self_ids_index_their_table_and_names_never_collide() {
         for (i, id) in SelfMetricId::ALL.into_iter().enumerate() {
             assert_eq!(id as usize, i);
@@ -701,15 +582,5 @@ mod tests {
         for attribute in SELF_ATTRIBUTES {
             assert!(ATTRIBUTES.iter().all(|a| a.key != attribute.key));
         }
-    }
-
-    #[test]
-    fn markdown_lists_every_self_metric() {
-        let md = markdown_table();
-        for metric in &SELF_METRICS {
-            assert!(md.contains(&format!("| `{}` |", metric.name)));
-        }
-        assert!(md.contains("| cumulative sum (int) |"));
-        assert!(md.contains(SELF_SCOPE_NAME));
     }
 }

@@ -1,10 +1,12 @@
 //! The one table of metric definitions and the translation of poll outcomes to OTLP.
 pub mod builder;
 pub mod definitions;
+pub mod docs;
 pub mod encode;
 
 pub use builder::build_request;
-pub use definitions::{markdown_table, MetricId};
+pub use definitions::MetricId;
+pub use docs::metrics_page;
 pub use encode::encode_resource_metrics;
 
 use definitions::METRICS;

@@ -1,0 +1,179 @@
+//! `docs/metrics.md`, rendered from the definitions: a test (`tests/metrics_golden.rs`) compares
+//! the file with [`metrics_page`], so the manual cannot drift from what is emitted;
+//! `UPDATE_DOCS=1 cargo test --test metrics_golden` rewrites it.
+
+use std::fmt::Write as _;
+
+use super::definitions::*;
+
+/// The first line of the page: it is generated, and says how.
+pub const GENERATED_NOTICE: &str = "<!-- Generated from src/metrics/definitions.rs by \
+     `UPDATE_DOCS=1 cargo test --test metrics_golden`; do not edit. -->";
+
+/// The whole of `docs/metrics.md`.
+pub fn metrics_page() -> String {
+    let mut out = String::new();
+    out.push_str(GENERATED_NOTICE);
+    out.push_str("\n\n# Metrics\n\n");
+    out.push_str(INTRO);
+    out.push('\n');
+    out.push_str(&markdown_table());
+    out.push('\n');
+    out.push_str(NOTES);
+    out
+}
+
+const INTRO: &str = "\
+One OTLP Resource per target, one scope `supervisord-receiver` (version = the crate's). All
+supervisord metrics are gauges; each can be switched off in the native format (`metrics:`).
+The receiver's own metrics (last tables) come under their own resource and scope.
+";
+
+const NOTES: &str = "\
+- **Status** is Datadog's mapping of supervisord's state: RUNNING → `up`; STARTING, UNKNOWN →
+  `unknown`; STOPPED, BACKOFF, STOPPING, EXITED, FATAL → `down`, changed per target by
+  `status_mapping` (native) or `status_mapping_override` (Datadog).
+- **Uptime** follows Datadog's rule exactly: `now - start` (supervisord's own clock) when the
+  state is BACKOFF, RUNNING or STOPPING, whatever the mapping says; else 0.
+- **One-hot states**: `supervisord.process.state` and `supervisord.process.status` emit one
+  point per possible value, 1 for the current one and 0 for the others, as the OpenTelemetry
+  Collector's `systemd.unit.state` does: a state change never leaves a stale series behind,
+  and `sum by (state)` counts processes per state.
+- **A failed poll** emits only `supervisord.can_connect` = 0 for that target; every other
+  target is unaffected.
+- **Datadog format**: every point also carries `supervisord_server`, the user's `tags` (a key
+  given twice, twice) and `service`, because Datadog's OTLP ingest tags metrics with point
+  attributes only.
+- Nothing that changes every poll (pid, description, timestamps) is an attribute.
+";
+
+/// The metric and attribute tables, rendered from the definitions.
+pub fn markdown_table() -> String {
+    let mut out = String::new();
+    out.push_str("| Metric | Type | Unit | Attributes | Description |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for metric in &METRICS {
+        let attributes = metric
+            .attributes
+            .iter()
+            .map(|a| format!("`{}`", a.key))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let disabled = if metric.enabled_by_default {
+            ""
+        } else {
+            " Disabled by default."
+        };
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "| `{}` | {} ({}) | `{}` | {} | {}{} |",
+            metric.name,
+            metric.kind.name(),
+            metric.value_type.name(),
+            metric.unit,
+            attributes,
+            escape_cell(metric.description),
+            disabled,
+        );
+    }
+    out.push('\n');
+    out.push_str("| Attribute | On | Values | Description |\n");
+    out.push_str("|---|---|---|---|\n");
+    for attribute in ATTRIBUTES {
+        let values = attribute
+            .values
+            .names()
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            attribute.key,
+            attribute.level.name(),
+            values,
+            escape_cell(attribute.description),
+        );
+    }
+    self_telemetry_table(&mut out);
+    out
+}
+
+/// The second part of the tables: the receiver's own metrics.
+fn self_telemetry_table(out: &mut String) {
+    let _ = write!(
+        out,
+        "\nThe receiver's own metrics (self-telemetry): resource `{}={}`, scope `{}`; \
+         `supervisor_server` is a point attribute here.\n\n",
+        SERVICE_NAME.key, SELF_SERVICE_NAME, SELF_SCOPE_NAME
+    );
+    out.push_str("| Metric | Type | Unit | Attributes | Description |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for metric in &SELF_METRICS {
+        let attributes = metric
+            .attributes
+            .iter()
+            .map(|a| format!("`{}`", a.key))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| `{}` | {} ({}) | `{}` | {} | {} |",
+            metric.name,
+            metric.kind.name(),
+            metric.value_type.name(),
+            metric.unit,
+            attributes,
+            escape_cell(metric.description),
+        );
+    }
+    out.push('\n');
+    out.push_str("| Attribute | On | Description |\n");
+    out.push_str("|---|---|---|\n");
+    for attribute in SELF_ATTRIBUTES {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            attribute.key,
+            attribute.level.name(),
+            escape_cell(attribute.description),
+        );
+    }
+}
+
+fn escape_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_lists_every_metric_and_attribute() {
+        let md = markdown_table();
+        for metric in &METRICS {
+            assert!(
+                md.contains(&format!("| `{}` |", metric.name)),
+                "{}",
+                metric.name
+            );
+        }
+        for attribute in ATTRIBUTES {
+            assert!(md.contains(&format!("| `{}` |", attribute.key)));
+        }
+        assert!(md.contains("`up`, `down`, `unknown`") || md.contains("`down`, `up`, `unknown`"));
+    }
+
+    #[test]
+    fn markdown_lists_every_self_metric() {
+        let md = markdown_table();
+        for metric in &SELF_METRICS {
+            assert!(md.contains(&format!("| `{}` |", metric.name)));
+        }
+        assert!(md.contains("| cumulative sum (int) |"));
+        assert!(md.contains(SELF_SCOPE_NAME));
+    }
+}
