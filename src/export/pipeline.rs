@@ -151,8 +151,10 @@ impl ExportPipeline {
 
     /// Exports what arrives until `stop` turns true; then drains the channel (closed once every
     /// poller finished its poll in flight) into a last batch, and gives the senders
-    /// [`FINAL_EXPORT_LIMIT`] to flush their queues. What is left stays on disk for the next
-    /// start (persistent queues) or is counted as dropped (in-memory queues).
+    /// [`FINAL_EXPORT_LIMIT`] to flush their queues: a retry that was waiting is made at once,
+    /// then retried shortly as often as the limit allows (see the sender). What is left stays
+    /// on disk for the next start (persistent queues) or is counted as dropped (in-memory
+    /// queues).
     pub async fn run(self, mut rx: mpsc::Receiver<ExportItem>, mut stop: watch::Receiver<bool>) {
         let only_debug = self.outputs.iter().all(|o| matches!(o, Output::Debug(_)));
         let (deadline_tx, deadline_rx) = watch::channel(None);
@@ -354,7 +356,7 @@ impl Dispatcher {
 
 /// After the final flush: what a persistent queue keeps for the next start, or what an in-memory
 /// queue loses.
-fn report_leftover(name: &str, queue: &SendingQueue, telemetry: &Telemetry) {
+pub(crate) fn report_leftover(name: &str, queue: &SendingQueue, telemetry: &Telemetry) {
     let left = queue.leftover();
     if left.batches == 0 {
         return;

@@ -3,6 +3,11 @@
 //! time runs out.
 //!
 //! Only this task ever waits for the backend; the pipeline and the pollers never do.
+//!
+//! On stop, the queue is flushed within the stop deadline: a retry that was waiting is made at
+//! once, and what fails then is retried after short waits (100 ms, doubling, at most 1 s) for as
+//! long as the deadline allows, batch after batch. Only what still is not sent at the deadline
+//! stays queued, for the pipeline to report lost (or keep on disk).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +22,7 @@ use crate::export::{Accepted, EncodedRequest, ExportError, Exporter};
 use crate::telemetry::Telemetry;
 
 /// What the sender is told about stopping: `Some(deadline)` once the receiver stops; the queue is
-/// then flushed until it is empty or the deadline passes.
+/// then flushed until it is empty or the deadline passes, with no attempt begun after it.
 pub(crate) type StopSignal = watch::Receiver<Option<Instant>>;
 
 /// Sends one request; the seam that lets the retry logic be tested without a network.
@@ -140,9 +145,18 @@ impl<E: Transmit> Sender<E> {
         }
     }
 
+    /// Sends one batch until the backend takes it, refuses it for good, or the retry time runs
+    /// out.
+    ///
+    /// While running, retries follow `retry_on_failure` (backoff with jitter, the server's
+    /// requested delay honoured, `max_elapsed_time`). Once the stop deadline is set, see
+    /// [`stop_retry_at`]: a wait in progress ends at once and the batch is tried right away,
+    /// then again after short waits as long as the deadline allows; `max_elapsed_time` no longer
+    /// applies, the deadline bounds the retries.
     async fn deliver(&mut self, request: &EncodedRequest, stop: &mut StopSignal) -> Delivery {
         let first_attempt = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
+        let mut stop_backoff = Backoff::new(&STOP_RETRY);
         loop {
             let Some(result) = attempt(&self.exporter, request, stop).await else {
                 return Delivery::Interrupted;
@@ -171,14 +185,29 @@ impl<E: Transmit> Sender<E> {
             if !self.retry.enabled || !error.is_retryable() {
                 return Delivery::Refused(error);
             }
-            // The server's requested delay is honoured, never shortened by the backoff.
-            let wait = backoff.next().max(error.retry_delay().unwrap_or_default());
-            let elapsed = first_attempt.elapsed();
-            if !self.retry.max_elapsed_time.is_zero()
-                && elapsed + wait > self.retry.max_elapsed_time
-            {
-                return Delivery::GaveUp(error, elapsed);
-            }
+            let server_delay = error.retry_delay().unwrap_or_default();
+            let now = Instant::now();
+            let deadline = *stop.borrow();
+            let retry_at = match deadline {
+                Some(deadline) => {
+                    let wait = stop_backoff.next().max(server_delay);
+                    match stop_retry_at(now, wait, deadline) {
+                        Some(at) => at,
+                        None => return Delivery::Interrupted,
+                    }
+                }
+                None => {
+                    // The server's requested delay is honoured, never shortened by the backoff.
+                    let wait = backoff.next().max(server_delay);
+                    let elapsed = first_attempt.elapsed();
+                    if !self.retry.max_elapsed_time.is_zero()
+                        && elapsed + wait > self.retry.max_elapsed_time
+                    {
+                        return Delivery::GaveUp(error, elapsed);
+                    }
+                    now + wait
+                }
+            };
             if self.failures == 1 {
                 tracing::warn!(
                     exporter = %self.name,
@@ -188,24 +217,60 @@ impl<E: Transmit> Sender<E> {
                 tracing::debug!(
                     exporter = %self.name,
                     attempt = self.failures,
-                    retry_in = ?wait,
+                    retry_in = ?retry_at.saturating_duration_since(now),
+                    stopping = deadline.is_some(),
                     "export failed again: {error}"
                 );
             }
             self.telemetry.export.add_retried();
-            if !pause(wait, stop).await {
-                return Delivery::Interrupted;
+            if pause_until(retry_at, deadline.is_some(), stop).await == Paused::CutByStop {
+                tracing::info!(
+                    exporter = %self.name,
+                    "stopping: trying the queued data now rather than at the planned retry"
+                );
             }
         }
     }
 }
 
-/// One export attempt, cut short when the stop deadline passes first (`None`).
+/// The waits between the attempts of one batch once the receiver is stopping: 100 ms, doubling,
+/// at most 1 s, without jitter. Short, because what is not sent by the deadline is lost (or
+/// kept on disk for the next start), and a stop is no outage the backend needs shielding from.
+const STOP_RETRY: RetrySettings = RetrySettings {
+    enabled: true,
+    initial_interval: Duration::from_millis(100),
+    max_interval: Duration::from_secs(1),
+    max_elapsed_time: Duration::ZERO,
+    multiplier: 2.0,
+    randomization_factor: 0.0,
+};
+
+/// No attempt is begun with less than this left before the stop deadline: it could not finish.
+const LAST_ATTEMPT_ROOM: Duration = Duration::from_millis(100);
+
+/// When to try again while stopping, after waiting `wait` from `now`; `None` when no attempt
+/// fits before the deadline any more (the batch stays queued).
+///
+/// `wait` includes a delay the server asked for (gRPC `RetryInfo`, HTTP `Retry-After`), which is
+/// honoured when it ends early enough. One that would end after the deadline does not make us
+/// give up: the last attempt is made [`LAST_ATTEMPT_ROOM`] before the deadline instead. Waiting
+/// as asked would lose the data for sure, while one more attempt costs the backend little and
+/// may well get it through. Likewise the short waits are cut to fit, so the time left is used.
+fn stop_retry_at(now: Instant, wait: Duration, deadline: Instant) -> Option<Instant> {
+    let last = deadline.checked_sub(LAST_ATTEMPT_ROOM)?;
+    (now < last).then(|| (now + wait).min(last))
+}
+
+/// One export attempt, cut short when the stop deadline passes first (`None`). None is begun
+/// after the deadline.
 async fn attempt<E: Transmit>(
     exporter: &E,
     request: &EncodedRequest,
     stop: &mut StopSignal,
 ) -> Option<Result<Accepted, ExportError>> {
+    if stop.borrow().is_some_and(|d| Instant::now() >= d) {
+        return None;
+    }
     let send = exporter.send(request);
     tokio::pin!(send);
     loop {
@@ -223,21 +288,34 @@ async fn attempt<E: Transmit>(
     }
 }
 
-/// Waits `wait`, unless the stop deadline comes first (`false`).
-async fn pause(wait: Duration, stop: &mut StopSignal) -> bool {
-    let until = Instant::now() + wait;
+#[derive(Debug, PartialEq, Eq)]
+enum Paused {
+    /// The planned time came.
+    Waited,
+    /// The stop deadline was set during a wait planned while running: it ended at once.
+    CutByStop,
+}
+
+/// Waits until `until`, the planned retry. A wait planned while running (`stopping` false) ends
+/// at once when the stop deadline is set: the retry it waited for may lie past the deadline, and
+/// the backend may well be back already. A wait planned while stopping already fits before the
+/// deadline (see [`stop_retry_at`]).
+async fn pause_until(until: Instant, stopping: bool, stop: &mut StopSignal) -> Paused {
+    if stopping {
+        tokio::time::sleep_until(until).await;
+        return Paused::Waited;
+    }
     loop {
-        let deadline = *stop.borrow();
-        if deadline.is_some_and(|d| d <= until) {
-            // Waiting past the deadline is pointless: the next attempt could not happen.
-            return false;
+        if stop.borrow_and_update().is_some() {
+            return Paused::CutByStop;
         }
         tokio::select! {
-            () = tokio::time::sleep_until(until) => return true,
+            () = tokio::time::sleep_until(until) => return Paused::Waited,
             changed = stop.changed() => {
                 if changed.is_err() {
+                    // The pipeline is gone: no stop will come.
                     tokio::time::sleep_until(until).await;
-                    return true;
+                    return Paused::Waited;
                 }
             }
         }
@@ -267,15 +345,17 @@ mod tests {
     use crate::config::QueueSettings;
     use crate::export::queue::QueueGauges;
 
-    /// Replies from a script, one per attempt, and records what it was sent.
+    /// Replies from a script, one per attempt, and records what it was sent and when.
     struct Scripted {
         replies: Mutex<VecDeque<Result<Accepted, ExportError>>>,
         sent: Mutex<Vec<ExportMetricsServiceRequest>>,
+        times: Mutex<Vec<Instant>>,
     }
 
     impl Transmit for Arc<Scripted> {
         async fn send(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
             self.sent.lock().unwrap().push(request.decode().unwrap());
+            self.times.lock().unwrap().push(Instant::now());
             let reply = self.replies.lock().unwrap().pop_front();
             reply.unwrap_or(Ok(Accepted::default()))
         }
@@ -348,6 +428,7 @@ mod tests {
         let backend = Arc::new(Scripted {
             replies: Mutex::new(replies.into()),
             sent: Mutex::new(Vec::new()),
+            times: Mutex::new(Vec::new()),
         });
         let sender = Sender::new(
             "otlp".into(),
@@ -371,9 +452,19 @@ mod tests {
     impl Setup {
         /// Asks the sender to flush and stop, and waits for it.
         async fn finish(self) -> Self {
-            self.stop
-                .send(Some(Instant::now() + Duration::from_secs(5)))
-                .unwrap();
+            self.stop_now();
+            self.join().await
+        }
+
+        /// Sets the stop deadline 5 s from now, as the pipeline does, and returns it.
+        fn stop_now(&self) -> Instant {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            self.stop.send(Some(deadline)).unwrap();
+            deadline
+        }
+
+        /// Waits for the sender to finish.
+        async fn join(self) -> Self {
             let task = self.task;
             task.await.unwrap();
             Setup {
@@ -393,6 +484,28 @@ mod tests {
 
         fn attempts(&self) -> usize {
             self.backend.sent.lock().unwrap().len()
+        }
+
+        /// When each attempt was made.
+        fn times(&self) -> Vec<Instant> {
+            self.backend.times.lock().unwrap().clone()
+        }
+
+        /// The points of every request the backend took, in order: `replies` were consumed by
+        /// the first attempts, every later attempt succeeded.
+        fn points_per_attempt(&self) -> Vec<u64> {
+            self.backend
+                .sent
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r.resource_metrics
+                        .iter()
+                        .map(crate::export::batch::count_resource_points)
+                        .sum()
+                })
+                .collect()
         }
     }
 
@@ -517,5 +630,142 @@ mod tests {
         assert_eq!(sizes, [1, 2, 3, 4, 5]);
         assert!(sent.len() <= 2, "{}", sent.len());
         assert_eq!(s.counters(), (15, 0, 0));
+    }
+
+    /// The default retry settings without jitter: a first wait of 5 s, then 7.5 s, ...
+    fn slow_retry() -> RetrySettings {
+        RetrySettings {
+            randomization_factor: 0.0,
+            ..RetrySettings::default()
+        }
+    }
+
+    fn failing(n: usize) -> Vec<Result<Accepted, ExportError>> {
+        (0..n).map(|_| unavailable(None)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_during_a_long_backoff_retries_at_once_and_delivers_every_batch() {
+        let s = start(failing(2), slow_retry());
+        let begin = Instant::now();
+        s.queue.push(request(2));
+        // The first attempt fails; the next is planned 5 s later. More batches queue behind.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(s.attempts(), 1);
+        s.queue.push(request(3));
+        s.queue.push(request(4));
+        let stopped = Instant::now();
+        let deadline = s.stop_now();
+        let s = s.join().await;
+
+        let times = s.times();
+        let after_stop: Vec<Duration> = times[1..].iter().map(|t| *t - stopped).collect();
+        // Tried at once (fails again), 100 ms later (taken), then the batches behind it.
+        assert_eq!(
+            after_stop,
+            [
+                Duration::ZERO,
+                Duration::from_millis(100),
+                Duration::from_millis(100)
+            ],
+            "attempts at {:?}",
+            times.iter().map(|t| *t - begin).collect::<Vec<_>>()
+        );
+        assert!(times.iter().all(|t| *t < deadline));
+        assert_eq!(s.points_per_attempt(), [2, 2, 2, 7]);
+        assert_eq!(s.counters(), (9, 2, 0));
+        assert_eq!(s.queue.leftover().batches, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backend_failing_through_the_stop_window_is_retried_until_the_deadline_only() {
+        let s = start(failing(1000), slow_retry());
+        s.queue.push(request(5));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stopped = Instant::now();
+        let deadline = s.stop_now();
+        let s = s.join().await;
+        assert!(
+            Instant::now() <= deadline,
+            "the sender ended by the deadline"
+        );
+
+        let after_stop: Vec<u64> = s.times()[1..]
+            .iter()
+            .map(|t| (*t - stopped).as_millis() as u64)
+            .collect();
+        // 100 ms doubling up to 1 s; the last wait is cut to leave the attempt 100 ms.
+        assert_eq!(
+            after_stop,
+            [0, 100, 300, 700, 1500, 2500, 3500, 4500, 4900],
+            "attempts after the stop (ms)"
+        );
+        let left = s.queue.leftover();
+        assert_eq!((left.batches, left.points), (1, 5), "still queued");
+        assert_eq!(s.counters().2, 0);
+        // What is left is what the pipeline reports lost, the queue being in memory.
+        crate::export::pipeline::report_leftover("otlp", &s.queue, &s.telemetry);
+        assert_eq!(s.counters().2, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_delay_past_the_deadline_still_gets_a_last_attempt() {
+        let s = start(
+            vec![unavailable(Some(Duration::from_secs(60)))],
+            fast_retry(),
+        );
+        s.queue.push(request(3));
+        let stopped = Instant::now();
+        let deadline = s.stop_now();
+        let s = s.join().await;
+        let times = s.times();
+        assert_eq!(times.len(), 2);
+        assert_eq!(
+            times[1],
+            deadline - LAST_ATTEMPT_ROOM,
+            "{:?}",
+            times[1] - stopped
+        );
+        assert_eq!(s.counters(), (3, 1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_delay_within_the_deadline_is_honoured_while_stopping() {
+        let s = start(
+            vec![unavailable(None), unavailable(Some(Duration::from_secs(2)))],
+            fast_retry(),
+        );
+        s.queue.push(request(1));
+        let stopped = Instant::now();
+        s.stop_now();
+        let s = s.join().await;
+        let after_stop: Vec<Duration> = s.times().iter().map(|t| *t - stopped).collect();
+        assert_eq!(
+            after_stop,
+            [
+                Duration::ZERO,
+                Duration::from_millis(100),
+                Duration::from_millis(2100)
+            ]
+        );
+        assert_eq!(s.counters(), (1, 2, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_not_max_elapsed_time_bounds_retries_while_stopping() {
+        let retry = RetrySettings {
+            max_elapsed_time: Duration::from_secs(1),
+            ..fast_retry()
+        };
+        // Attempts at 0, 0.1, 0.3, 0.7, 1.5, 2.5 and 3.5 s: the last three past
+        // max_elapsed_time, the last one taken.
+        let s = start(failing(6), retry);
+        s.queue.push(request(2));
+        let stopped = Instant::now();
+        s.stop_now();
+        let s = s.join().await;
+        assert_eq!(s.attempts(), 7);
+        assert_eq!(s.times()[6] - stopped, Duration::from_millis(3500));
+        assert_eq!(s.counters(), (2, 6, 0));
     }
 }

@@ -60,6 +60,10 @@ struct Received {
     requests: Vec<ReceivedRequest>,
     /// Bodies the sink could not decode: the exporter sent something malformed.
     errors: Vec<String>,
+    /// How many more export requests are answered with a retryable failure.
+    fail_remaining: usize,
+    /// The requests that were answered with a failure (not in `requests`).
+    failed: Vec<ReceivedRequest>,
 }
 
 #[derive(Default)]
@@ -73,9 +77,21 @@ impl Shared {
         self.received.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, request: ReceivedRequest) {
-        self.lock().requests.push(request);
+    /// Records a decoded request as received (`true`), or as failed (`false`) while scripted
+    /// failures remain.
+    fn accept(&self, request: ReceivedRequest) -> bool {
+        let mut received = self.lock();
+        let accepted = if received.fail_remaining > 0 {
+            received.fail_remaining -= 1;
+            received.failed.push(request);
+            false
+        } else {
+            received.requests.push(request);
+            true
+        };
+        drop(received);
         self.changed.notify_all();
+        accepted
     }
 
     fn push_error(&self, error: String) {
@@ -119,6 +135,15 @@ impl OtlpSink {
             thread: None,
         };
         sink.spawn(grpc_listener, http_listener);
+        sink
+    }
+
+    /// Like [`OtlpSink::start`], but the first `n` export requests (either protocol) are answered
+    /// with a retryable failure, as by a backend that is not ready yet: gRPC `UNAVAILABLE`, HTTP
+    /// 503. They are recorded in [`OtlpSink::failed`], not in [`OtlpSink::requests`].
+    pub fn start_failing_first(n: usize) -> OtlpSink {
+        let sink = OtlpSink::start();
+        sink.shared.lock().fail_remaining = n;
         sink
     }
 
@@ -190,6 +215,12 @@ impl OtlpSink {
     /// Every request decoded so far, in arrival order.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The requests answered with a scripted failure (see [`OtlpSink::start_failing_first`]),
+    /// in arrival order.
+    pub fn failed(&self) -> Vec<ReceivedRequest> {
+        self.shared.lock().failed.clone()
     }
 
     /// Bodies that could not be decoded, with the reason.
@@ -312,12 +343,15 @@ impl MetricsService for GrpcSink {
         let gzip = headers
             .iter()
             .any(|(k, v)| k == "grpc-encoding" && v.eq_ignore_ascii_case("gzip"));
-        self.shared.push(ReceivedRequest {
+        let accepted = self.shared.accept(ReceivedRequest {
             protocol: Protocol::Grpc,
             headers,
             gzip,
             request: request.into_inner(),
         });
+        if !accepted {
+            return Err(tonic::Status::unavailable("OTLP sink: scripted failure"));
+        }
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -430,12 +464,19 @@ async fn handle_http(
     };
     match decoded {
         Ok(request) => {
-            shared.push(ReceivedRequest {
+            let accepted = shared.accept(ReceivedRequest {
                 protocol,
                 headers,
                 gzip,
                 request,
             });
+            if !accepted {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    b"OTLP sink: scripted failure".to_vec(),
+                );
+            }
             if protocol == Protocol::HttpJson {
                 reply(StatusCode::OK, "application/json", b"{}".to_vec())
             } else {
