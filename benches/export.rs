@@ -23,13 +23,13 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
-use supervisord_receiver::config::ConfigFormat;
-use supervisord_receiver::metrics::{build_request, encode_resource_metrics, MetricToggles};
+use supervisord_receiver::metrics::{build_request, encode_resource_metrics};
+use supervisord_receiver::schema::MetricToggles;
 use supervisord_receiver::scrape::outcome::{
     MonitoredProcess, PollData, PollOutcome, TargetIdentity,
 };
-use supervisord_receiver::scrape::status::Status;
-use supervisord_receiver::supervisor::model::{ProcessInfo, ProcessState, SupervisorState};
+use supervisord_receiver::vocab::Status;
+use supervisord_receiver::vocab::{ProcessInfo, ProcessState, SupervisorState};
 
 const SIZES: [usize; 3] = [10, 100, 1000];
 
@@ -69,7 +69,11 @@ fn outcome(processes: usize) -> PollOutcome {
         target: Arc::new(TargetIdentity {
             name: "web-07.example.internal".into(),
             attributes: vec![("deployment.environment".into(), "production".into())],
-            point_attributes: vec![],
+            // The Datadog format: the server's name on every point.
+            point_attributes: vec![(
+                "supervisord_server".into(),
+                "web-07.example.internal".into(),
+            )],
         }),
         time_unix_nano: 1_732_440_000_123_456_789,
         result: Ok(PollData {
@@ -83,11 +87,7 @@ fn outcome(processes: usize) -> PollOutcome {
 
 /// The former path, from the poll to the bytes on the wire.
 fn via_structs(outcome: &PollOutcome, toggles: &MetricToggles) -> Vec<u8> {
-    let request = build_request(
-        std::slice::from_ref(outcome),
-        ConfigFormat::Datadog,
-        toggles,
-    );
+    let request = build_request(std::slice::from_ref(outcome), toggles);
     black_box(request.encoded_len());
     let queued = request.encode_to_vec();
     let taken = ExportMetricsServiceRequest::decode(queued.as_slice()).expect("decodes");
@@ -96,7 +96,7 @@ fn via_structs(outcome: &PollOutcome, toggles: &MetricToggles) -> Vec<u8> {
 
 fn direct(outcome: &PollOutcome, toggles: &MetricToggles) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_resource_metrics(outcome, ConfigFormat::Datadog, toggles, &mut out);
+    encode_resource_metrics(outcome, toggles, &mut out);
     out
 }
 
@@ -187,7 +187,7 @@ fn summary(outcomes: &[(usize, PollOutcome)], toggles: &MetricToggles) {
     );
     for (n, outcome) in outcomes {
         let mut out = Vec::new();
-        let points = encode_resource_metrics(outcome, ConfigFormat::Datadog, toggles, &mut out);
+        let points = encode_resource_metrics(outcome, toggles, &mut out);
         let structs = best(|| {
             black_box(via_structs(outcome, toggles));
         });

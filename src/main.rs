@@ -2,8 +2,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use supervisord_receiver::app::Runner;
 use supervisord_receiver::cli::{self, Cli, Command};
-use supervisord_receiver::scrape::runner::Runner;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use supervisord_receiver::config::{
-    load_bytes, load_with_env, ConfigError, ConfigFormat, Endpoint, ExporterSettings, OtlpProtocol,
-    OtlpSettings, Problem, Settings,
+use supervisord_receiver::config::{load_bytes, load_with_env, ConfigError, Problem};
+use supervisord_receiver::schema::MetricId;
+use supervisord_receiver::settings::{
+    ConfigFormat, Endpoint, ExporterSettings, OtlpProtocol, OtlpSettings, Settings,
 };
-use supervisord_receiver::metrics::MetricId;
-use supervisord_receiver::scrape::status::Status;
-use supervisord_receiver::supervisor::model::ProcessState;
+use supervisord_receiver::vocab::Status;
+use supervisord_receiver::vocab::{ProcessInfo, ProcessState};
 
 fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let map: HashMap<String, String> = vars
@@ -465,7 +465,8 @@ fn datadog_tags_service_and_interval() {
     assert_eq!(
         t.point_attributes,
         [
-            ("env".to_string(), "prod".to_string()),
+            ("supervisord_server".to_string(), "s".to_string()),
+            ("env".into(), "prod".into()),
             ("url".into(), "http://x".into()),
             ("solo".into(), String::new()),
             ("service".into(), "pay".into()),
@@ -495,7 +496,10 @@ fn datadog_service_comes_from_init_config_unless_the_instance_has_one() {
     );
     assert_eq!(
         a.point_attributes,
-        [("service".to_string(), "payments".to_string())]
+        [
+            ("supervisord_server".to_string(), "a".to_string()),
+            ("service".into(), "payments".into())
+        ]
     );
     assert_eq!(
         b.resource_attributes,
@@ -507,7 +511,8 @@ fn datadog_service_comes_from_init_config_unless_the_instance_has_one() {
     assert_eq!(
         b.point_attributes,
         [
-            ("env".to_string(), "prod".to_string()),
+            ("supervisord_server".to_string(), "b".to_string()),
+            ("env".into(), "prod".into()),
             ("service".into(), "own".into())
         ]
     );
@@ -524,7 +529,8 @@ fn datadog_tag_key_given_twice_keeps_every_value_on_points() {
     assert_eq!(
         t.point_attributes,
         [
-            ("role".to_string(), "web".to_string()),
+            ("supervisord_server".to_string(), "a".to_string()),
+            ("role".into(), "web".into()),
             ("role".into(), "db".into()),
             ("role".into(), "web".into()),
             ("env".into(), "prod".into()),
@@ -553,8 +559,13 @@ fn datadog_bad_values_and_duplicates() {
         ["instances[0].port: invalid port 'http': expected an integer from 1 to 65535"]
     );
     assert_eq!(
-        messages(&dd("name: s\nproc_regex: ['(?<=a)b']")),
-        ["instances[0].proc_regex[0]: invalid regex '(?<=a)b': look-around, including look-ahead and look-behind, is not supported (Rust regex syntax: look-around and backreferences are not supported)"]
+        messages(&dd("name: s\nproc_regex: ['(?<=a)b', '(?a)web', 'a**']\nproc_regex_exclude: ['\\N{DIGIT ONE}']\nmetric_patterns: {include: ['(?P<x']}")),
+        [
+            "instances[0].proc_regex[1]: invalid regex '(?a)web': the ASCII-only flag (?a) is not supported",
+            "instances[0].proc_regex[2]: invalid regex 'a**': multiple repeat at position 2 (Python's re refuses it too)",
+            "instances[0].proc_regex_exclude[0]: invalid regex '\\N{DIGIT ONE}': named characters (\\N{...}) is not supported",
+            "instances[0].metric_patterns.include[0]: invalid regex '(?P<x': missing >, unterminated name at position 4 (Python's re refuses it too)",
+        ]
     );
     assert_eq!(
         messages(&format!("{DD}  - name: a\n  - name: a\n")),
@@ -600,6 +611,40 @@ fn datadog_metric_patterns_switch_metrics() {
     assert_eq!(
         messages(&text),
         ["instances[1].metric_patterns: must be the same in every instance: metrics are switched on or off for the whole receiver"]
+    );
+}
+
+#[test]
+fn datadog_regexes_take_pythons_syntax() {
+    let s = ok(&dd("name: s\nproc_regex: ['^(?!web_|worker_)', '(\\w)\\1', '(?i)^WEB_(?P<n>\\d)(?P=n)']\nproc_regex_exclude: ['(?<=_)tmp\\Z']\nmetric_patterns:\n  include: ['^supervisord\\.(?!process\\.uptime)']"));
+    let filter = &s.targets[0].filter;
+    let names = [
+        "db",
+        "web_1",
+        "web_11",
+        "worker_ssh",
+        "worker_x",
+        "cron_tmp",
+    ];
+    let monitored = |name: &&str| {
+        filter.monitors(&ProcessInfo {
+            name: name.to_string(),
+            ..Default::default()
+        })
+    };
+    let kept: Vec<&str> = names.into_iter().filter(monitored).collect();
+    assert_eq!(kept, ["db", "web_11", "worker_ssh"]);
+    assert_eq!(filter.regex[2].as_str(), "(?i)^WEB_(?P<n>\\d)(?P=n)");
+    assert!(s.metrics.is_enabled(MetricId::ProcessCount));
+    assert!(!s.metrics.is_enabled(MetricId::ProcessUptime));
+}
+
+#[test]
+fn native_regexes_keep_the_regex_crates_syntax() {
+    let text = "targets:\n  - name: a\n    endpoint: http://h:9001\n    include: {regex: ['(?<=a)b', '^(?P<n>a)x']}\nexporters:\n  debug: {}\n";
+    assert_eq!(
+        messages(text),
+        ["targets[0].include.regex[0]: invalid regex '(?<=a)b': look-around, including look-ahead and look-behind, is not supported (Rust regex syntax: look-around and backreferences are not supported)"]
     );
 }
 

@@ -19,17 +19,16 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use prost::Message;
 
-use supervisord_receiver::config::secret::Secret;
-use supervisord_receiver::config::{
-    ConfigFormat, ExporterSettings, OtlpProtocol, OtlpSettings, TlsSettings,
-};
 use supervisord_receiver::export::{ExportError, Exporter};
-use supervisord_receiver::metrics::{build_request, MetricToggles};
+use supervisord_receiver::metrics::build_request;
+use supervisord_receiver::schema::MetricToggles;
 use supervisord_receiver::scrape::outcome::{
     MonitoredProcess, PollData, PollOutcome, TargetIdentity,
 };
-use supervisord_receiver::scrape::status::Status;
-use supervisord_receiver::supervisor::model::{ProcessInfo, ProcessState, SupervisorState};
+use supervisord_receiver::settings::secret::Secret;
+use supervisord_receiver::settings::{ExporterSettings, OtlpProtocol, OtlpSettings, TlsSettings};
+use supervisord_receiver::vocab::Status;
+use supervisord_receiver::vocab::{ProcessInfo, ProcessState, SupervisorState};
 use support::otlp_sink::{OtlpSink, Protocol, ReceivedRequest};
 use support::WAIT;
 
@@ -52,7 +51,7 @@ fn request() -> ExportMetricsServiceRequest {
         target: Arc::new(TargetIdentity {
             name: "web-1".into(),
             attributes: vec![("env".into(), "prod".into())],
-            point_attributes: vec![],
+            point_attributes: vec![("supervisord_server".into(), "web-1".into())],
         }),
         time_unix_nano: 1_700_000_060_123_456_789,
         result: Ok(PollData {
@@ -69,16 +68,12 @@ fn request() -> ExportMetricsServiceRequest {
         target: Arc::new(TargetIdentity {
             name: "db-1".into(),
             attributes: vec![],
-            point_attributes: vec![],
+            point_attributes: vec![("supervisord_server".into(), "db-1".into())],
         }),
         time_unix_nano: 1_700_000_060_223_456_789,
         result: Err("refused".into()),
     };
-    build_request(
-        &[ok, failed],
-        ConfigFormat::Datadog,
-        &MetricToggles::default(),
-    )
+    build_request(&[ok, failed], &MetricToggles::default())
 }
 
 fn otlp(protocol: OtlpProtocol, endpoint: String, gzip: bool) -> OtlpSettings {

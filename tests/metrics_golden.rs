@@ -14,18 +14,19 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, NumberDataPoint};
-use regex::Regex;
 use serde_json::Value as Json;
+use supervisord_receiver::settings::pattern::NamePattern;
 
-use supervisord_receiver::config::{ConfigFormat, Endpoint, Target};
-use supervisord_receiver::metrics::definitions::{PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER};
-use supervisord_receiver::metrics::{build_request, metrics_page, MetricId, MetricToggles};
+use supervisord_receiver::metrics::build_request;
+use supervisord_receiver::schema::definitions::{PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER};
+use supervisord_receiver::schema::{metrics_page, MetricId, MetricToggles};
 use supervisord_receiver::scrape::monitored;
 use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
-use supervisord_receiver::scrape::status::Status;
+use supervisord_receiver::settings::{Endpoint, Target};
 use supervisord_receiver::supervisor::decode;
-use supervisord_receiver::supervisor::model::{ProcessInfo, ProcessState, Snapshot};
 use supervisord_receiver::supervisor::xmlrpc::{self, Value};
+use supervisord_receiver::vocab::Status;
+use supervisord_receiver::vocab::{ProcessInfo, ProcessState, Snapshot};
 
 /// Arbitrary: golden comparison drops timestamps, the vectors never read them.
 const POLL_TIME_UNIX_NANO: u64 = 1_414_815_513_000_000_000;
@@ -91,16 +92,34 @@ fn identity(target: &Target) -> Arc<TargetIdentity> {
     Arc::new(TargetIdentity::of(target))
 }
 
-fn build(target: &Target, snapshot: Snapshot, format: ConfigFormat) -> ExportMetricsServiceRequest {
-    build_request(
-        &[outcome(target, snapshot)],
-        format,
-        &MetricToggles::default(),
-    )
+/// Which format the target came from: the Datadog loader puts `supervisord_server` first on
+/// every point (`tests/config.rs` checks that it does), the native one nothing.
+#[derive(Clone, Copy)]
+enum Format {
+    Native,
+    Datadog,
 }
 
-fn regex(pattern: &str) -> Regex {
-    Regex::new(pattern).unwrap()
+impl Format {
+    fn apply(self, target: &Target) -> Target {
+        let mut target = target.clone();
+        if let Format::Datadog = self {
+            target
+                .point_attributes
+                .insert(0, (SUPERVISORD_SERVER.key.into(), target.name.clone()));
+        }
+        target
+    }
+}
+
+fn build(target: &Target, snapshot: Snapshot, format: Format) -> ExportMetricsServiceRequest {
+    let target = format.apply(target);
+    build_request(&[outcome(&target, snapshot)], &MetricToggles::default())
+}
+
+/// A `proc_regex` pattern as the Datadog format reads it (Python's syntax).
+fn regex(pattern: &str) -> NamePattern {
+    NamePattern::python(pattern).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,7 +204,7 @@ fn golden_server1_native() {
         &build(
             &target,
             processes_snapshot("datadog_server1.xml"),
-            ConfigFormat::Native,
+            Format::Native,
         ),
     );
 }
@@ -206,7 +225,7 @@ fn golden_server0_datadog_format_with_tags_and_filter() {
         &build(
             &target,
             processes_snapshot("datadog_server0_auth.xml"),
-            ConfigFormat::Datadog,
+            Format::Datadog,
         ),
     );
 }
@@ -219,7 +238,7 @@ fn golden_ruby_backoff() {
         &build(
             &target,
             processes_snapshot("datadog_ruby.xml"),
-            ConfigFormat::Native,
+            Format::Native,
         ),
     );
 }
@@ -232,7 +251,7 @@ fn golden_multicall_with_state_identification_and_version() {
         &build(
             &target,
             multicall_snapshot("multicall_ok.xml"),
-            ConfigFormat::Native,
+            Format::Native,
         ),
     );
 }
@@ -242,7 +261,7 @@ fn golden_failed_poll() {
     let mut target = target("server0");
     target.resource_attributes = vec![("env".into(), "prod".into())];
     let failed = PollOutcome {
-        target: identity(&target),
+        target: identity(&Format::Datadog.apply(&target)),
         time_unix_nano: POLL_TIME_UNIX_NANO,
         result: Err(
             "Cannot connect to http://localhost:9001. Make sure supervisor is running \
@@ -252,7 +271,7 @@ fn golden_failed_poll() {
     };
     check_golden(
         "failed_poll_datadog",
-        &build_request(&[failed], ConfigFormat::Datadog, &MetricToggles::default()),
+        &build_request(&[failed], &MetricToggles::default()),
     );
 }
 
@@ -334,7 +353,7 @@ fn server1(configure: impl FnOnce(&mut Target)) -> ExportMetricsServiceRequest {
     build(
         &target,
         processes_snapshot("datadog_server1.xml"),
-        ConfigFormat::Datadog,
+        Format::Datadog,
     )
 }
 
@@ -355,7 +374,7 @@ fn case_2a_proc_names_on_the_authenticated_server() {
     let request = build(
         &target,
         processes_snapshot("datadog_server0_auth.xml"),
-        ConfigFormat::Datadog,
+        Format::Datadog,
     );
     assert_eq!(counts(&request), (0, 2, 0));
     // STOPPING counts as active for uptime although it maps to down.
@@ -371,7 +390,7 @@ fn case_2b_backoff_with_zero_uptime() {
     let request = build(
         &target,
         processes_snapshot("datadog_ruby.xml"),
-        ConfigFormat::Datadog,
+        Format::Datadog,
     );
     assert_eq!(counts(&request), (0, 1, 0));
     assert_eq!(uptimes(&request), uptimes_of(&[("ruby", 0)]));
@@ -464,7 +483,7 @@ fn unit_extract_uptime() {
             processes: vec![process(state)],
             ..Snapshot::default()
         };
-        let request = build(&target, snapshot, ConfigFormat::Native);
+        let request = build(&target, snapshot, Format::Native);
         assert_eq!(uptimes(&request), uptimes_of(&[("p", expected)]), "{state}");
     }
 }

@@ -184,15 +184,16 @@ pub mod pipeline {
 
     use flate2::write::GzEncoder;
     use flate2::Compression;
-    use supervisord_receiver::config::{ConfigFormat, Endpoint, Target};
-    use supervisord_receiver::metrics::{encode_resource_metrics, MetricToggles};
+    use supervisord_receiver::metrics::encode_resource_metrics;
+    use supervisord_receiver::schema::MetricToggles;
     use supervisord_receiver::scrape::monitored;
     use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
+    use supervisord_receiver::settings::{Endpoint, Target};
     use supervisord_receiver::supervisor::client::{
         decode_multicall_reply, decode_processes_reply, general_processes_reply, PollError,
         ProcessesReply,
     };
-    use supervisord_receiver::supervisor::model::{ProcessInfo, Snapshot};
+    use supervisord_receiver::vocab::{ProcessInfo, Snapshot};
 
     /// Arbitrary: nothing reads the timestamps.
     const POLL_TIME_UNIX_NANO: u64 = 1_795_482_488_000_000_000;
@@ -249,12 +250,7 @@ pub mod pipeline {
             result: Ok(monitored(target, snapshot)),
         };
         let mut out = Vec::new();
-        encode_resource_metrics(
-            &outcome,
-            ConfigFormat::Native,
-            &MetricToggles::default(),
-            &mut out,
-        );
+        encode_resource_metrics(&outcome, &MetricToggles::default(), &mut out);
         out
     }
 

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use supervisord_receiver::app::Runner;
 use supervisord_receiver::cli;
-use supervisord_receiver::scrape::runner::Runner;
 
 use crate::child;
 

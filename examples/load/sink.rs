@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use http_body_util::BodyExt as _;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message as _;
-use supervisord_receiver::metrics::definitions::SELF_SCOPE_NAME;
+use supervisord_receiver::schema::definitions::SELF_SCOPE_NAME;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 

@@ -45,11 +45,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
-use supervisord_receiver::config::{Endpoint, Target};
 use supervisord_receiver::scrape::poller::TargetPoller;
-use supervisord_receiver::supervisor::model::ProcessState;
+use supervisord_receiver::settings::{Endpoint, Target};
 use supervisord_receiver::supervisor::transport::RpcTransport;
 use supervisord_receiver::supervisor::xmlrpc::{self, Value};
+use supervisord_receiver::vocab::ProcessState;
 
 use daemon::{Expected, Supervisord, Tools};
 

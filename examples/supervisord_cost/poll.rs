@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use supervisord_receiver::config::ConfigFormat;
-use supervisord_receiver::metrics::{encode_resource_metrics, MetricToggles};
+use supervisord_receiver::metrics::encode_resource_metrics;
+use supervisord_receiver::schema::MetricToggles;
 use supervisord_receiver::scrape::outcome::PollOutcome;
 use supervisord_receiver::scrape::poller::TargetPoller;
 
@@ -35,7 +35,7 @@ pub struct Totals {
 /// The OTLP request of one poll, protobuf-encoded as the OTLP exporters send it.
 fn translate(outcome: &PollOutcome, toggles: &MetricToggles) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_resource_metrics(outcome, ConfigFormat::Native, toggles, &mut out);
+    encode_resource_metrics(outcome, toggles, &mut out);
     out
 }
 

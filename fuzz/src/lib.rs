@@ -8,10 +8,11 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use supervisord_receiver::config::{self, Settings, Target};
+use supervisord_receiver::config;
 use supervisord_receiver::metrics::build_request;
 use supervisord_receiver::scrape;
 use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
+use supervisord_receiver::settings::{Settings, Target};
 use supervisord_receiver::supervisor::client;
 use supervisord_receiver::supervisor::decode;
 use supervisord_receiver::supervisor::xmlrpc::{self, Value};
@@ -47,7 +48,7 @@ pub fn xmlrpc_decode(data: &[u8]) {
                     time_unix_nano: 1,
                     result: Ok(scrape::monitored(target, polled.snapshot)),
                 };
-                let _ = build_request(&[outcome], settings.format, &settings.metrics);
+                let _ = build_request(&[outcome], &settings.metrics);
             }
             Ok(Err(fault)) => check_line(&fault.to_string()),
             Err(error) => check_line(&error.message(target)),

@@ -20,8 +20,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{watch, Semaphore};
 
-use crate::config::HealthSettings;
-use crate::scrape::poller::unix_nanos_now;
+use crate::clock::unix_nanos_now;
+use crate::settings::HealthSettings;
 use crate::telemetry::Telemetry;
 
 pub const PATH: &str = "/healthz";

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
-use crate::config::Settings;
 use crate::scrape::poller::TargetPoller;
+use crate::settings::Settings;
 
 #[derive(Debug, Serialize)]
 pub struct CheckReport {

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, ConfigError, Settings};
+use crate::config::{self, ConfigError};
+use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -117,8 +118,8 @@ pub fn validate(path: &Path) -> ExitCode {
                 "{}: valid ({} format, {} target{})",
                 path.display(),
                 match settings.format {
-                    config::ConfigFormat::Native => "native",
-                    config::ConfigFormat::Datadog => "Datadog",
+                    crate::settings::ConfigFormat::Native => "native",
+                    crate::settings::ConfigFormat::Datadog => "Datadog",
                 },
                 settings.targets.len(),
                 if settings.targets.len() == 1 { "" } else { "s" }

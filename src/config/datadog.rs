@@ -9,26 +9,32 @@
 //! - both deprecation notices (`user`, `pass`) are shown; the Agent shows only the first because
 //!   the two share one once-only key;
 //! - an explicit `null` for a list option counts as unset, as the Agent's config model reads it;
-//! - regexes use Rust's syntax (no look-around or backreferences); the error says so.
+//! - regexes (`proc_regex`, `proc_regex_exclude`, `metric_patterns`) take Python's `re` syntax
+//!   and are searched as `re.search` does; a construct that cannot be matched here (the `a`
+//!   flag, `\N{...}`) is refused at load with its name, and a match that backtracks too long
+//!   counts as no match, with a warning (see `settings::pattern`).
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
-use regex::Regex;
 use serde_yaml::Value;
 
 use crate::config::endpoint::host_port;
 use crate::config::error::{KeyPath, Report};
 use crate::config::native::{attribute_key_problem, DEFAULT_INITIAL_DELAY};
 use crate::config::python;
-use crate::config::secret::Secret;
-use crate::config::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
-use crate::config::value::{self, compile_regex, mapping, quote, string, type_problem, Fields};
-use crate::metrics::{metric_names, MetricToggles};
-use crate::scrape::filter::ProcessFilter;
-use crate::scrape::status::{Status, StatusMapping};
-use crate::supervisor::model::ProcessState;
+use crate::config::value::{
+    self, compile_python_regex, mapping, quote, string, type_problem, Fields,
+};
+use crate::schema::definitions::SUPERVISORD_SERVER;
+use crate::schema::{metric_names, MetricToggles};
+use crate::settings::filter::ProcessFilter;
+use crate::settings::pattern::NamePattern;
+use crate::settings::secret::Secret;
+use crate::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
+use crate::vocab::ProcessState;
+use crate::vocab::{Status, StatusMapping};
 
 const INSTANCE_KEYS: &[&str] = &[
     "name",
@@ -103,7 +109,7 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         targets,
         metrics,
         exporters: Vec::new(),
-        telemetry: crate::config::TelemetrySettings::off(),
+        telemetry: crate::settings::TelemetrySettings::off(),
         health: None,
         warnings: Vec::new(),
     }
@@ -145,7 +151,7 @@ fn instances(
     }
     let mut targets = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut patterns: Option<(PatternTexts, Vec<Regex>, Vec<Regex>)> = None;
+    let mut patterns: Option<(PatternTexts, Vec<NamePattern>, Vec<NamePattern>)> = None;
     for (i, item) in items.iter().enumerate() {
         let item_path = path.index(i);
         if !item.is_mapping() {
@@ -236,7 +242,8 @@ fn instance(report: &mut Report, f: &Fields<'_>, default_service: Option<&str>) 
         ..ProcessFilter::default()
     };
     let status_mapping = status_mapping_override(report, f);
-    let (resource_attributes, point_attributes) = attributes(report, f, default_service);
+    let (resource_attributes, point_attributes) =
+        attributes(report, f, name.as_deref(), default_service);
     let interval = interval(report, f);
     Some(Target {
         name: name?,
@@ -410,10 +417,11 @@ fn names(report: &mut Report, f: &Fields<'_>, key: &str) -> Vec<String> {
         .collect()
 }
 
-fn regexes(report: &mut Report, f: &Fields<'_>, key: &str) -> Vec<Regex> {
+/// Python patterns, as the check's `re.search(rgx, name)` reads them.
+fn regexes(report: &mut Report, f: &Fields<'_>, key: &str) -> Vec<NamePattern> {
     string_items(report, f, key)
         .into_iter()
-        .filter_map(|(path, s)| compile_regex(report, &path, &s))
+        .filter_map(|(path, s)| compile_python_regex(report, &path, &s))
         .collect()
 }
 
@@ -460,6 +468,9 @@ fn status_mapping_override(report: &mut Report, f: &Fields<'_>) -> StatusMapping
     out
 }
 
+/// Attributes as `(key, value)`, in order.
+type Attributes = Vec<(String, String)>;
+
 /// The attribute key of `service` on points: Datadog makes a point attribute `k` the tag `k:v`,
 /// so `service` gives the check's `service:<name>` tag.
 const SERVICE_POINT_KEY: &str = "service";
@@ -470,8 +481,8 @@ const SERVICE_RESOURCE_KEY: &str = "service.name";
 /// instance's, else `init_config`'s), as the check tags every metric with them.
 ///
 /// Returns the resource attributes (each key once, the first value kept; `service` as
-/// `service.name`) and the point attributes (every tag in order, a key given twice included,
-/// then `service`). Datadog's OTLP ingest turns point attributes into tags and ignores resource
+/// `service.name`) and the point attributes (`supervisord_server`, then every tag in order, a
+/// key given twice included, then `service`). Datadog's OTLP ingest turns point attributes into tags and ignores resource
 /// attributes unless `resource_attributes_as_tags` is on, so only the points keep every tag a
 /// migrating user's monitors filter on. A key given twice (`role:web`, `role:db`) is two
 /// `KeyValue`s with the same key on each point: the OTLP specification asks for unique keys,
@@ -480,10 +491,15 @@ const SERVICE_RESOURCE_KEY: &str = "service.name";
 fn attributes(
     report: &mut Report,
     f: &Fields<'_>,
+    name: Option<&str>,
     default_service: Option<&str>,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+) -> (Attributes, Attributes) {
     let mut resource: Vec<(String, String)> = Vec::new();
-    let mut points: Vec<(String, String)> = Vec::new();
+    // The check tags every metric `supervisord_server:<name>` first.
+    let mut points: Vec<(String, String)> = name
+        .map(|n| (SUPERVISORD_SERVER.key.to_string(), n.to_string()))
+        .into_iter()
+        .collect();
     let path = f.path("tags");
     let tags = match f.get("tags") {
         None | Some(Value::Null) => &[][..],
@@ -547,8 +563,11 @@ fn interval(report: &mut Report, f: &Fields<'_>) -> Duration {
     }
 }
 
-/// `metric_patterns`: the texts (to compare instances) and the compiled regexes.
-fn metric_patterns(report: &mut Report, f: &Fields<'_>) -> (PatternTexts, Vec<Regex>, Vec<Regex>) {
+/// `metric_patterns`: the texts (to compare instances) and the compiled Python patterns.
+fn metric_patterns(
+    report: &mut Report,
+    f: &Fields<'_>,
+) -> (PatternTexts, Vec<NamePattern>, Vec<NamePattern>) {
     let empty = ((Vec::new(), Vec::new()), Vec::new(), Vec::new());
     let Some(v) = f.get_set("metric_patterns") else {
         return empty;
@@ -567,7 +586,7 @@ fn metric_patterns(report: &mut Report, f: &Fields<'_>) -> (PatternTexts, Vec<Re
         let texts: Vec<String> = items.iter().map(|(_, s)| s.clone()).collect();
         let compiled = items
             .iter()
-            .filter_map(|(p, s)| compile_regex(report, p, s))
+            .filter_map(|(p, s)| compile_python_regex(report, p, s))
             .collect::<Vec<_>>();
         (texts, compiled)
     };
@@ -577,7 +596,8 @@ fn metric_patterns(report: &mut Report, f: &Fields<'_>) -> (PatternTexts, Vec<Re
 }
 
 /// Datadog's rule: with includes, keep only matching names; then drop names an exclude matches.
-fn toggles(include: &[Regex], exclude: &[Regex]) -> MetricToggles {
+/// A pattern that gives up on a name does not match it (and says so once, in a warning).
+fn toggles(include: &[NamePattern], exclude: &[NamePattern]) -> MetricToggles {
     let mut t = MetricToggles::default();
     for name in metric_names() {
         let kept = (include.is_empty() || include.iter().any(|r| r.is_match(name)))
@@ -605,11 +625,11 @@ mod tests {
 
     #[test]
     fn metric_patterns_follow_datadog() {
-        let re = |s: &str| Regex::new(s).unwrap();
+        let re = |s: &str| NamePattern::python(s).unwrap();
         let t = toggles(&[re("process")], &[re("uptime")]);
-        assert!(t.is_enabled(crate::metrics::MetricId::ProcessCount));
-        assert!(!t.is_enabled(crate::metrics::MetricId::ProcessUptime));
-        assert!(!t.is_enabled(crate::metrics::MetricId::SupervisorState));
+        assert!(t.is_enabled(crate::schema::MetricId::ProcessCount));
+        assert!(!t.is_enabled(crate::schema::MetricId::ProcessUptime));
+        assert!(!t.is_enabled(crate::schema::MetricId::SupervisorState));
         let all = toggles(&[], &[]);
         assert_eq!(all, MetricToggles::default());
     }

@@ -8,7 +8,7 @@
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
-use crate::config::settings::Endpoint;
+use crate::settings::Endpoint;
 
 /// supervisord's default `[inet_http_server]` port, whatever the scheme.
 pub const DEFAULT_PORT: u16 = 9001;

@@ -10,11 +10,9 @@ mod delivery;
 use crate::config::endpoint::{append_signal_path, parse_otlp_url, redact};
 use crate::config::error::{KeyPath, Report};
 use crate::config::native::tls;
-use crate::config::secret::Secret;
-use crate::config::settings::{
-    DebugVerbosity, ExporterSettings, OtlpProtocol, OtlpSettings, TlsSettings,
-};
 use crate::config::value::{self, mapping, quote, string, type_problem, Fields};
+use crate::settings::secret::Secret;
+use crate::settings::{DebugVerbosity, ExporterSettings, OtlpProtocol, OtlpSettings, TlsSettings};
 
 const OTLP_KEYS: &[&str] = &[
     "protocol",

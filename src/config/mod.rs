@@ -5,10 +5,6 @@
 //! read the file, parse it into a YAML tree, expand `${env:NAME}`, pick the format from the
 //! top-level keys (`instances` or `init_config` mean Datadog's), validate and resolve, then
 //! fill in the OTLP exporter from `OTEL_EXPORTER_OTLP_*` when the file names none.
-pub mod secret;
-pub mod settings;
-pub mod tls;
-
 mod datadog;
 mod duration;
 mod endpoint;
@@ -26,10 +22,11 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
+use crate::settings::{ExporterSettings, Settings};
+
 pub use error::{ConfigError, Problem};
 pub use expand::EnvLookup;
 pub(crate) use redact::{mode_if_world_readable, world_readable};
-pub use settings::*;
 
 use error::{KeyPath, Report};
 use locate::Positions;
@@ -38,7 +35,7 @@ use locate::Positions;
 /// of the metric definitions table (ATTRIBUTES lists `state` twice, once per meaning).
 pub fn reserved_attributes() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = Vec::new();
-    for attribute in crate::metrics::definitions::ATTRIBUTES {
+    for attribute in crate::schema::definitions::ATTRIBUTES {
         if !keys.contains(&attribute.key) {
             keys.push(attribute.key);
         }
@@ -207,6 +204,7 @@ fn yaml_message(e: &serde_yaml::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::ConfigFormat;
 
     fn load(text: &str) -> Result<Settings, ConfigError> {
         load_bytes(Path::new("m.yaml"), text.as_bytes(), &|_| None)

@@ -11,16 +11,16 @@ use crate::config::endpoint::{parse_supervisor, redact};
 use crate::config::error::{KeyPath, Report};
 use crate::config::exporters;
 use crate::config::reserved_attributes;
-use crate::config::secret::Secret;
-use crate::config::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
-use crate::config::settings::{HealthSettings, TelemetrySettings};
 use crate::config::value::{
     self, boolean, mapping, nonblank, quote, regex_list, string, string_list, type_problem, Fields,
 };
-use crate::metrics::{metric_names, MetricToggles};
-use crate::scrape::filter::ProcessFilter;
-use crate::scrape::status::{Status, StatusMapping};
-use crate::supervisor::model::ProcessState;
+use crate::schema::{metric_names, MetricToggles};
+use crate::settings::filter::ProcessFilter;
+use crate::settings::secret::Secret;
+use crate::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
+use crate::settings::{HealthSettings, TelemetrySettings};
+use crate::vocab::ProcessState;
+use crate::vocab::{Status, StatusMapping};
 
 const TOP_KEYS: &[&str] = &[
     "collection_interval",
@@ -402,7 +402,7 @@ pub fn tls(report: &mut Report, path: &KeyPath, v: &Value, subject: &str) -> Opt
     let server_name = f.get_set("server_name").and_then(|v| {
         let path = f.path("server_name");
         let name = nonblank(report, &path, v)?;
-        match crate::config::tls::server_name(name) {
+        match crate::tls::server_name(name) {
             Ok(_) => Some(name.to_string()),
             Err(_) => {
                 report.problem(
@@ -702,10 +702,8 @@ mod tests {
              supervisord.process.uptime: {enabled: false}\n",
         )
         .unwrap();
-        assert!(!s
-            .metrics
-            .is_enabled(crate::metrics::MetricId::ProcessUptime));
-        assert!(s.metrics.is_enabled(crate::metrics::MetricId::ProcessCount));
+        assert!(!s.metrics.is_enabled(crate::schema::MetricId::ProcessUptime));
+        assert!(s.metrics.is_enabled(crate::schema::MetricId::ProcessCount));
     }
 
     const ONE_TARGET: &str = "targets: [{name: a, endpoint: 'http://h'}]\n";

@@ -13,8 +13,8 @@ use std::time::Duration;
 use crate::config::endpoint::{append_signal_path, parse_otlp_url, redact};
 use crate::config::error::Report;
 use crate::config::expand::EnvLookup;
-use crate::config::settings::{DeliverySettings, OtlpProtocol, OtlpSettings, TlsSettings};
 use crate::config::value::quote;
+use crate::settings::{DeliverySettings, OtlpProtocol, OtlpSettings, TlsSettings};
 
 const PREFIX: &str = "OTEL_EXPORTER_OTLP_";
 const SIGNAL_PREFIX: &str = "OTEL_EXPORTER_OTLP_METRICS_";
@@ -192,7 +192,7 @@ fn endpoint(env: EnvLookup<'_>, protocol: OtlpProtocol, report: &mut Report) -> 
 
 /// `k1=v1,k2=v2` (W3C baggage-like): keys and values trimmed, values percent-decoded, empty
 /// members skipped. The error never contains a value: header values are secrets.
-pub fn parse_headers(text: &str) -> Result<Vec<(String, crate::config::secret::Secret)>, String> {
+pub fn parse_headers(text: &str) -> Result<Vec<(String, crate::settings::secret::Secret)>, String> {
     let mut out = Vec::new();
     for (i, member) in text.split(',').enumerate() {
         if member.trim().is_empty() {
@@ -222,7 +222,10 @@ pub fn parse_headers(text: &str) -> Result<Vec<(String, crate::config::secret::S
                 "malformed header list: entry {n} has a value that is not a valid header value"
             ));
         }
-        out.push((key.to_string(), crate::config::secret::Secret::new(decoded)));
+        out.push((
+            key.to_string(),
+            crate::settings::secret::Secret::new(decoded),
+        ));
     }
     Ok(out)
 }

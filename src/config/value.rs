@@ -11,6 +11,7 @@ use serde_yaml::Value;
 
 use crate::config::duration;
 use crate::config::error::{KeyPath, Report};
+use crate::settings::pattern::NamePattern;
 
 /// How a value is named in "expected X, found Y".
 pub fn describe(v: &Value) -> String {
@@ -152,8 +153,9 @@ pub fn string_list(report: &mut Report, path: &KeyPath, v: &Value) -> Option<Vec
     ok.then_some(out)
 }
 
-/// Compiles each pattern of a list, reporting each one that does not compile.
-pub fn regex_list(report: &mut Report, path: &KeyPath, v: &Value) -> Vec<Regex> {
+/// Compiles each pattern of a list (regex crate syntax), reporting each one that does not
+/// compile.
+pub fn regex_list(report: &mut Report, path: &KeyPath, v: &Value) -> Vec<NamePattern> {
     let Some(items) = v.as_sequence() else {
         return string_list(report, path, v)
             .unwrap_or_default()
@@ -173,9 +175,10 @@ pub fn regex_list(report: &mut Report, path: &KeyPath, v: &Value) -> Vec<Regex> 
     out
 }
 
-pub fn compile_regex(report: &mut Report, path: &KeyPath, pattern: &str) -> Option<Regex> {
+/// A pattern in the regex crate's syntax (the native format).
+pub fn compile_regex(report: &mut Report, path: &KeyPath, pattern: &str) -> Option<NamePattern> {
     match Regex::new(pattern) {
-        Ok(r) => Some(r),
+        Ok(r) => Some(NamePattern::rust(r)),
         Err(e) => {
             report.problem(
                 path,
@@ -186,6 +189,21 @@ pub fn compile_regex(report: &mut Report, path: &KeyPath, pattern: &str) -> Opti
                     regex_reason(&e)
                 ),
             );
+            None
+        }
+    }
+}
+
+/// A pattern in Python's `re` syntax (the Datadog format, as the Agent's check reads it).
+pub fn compile_python_regex(
+    report: &mut Report,
+    path: &KeyPath,
+    pattern: &str,
+) -> Option<NamePattern> {
+    match NamePattern::python(pattern) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            report.problem(path, format!("invalid regex {}: {e}", quote(pattern)));
             None
         }
     }

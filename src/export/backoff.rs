@@ -5,7 +5,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use crate::config::RetrySettings;
+use crate::settings::RetrySettings;
 
 /// The waits between the attempts of one batch.
 #[derive(Debug)]

@@ -14,9 +14,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, NumberDataPoint, ResourceMetrics,
 };
 
-use crate::config::DebugVerbosity;
-use crate::metrics::definitions::{GROUP, PROCESS, SUPERVISOR_SERVER};
-use crate::metrics::MetricId;
+use crate::schema::definitions::{GROUP, PROCESS, SUPERVISOR_SERVER};
+use crate::schema::MetricId;
+use crate::settings::DebugVerbosity;
 
 #[derive(Debug, Clone)]
 pub struct DebugExporter {
@@ -174,11 +174,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::ConfigFormat;
-    use crate::metrics::{build_request, MetricToggles};
+    use crate::metrics::build_request;
+    use crate::schema::MetricToggles;
     use crate::scrape::outcome::{MonitoredProcess, PollData, PollOutcome, TargetIdentity};
-    use crate::scrape::status::Status;
-    use crate::supervisor::model::{ProcessInfo, ProcessState};
+    use crate::vocab::Status;
+    use crate::vocab::{ProcessInfo, ProcessState};
 
     fn request() -> ExportMetricsServiceRequest {
         let process = |name: &str, state, status| MonitoredProcess {
@@ -214,11 +214,7 @@ mod tests {
             time_unix_nano: 1,
             result: Err("refused".into()),
         };
-        build_request(
-            &[ok, failed],
-            ConfigFormat::Native,
-            &MetricToggles::default(),
-        )
+        build_request(&[ok, failed], &MetricToggles::default())
     }
 
     fn render(verbosity: DebugVerbosity) -> String {

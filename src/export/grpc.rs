@@ -12,7 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 use super::error::{ExportBuildError, ExportError};
 use super::grpc_unary::{self, CallOptions};
 use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest};
-use crate::config::OtlpSettings;
+use crate::settings::OtlpSettings;
 
 #[derive(Debug)]
 pub struct GrpcExporter {
@@ -126,8 +126,8 @@ fn metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::secret::Secret;
-    use crate::config::{OtlpProtocol, TlsSettings};
+    use crate::settings::secret::Secret;
+    use crate::settings::{OtlpProtocol, TlsSettings};
 
     fn settings(endpoint: &str, headers: Vec<(String, Secret)>) -> OtlpSettings {
         OtlpSettings {

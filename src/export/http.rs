@@ -22,7 +22,7 @@ use prost::Message;
 
 use super::error::{ExportBuildError, ExportError};
 use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest};
-use crate::config::OtlpSettings;
+use crate::settings::OtlpSettings;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -290,8 +290,8 @@ fn partial_success_from_json(body: &[u8]) -> Option<ExportMetricsPartialSuccess>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::secret::Secret;
-    use crate::config::{OtlpProtocol, TlsSettings};
+    use crate::settings::secret::Secret;
+    use crate::settings::{OtlpProtocol, TlsSettings};
 
     fn settings(endpoint: &str) -> OtlpSettings {
         OtlpSettings {

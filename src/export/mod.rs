@@ -22,7 +22,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest,
 };
 
-use crate::config::{DebugVerbosity, ExporterSettings, OtlpProtocol};
+use crate::settings::{DebugVerbosity, ExporterSettings, OtlpProtocol};
+pub use batch::count_resource_points;
 pub use debug::DebugExporter;
 pub use encoded::EncodedRequest;
 pub use error::{ExportBuildError, ExportError};
@@ -161,8 +162,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::secret::Secret;
-    use crate::config::{OtlpSettings, TlsSettings};
+    use crate::settings::secret::Secret;
+    use crate::settings::{OtlpSettings, TlsSettings};
 
     fn otlp(protocol: OtlpProtocol, endpoint: &str) -> ExporterSettings {
         ExporterSettings::Otlp(OtlpSettings {

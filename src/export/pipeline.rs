@@ -1,49 +1,45 @@
-//! Between the pollers and the exporters: batches poll outcomes into OTLP requests and hands
-//! them to every exporter.
+//! The exporters and their sending queues, fed with encoded batches.
 //!
-//! Pollers hand over [`ExportItem`]s through a channel. The pipeline only builds requests and
-//! puts them in each OTLP exporter's [`SendingQueue`]; a sender task per exporter does the
-//! sending and retrying. So a slow or dead backend never holds up the pipeline, the pollers, or
-//! another exporter: its queue fills, and past its limits drops its oldest batches.
+//! The application hands over batches already written as OTLP protobuf ([`EncodedBatch`]);
+//! this module only queues and sends them, and knows nothing of polls. The batch is put in
+//! each OTLP exporter's [`SendingQueue`], and a sender task per exporter does the sending and
+//! retrying, so a slow or dead backend never holds up the application or another exporter: its
+//! queue fills, and past its limits drops its oldest batches. The debug exporter prints at once.
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
-use tokio::sync::{mpsc, watch};
+use prost::Message;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::config::{ConfigFormat, DeliverySettings, ExporterSettings, Settings};
 use crate::export::batch;
 use crate::export::queue::{QueueGauges, SendingQueue};
 use crate::export::sender::Sender;
 use crate::export::{ExportBuildError, Exporter};
-use crate::metrics::builder::build_resource_metrics;
-use crate::metrics::{encode_resource_metrics, MetricToggles};
-use crate::scrape::outcome::PollOutcome;
+use crate::settings::{DeliverySettings, ExporterSettings};
 use crate::telemetry::Telemetry;
 
 /// The final export on shutdown gets at most this long, for all exporters together.
 pub const FINAL_EXPORT_LIMIT: Duration = Duration::from_secs(5);
 
-/// After a first item arrives, others are awaited this long so that targets polled at the same
-/// tick share one batch (the collector's batch processor waits as long by default).
-const BATCH_WINDOW: Duration = Duration::from_millis(200);
+/// Resources written one after the other as field 1 of an `ExportMetricsServiceRequest`
+/// (so the buffer alone is a valid request), with where each lies and its data points, so a
+/// batch can be cut at resource boundaries to fit `max_request_size`.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedBatch {
+    pub buffer: Bytes,
+    pub resources: Vec<(Range<usize>, u64)>,
+}
 
-/// Items in one batch at most, bounding the memory of a burst.
-const MAX_ITEMS_PER_BATCH: usize = 10_000;
-
-/// What flows into the pipeline.
-#[derive(Debug)]
-pub enum ExportItem {
-    Poll(PollOutcome),
-    /// The receiver's own metrics, already built (their own scope).
-    SelfTelemetry(ResourceMetrics),
+impl EncodedBatch {
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
 }
 
 struct OtlpOutput {
@@ -68,21 +64,23 @@ enum Sink {
     },
 }
 
+/// Every configured exporter with its queue, built and opened but not yet sending.
 pub struct ExportPipeline {
     outputs: Vec<Output>,
-    format: ConfigFormat,
-    toggles: MetricToggles,
     telemetry: Arc<Telemetry>,
 }
 
 impl ExportPipeline {
     /// All fallible setup: every exporter is built and every persistent queue opened here,
     /// before anything is polled.
-    pub fn new(settings: &Settings, telemetry: Arc<Telemetry>) -> Result<Self, ExportBuildError> {
+    pub fn new(
+        exporters: &[ExporterSettings],
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, ExportBuildError> {
         let gauges = QueueGauges::new(Arc::clone(&telemetry));
-        let mut outputs = Vec::with_capacity(settings.exporters.len());
+        let mut outputs = Vec::with_capacity(exporters.len());
         let (mut capacity_batches, mut capacity_bytes) = (0u64, 0u64);
-        for exporter_settings in &settings.exporters {
+        for exporter_settings in exporters {
             let exporter = Exporter::new(exporter_settings)?;
             let otlp = match exporter_settings {
                 ExporterSettings::Otlp(otlp) => otlp,
@@ -115,12 +113,7 @@ impl ExportPipeline {
         telemetry
             .export
             .set_queue_capacity(capacity_batches, capacity_bytes);
-        Ok(ExportPipeline {
-            outputs,
-            format: settings.format,
-            toggles: settings.metrics.clone(),
-            telemetry,
-        })
+        Ok(ExportPipeline { outputs, telemetry })
     }
 
     /// One line per exporter, for the start-up log: where it sends and how it queues.
@@ -149,14 +142,10 @@ impl ExportPipeline {
             .collect()
     }
 
-    /// Exports what arrives until `stop` turns true; then drains the channel (closed once every
-    /// poller finished its poll in flight) into a last batch, and gives the senders
-    /// [`FINAL_EXPORT_LIMIT`] to flush their queues: a retry that was waiting is made at once,
-    /// then retried shortly as often as the limit allows (see the sender). What is left stays
-    /// on disk for the next start (persistent queues) or is counted as dropped (in-memory
-    /// queues).
-    pub async fn run(self, mut rx: mpsc::Receiver<ExportItem>, mut stop: watch::Receiver<bool>) {
-        let only_debug = self.outputs.iter().all(|o| matches!(o, Output::Debug(_)));
+    /// Starts a sender task per OTLP exporter; batches then go in through
+    /// [`RunningExports::dispatch`].
+    pub fn start(self) -> RunningExports {
+        let record_debug = self.outputs.iter().all(|o| matches!(o, Output::Debug(_)));
         let (deadline_tx, deadline_rx) = watch::channel(None);
         let mut senders = JoinSet::new();
         let mut sinks = Vec::with_capacity(self.outputs.len());
@@ -182,113 +171,51 @@ impl ExportPipeline {
                 }
             }
         }
-        let dispatcher = Dispatcher {
+        RunningExports {
             sinks,
-            format: self.format,
-            toggles: self.toggles,
-            telemetry: Arc::clone(&self.telemetry),
-            record_debug: only_debug,
-            bytes_per_item: std::sync::atomic::AtomicUsize::new(0),
-        };
-
-        loop {
-            tokio::select! {
-                received = rx.recv() => match received {
-                    Some(item) => {
-                        let mut batch = vec![item];
-                        let stopped = collect(&mut rx, &mut batch, &mut stop).await;
-                        dispatcher.dispatch(&batch).await;
-                        if stopped {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-                _ = stop.changed() => break,
-            }
-        }
-        let mut last = Vec::new();
-        while let Some(item) = rx.recv().await {
-            last.push(item);
-        }
-        dispatcher.dispatch(&last).await;
-
-        let deadline = Instant::now() + FINAL_EXPORT_LIMIT;
-        let _ = deadline_tx.send(Some(deadline));
-        // Senders stop by themselves at the deadline; the margin only covers a disk write.
-        let margin = Duration::from_millis(500);
-        let flushed = tokio::time::timeout_at(deadline + margin, async {
-            while senders.join_next().await.is_some() {}
-        })
-        .await;
-        if flushed.is_err() {
-            senders.abort_all();
-            while senders.join_next().await.is_some() {}
-        }
-        for (name, queue) in queues {
-            report_leftover(&name, &queue, &self.telemetry);
+            senders,
+            deadline_tx,
+            queues,
+            telemetry: self.telemetry,
+            record_debug,
         }
     }
 }
 
-/// Gathers more items for up to [`BATCH_WINDOW`]; `true` when `stop` fired meanwhile.
-async fn collect(
-    rx: &mut mpsc::Receiver<ExportItem>,
-    batch: &mut Vec<ExportItem>,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    let until = Instant::now() + BATCH_WINDOW;
-    while batch.len() < MAX_ITEMS_PER_BATCH {
-        tokio::select! {
-            received = rx.recv() => match received {
-                Some(item) => batch.push(item),
-                None => return false,
-            },
-            () = tokio::time::sleep_until(until) => return false,
-            _ = stop.changed() => return true,
-        }
-    }
-    false
-}
-
-struct Dispatcher {
+/// The exporters while they send.
+pub struct RunningExports {
     sinks: Vec<Sink>,
-    format: ConfigFormat,
-    toggles: MetricToggles,
+    senders: JoinSet<()>,
+    /// `Some(deadline)` once stopping: the senders flush until then.
+    deadline_tx: watch::Sender<Option<Instant>>,
+    queues: Vec<(String, Arc<SendingQueue>)>,
     telemetry: Arc<Telemetry>,
     /// With only debug exporters, their writes are the export attempts health reports on.
     record_debug: bool,
-    /// Bytes per item of the last batch: the next buffer is sized from it, so a batch of
-    /// megabytes is written without regrowing (a copy per doubling).
-    bytes_per_item: std::sync::atomic::AtomicUsize,
 }
 
-impl Dispatcher {
+impl RunningExports {
     /// Hands one batch to every exporter, in configuration order: printed by the debug
-    /// exporter, or encoded once, cut to `max_request_size` and queued.
-    async fn dispatch(&self, items: &[ExportItem]) {
-        if items.is_empty() {
+    /// exporter, or cut to `max_request_size` and queued.
+    pub async fn dispatch(&self, batch: &EncodedBatch) {
+        if batch.is_empty() {
             return;
         }
-        let needs_structs = self.sinks.iter().any(|s| matches!(s, Sink::Debug(_)));
-        let structs = if needs_structs {
-            self.build(items)
-        } else {
-            None
-        };
-        let needs_bytes = self.sinks.iter().any(|s| matches!(s, Sink::Queue { .. }));
-        let encoded = if needs_bytes {
-            Some(self.encode(items))
-        } else {
-            None
-        };
         for sink in &self.sinks {
             match sink {
                 Sink::Debug(exporter) => {
-                    let Some(request) = &structs else { continue };
-                    let result = exporter.export(request).await;
+                    let request = match ExportMetricsServiceRequest::decode(batch.buffer.clone()) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            tracing::error!(
+                                "a batch does not decode for the debug exporter: {error}"
+                            );
+                            continue;
+                        }
+                    };
+                    let result = exporter.export(&request).await;
                     if self.record_debug {
-                        let now = crate::scrape::poller::unix_nanos_now();
+                        let now = crate::clock::unix_nanos_now();
                         self.telemetry.export.record_attempt(result.is_ok(), now);
                     }
                     if let Err(error) = result {
@@ -299,10 +226,9 @@ impl Dispatcher {
                     queue,
                     max_request_size,
                 } => {
-                    let Some((buffer, resources)) = &encoded else {
-                        continue;
-                    };
-                    for piece in batch::pack_encoded(buffer, resources, *max_request_size) {
+                    for piece in
+                        batch::pack_encoded(&batch.buffer, &batch.resources, *max_request_size)
+                    {
                         queue.push_async(piece).await;
                     }
                 }
@@ -310,47 +236,26 @@ impl Dispatcher {
         }
     }
 
-    fn build(&self, items: &[ExportItem]) -> Option<ExportMetricsServiceRequest> {
-        let resource_metrics: Vec<ResourceMetrics> = items
-            .iter()
-            .map(|item| match item {
-                ExportItem::Poll(outcome) => {
-                    build_resource_metrics(outcome, self.format, &self.toggles)
-                }
-                ExportItem::SelfTelemetry(resource) => resource.clone(),
-            })
-            .collect();
-        (!resource_metrics.is_empty()).then_some(ExportMetricsServiceRequest { resource_metrics })
-    }
-
-    /// Every item as one `resource_metrics` field, one after the other in one buffer, with
-    /// where each lies and its data points.
-    fn encode(&self, items: &[ExportItem]) -> (Bytes, Vec<(Range<usize>, u64)>) {
-        let estimate = self
-            .bytes_per_item
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .saturating_mul(items.len());
-        // A little over the estimate, so a batch that grew a bit does not regrow.
-        let mut buffer = Vec::with_capacity(estimate.saturating_add(estimate / 8));
-        let mut resources = Vec::with_capacity(items.len());
-        for item in items {
-            let start = buffer.len();
-            let points = match item {
-                ExportItem::Poll(outcome) => {
-                    encode_resource_metrics(outcome, self.format, &self.toggles, &mut buffer)
-                }
-                ExportItem::SelfTelemetry(resource) => {
-                    prost::encoding::message::encode(1, resource, &mut buffer);
-                    batch::count_resource_points(resource)
-                }
-            };
-            resources.push((start..buffer.len(), points));
+    /// Gives the senders [`FINAL_EXPORT_LIMIT`] to flush their queues: a retry that was
+    /// waiting is made at once, then retried shortly as often as the limit allows (see the
+    /// sender). What is left stays on disk for the next start (persistent queues) or is counted
+    /// as dropped (in-memory queues).
+    pub async fn finish(mut self) {
+        let deadline = Instant::now() + FINAL_EXPORT_LIMIT;
+        let _ = self.deadline_tx.send(Some(deadline));
+        // Senders stop by themselves at the deadline; the margin only covers a disk write.
+        let margin = Duration::from_millis(500);
+        let flushed = tokio::time::timeout_at(deadline + margin, async {
+            while self.senders.join_next().await.is_some() {}
+        })
+        .await;
+        if flushed.is_err() {
+            self.senders.abort_all();
+            while self.senders.join_next().await.is_some() {}
         }
-        if let Some(per_item) = buffer.len().checked_div(items.len()) {
-            self.bytes_per_item
-                .store(per_item, std::sync::atomic::Ordering::Relaxed);
+        for (name, queue) in &self.queues {
+            report_leftover(name, queue, &self.telemetry);
         }
-        (Bytes::from(buffer), resources)
     }
 }
 

@@ -15,10 +15,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config::RetrySettings;
 use crate::export::backoff::Backoff;
 use crate::export::queue::{SendingQueue, Taken};
 use crate::export::{Accepted, EncodedRequest, ExportError, Exporter};
+use crate::settings::RetrySettings;
 use crate::telemetry::Telemetry;
 
 /// What the sender is told about stopping: `Some(deadline)` once the receiver stops; the queue is
@@ -161,7 +161,7 @@ impl<E: Transmit> Sender<E> {
             let Some(result) = attempt(&self.exporter, request, stop).await else {
                 return Delivery::Interrupted;
             };
-            let now_nanos = crate::scrape::poller::unix_nanos_now();
+            let now_nanos = crate::clock::unix_nanos_now();
             self.telemetry
                 .export
                 .record_attempt(result.is_ok(), now_nanos);
@@ -342,8 +342,8 @@ mod tests {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
     use super::*;
-    use crate::config::QueueSettings;
     use crate::export::queue::QueueGauges;
+    use crate::settings::QueueSettings;
 
     /// Replies from a script, one per attempt, and records what it was sent and when.
     struct Scripted {

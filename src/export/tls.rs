@@ -1,12 +1,12 @@
 //! TLS towards an OTLP backend, from the same building blocks as HTTPS to supervisord
-//! ([`crate::config::tls`]): system roots plus `ca_file`, an optional client certificate,
+//! ([`crate::tls`]): system roots plus `ca_file`, an optional client certificate,
 //! `server_name`, or no verification when the user asked for it.
 
 use tonic::transport::{ClientTlsConfig, Endpoint, Identity};
 
 use super::error::ExportBuildError;
-use crate::config::tls::{self as tls_settings, TlsError};
-use crate::config::TlsSettings;
+use crate::settings::TlsSettings;
+use crate::tls::{self as tls_settings, TlsError};
 
 /// The rustls configuration of the HTTP exporter.
 pub(crate) fn client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, ExportBuildError> {

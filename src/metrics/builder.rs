@@ -18,33 +18,27 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::definitions::{self as defs, AttributeDef, MetricId, METRICS};
-use super::MetricToggles;
-use crate::config::ConfigFormat;
+use crate::schema::definitions::{self as defs, AttributeDef, MetricId, METRICS};
+use crate::schema::MetricToggles;
 use crate::scrape::outcome::{PollData, PollOutcome, TargetIdentity};
-use crate::scrape::status::Status;
-use crate::supervisor::model::{ProcessState, SupervisorState};
+use crate::vocab::Status;
+use crate::vocab::{ProcessState, SupervisorState};
 
 /// Builds the request for one round of polls.
 pub fn build_request(
     outcomes: &[PollOutcome],
-    format: ConfigFormat,
     toggles: &MetricToggles,
 ) -> ExportMetricsServiceRequest {
     let mut resource_metrics = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
-        resource_metrics.push(build_resource_metrics(outcome, format, toggles));
+        resource_metrics.push(build_resource_metrics(outcome, toggles));
     }
     ExportMetricsServiceRequest { resource_metrics }
 }
 
 /// The metrics of one poll of one target.
-pub fn build_resource_metrics(
-    outcome: &PollOutcome,
-    format: ConfigFormat,
-    toggles: &MetricToggles,
-) -> ResourceMetrics {
-    collect(outcome, format, toggles).to_resource_metrics()
+pub fn build_resource_metrics(outcome: &PollOutcome, toggles: &MetricToggles) -> ResourceMetrics {
+    collect(outcome, toggles).to_resource_metrics()
 }
 
 /// One attribute, borrowed: key and string value.
@@ -144,24 +138,12 @@ impl<'a> Collected<'a> {
 }
 
 /// What one poll exports: the one place that decides which points exist.
-pub(crate) fn collect<'a>(
-    outcome: &'a PollOutcome,
-    format: ConfigFormat,
-    toggles: &'a MetricToggles,
-) -> Collected<'a> {
+pub(crate) fn collect<'a>(outcome: &'a PollOutcome, toggles: &'a MetricToggles) -> Collected<'a> {
     let target = outcome.target.as_ref();
-    let server = match format {
-        ConfigFormat::Datadog => Some((defs::SUPERVISORD_SERVER.key, target.name.as_str())),
-        ConfigFormat::Native => None,
-    };
-    let on_every_point = server
-        .into_iter()
-        .chain(
-            target
-                .point_attributes
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
+    let on_every_point = target
+        .point_attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let mut points = PointsBuilder {
         toggles,
@@ -390,7 +372,7 @@ mod tests {
 
     use super::*;
     use crate::scrape::outcome::MonitoredProcess;
-    use crate::supervisor::model::ProcessInfo;
+    use crate::vocab::ProcessInfo;
 
     fn outcome(result: Result<PollData, String>) -> PollOutcome {
         PollOutcome {
@@ -448,11 +430,7 @@ mod tests {
 
     #[test]
     fn failed_poll_is_can_connect_zero_only() {
-        let request = build_request(
-            &[outcome(Err("refused".into()))],
-            ConfigFormat::Native,
-            &MetricToggles::default(),
-        );
+        let request = build_request(&[outcome(Err("refused".into()))], &MetricToggles::default());
         let rm = &request.resource_metrics[0];
         let metrics = &rm.scope_metrics[0].metrics;
         assert_eq!(metrics.len(), 1);
@@ -481,11 +459,7 @@ mod tests {
             identification: Some("supervisor".into()),
             version: Some("4.2.5".into()),
         };
-        let request = build_request(
-            &[outcome(Ok(data))],
-            ConfigFormat::Native,
-            &MetricToggles::default(),
-        );
+        let request = build_request(&[outcome(Ok(data))], &MetricToggles::default());
         let rm = &request.resource_metrics[0];
         let state = points(rm, MetricId::ProcessState);
         assert_eq!(state.len(), 16);
@@ -515,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn disabled_metrics_are_absent_and_datadog_adds_server_to_points() {
+    fn disabled_metrics_are_absent_and_point_attributes_go_on_every_point() {
         let mut toggles = MetricToggles::default();
         toggles
             .set_enabled(MetricId::ProcessState.name(), false)
@@ -524,7 +498,13 @@ mod tests {
             processes: vec![process("a", ProcessState::Running, Status::Up)],
             ..Default::default()
         };
-        let request = build_request(&[outcome(Ok(data))], ConfigFormat::Datadog, &toggles);
+        let mut o = outcome(Ok(data));
+        // As the Datadog loader sets it.
+        o.target = Arc::new(TargetIdentity {
+            point_attributes: vec![(defs::SUPERVISORD_SERVER.key.into(), "web-1".into())],
+            ..(*o.target).clone()
+        });
+        let request = build_request(&[o], &toggles);
         let rm = &request.resource_metrics[0];
         assert!(points(rm, MetricId::ProcessState).is_empty());
         assert!(points(rm, MetricId::SupervisorState).is_empty());
@@ -549,7 +529,7 @@ mod tests {
             attributes: vec![(defs::SUPERVISOR_SERVER.key.into(), "other".into())],
             point_attributes: vec![],
         });
-        let request = build_request(&[o], ConfigFormat::Native, &MetricToggles::default());
+        let request = build_request(&[o], &MetricToggles::default());
         let attributes = &request.resource_metrics[0]
             .resource
             .as_ref()

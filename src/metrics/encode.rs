@@ -16,9 +16,8 @@
 use prost::encoding::{encode_varint, encoded_len_varint};
 
 use super::builder::{collect, Collected, Point};
-use super::definitions::{MetricDef, GROUP, PROCESS, SCOPE_NAME, SCOPE_VERSION};
-use super::MetricToggles;
-use crate::config::ConfigFormat;
+use crate::schema::definitions::{MetricDef, GROUP, PROCESS, SCOPE_NAME, SCOPE_VERSION};
+use crate::schema::MetricToggles;
 use crate::scrape::outcome::PollOutcome;
 
 /// Wire types of the protobuf encoding.
@@ -34,11 +33,10 @@ const fn key(tag: u8, wire_type: u8) -> u8 {
 /// returns its data points.
 pub fn encode_resource_metrics(
     outcome: &PollOutcome,
-    format: ConfigFormat,
     toggles: &MetricToggles,
     out: &mut Vec<u8>,
 ) -> u64 {
-    let collected = collect(outcome, format, toggles);
+    let collected = collect(outcome, toggles);
     Writer::new(&collected).write_request_field(out)
 }
 
@@ -221,20 +219,22 @@ mod tests {
 
     use super::*;
     use crate::metrics::builder::build_resource_metrics;
+    use crate::schema::definitions::SUPERVISORD_SERVER;
+    use crate::schema::MetricId;
     use crate::scrape::outcome::{MonitoredProcess, PollData, TargetIdentity};
-    use crate::scrape::status::Status;
-    use crate::supervisor::model::{ProcessInfo, ProcessState, SupervisorState};
+    use crate::vocab::Status;
+    use crate::vocab::{ProcessInfo, ProcessState, SupervisorState};
 
-    fn prost_bytes(outcome: &PollOutcome, format: ConfigFormat, t: &MetricToggles) -> Vec<u8> {
+    fn prost_bytes(outcome: &PollOutcome, t: &MetricToggles) -> Vec<u8> {
         ExportMetricsServiceRequest {
-            resource_metrics: vec![build_resource_metrics(outcome, format, t)],
+            resource_metrics: vec![build_resource_metrics(outcome, t)],
         }
         .encode_to_vec()
     }
 
-    fn ours(outcome: &PollOutcome, format: ConfigFormat, t: &MetricToggles) -> (Vec<u8>, u64) {
+    fn ours(outcome: &PollOutcome, t: &MetricToggles) -> (Vec<u8>, u64) {
         let mut out = Vec::new();
-        let points = encode_resource_metrics(outcome, format, t, &mut out);
+        let points = encode_resource_metrics(outcome, t, &mut out);
         (out, points)
     }
 
@@ -261,9 +261,10 @@ mod tests {
         time: u64,
         result: Result<PollData, String>,
     ) -> PollOutcome {
-        // Every point repeats the user's attributes, one key twice, as the Datadog format sends
-        // a tag key given twice.
-        let mut point_attributes = attributes.clone();
+        // Every point repeats the server name and the user's attributes, one key twice, as the
+        // Datadog format sends them.
+        let mut point_attributes = vec![(SUPERVISORD_SERVER.key.to_string(), name.to_string())];
+        point_attributes.extend(attributes.iter().cloned());
         if let Some((k, _)) = attributes.first() {
             point_attributes.push((k.clone(), "again".into()));
         }
@@ -278,12 +279,22 @@ mod tests {
         }
     }
 
+    /// The outcome without point attributes (the native format) and as it is.
+    fn both(outcome: &PollOutcome) -> [PollOutcome; 2] {
+        let mut bare = outcome.clone();
+        bare.target = Arc::new(TargetIdentity {
+            point_attributes: Vec::new(),
+            ..(*outcome.target).clone()
+        });
+        [bare, outcome.clone()]
+    }
+
     fn assert_same(outcome: &PollOutcome) {
         let mut toggles = MetricToggles::default();
-        for format in [ConfigFormat::Native, ConfigFormat::Datadog] {
-            let (bytes, points) = ours(outcome, format, &toggles);
-            let expected = prost_bytes(outcome, format, &toggles);
-            assert_eq!(bytes, expected, "{format:?}");
+        for o in both(outcome) {
+            let (bytes, points) = ours(&o, &toggles);
+            let expected = prost_bytes(&o, &toggles);
+            assert_eq!(bytes, expected, "{:?}", o.target.point_attributes);
             let decoded = ExportMetricsServiceRequest::decode(bytes.as_slice()).unwrap();
             let counted: usize = decoded.resource_metrics[0].scope_metrics[0]
                 .metrics
@@ -303,14 +314,8 @@ mod tests {
         toggles
             .set_enabled(MetricId::CanConnect.name(), false)
             .unwrap();
-        let format = ConfigFormat::Datadog;
-        assert_eq!(
-            ours(outcome, format, &toggles).0,
-            prost_bytes(outcome, format, &toggles)
-        );
+        assert_eq!(ours(outcome, &toggles).0, prost_bytes(outcome, &toggles));
     }
-
-    use crate::metrics::MetricId;
 
     #[test]
     fn a_poll_encodes_as_prost_encodes_its_structs() {
@@ -347,14 +352,14 @@ mod tests {
         let a = outcome("a", vec![], 1, Err("x".into()));
         let b = outcome("b", vec![], 2, Ok(PollData::default()));
         let toggles = MetricToggles::default();
-        let mut joined = ours(&a, ConfigFormat::Native, &toggles).0;
-        joined.extend(ours(&b, ConfigFormat::Native, &toggles).0);
+        let mut joined = ours(&a, &toggles).0;
+        joined.extend(ours(&b, &toggles).0);
         let decoded = ExportMetricsServiceRequest::decode(joined.as_slice()).unwrap();
         assert_eq!(
             decoded.resource_metrics,
             [
-                build_resource_metrics(&a, ConfigFormat::Native, &toggles),
-                build_resource_metrics(&b, ConfigFormat::Native, &toggles)
+                build_resource_metrics(&a, &toggles),
+                build_resource_metrics(&b, &toggles)
             ]
         );
     }
@@ -383,8 +388,8 @@ mod tests {
             };
             let o = outcome(&target, vec![(target.clone(), "v".repeat(150))], time, Ok(data));
             let toggles = MetricToggles::default();
-            for format in [ConfigFormat::Native, ConfigFormat::Datadog] {
-                prop_assert_eq!(ours(&o, format, &toggles).0, prost_bytes(&o, format, &toggles));
+            for o in both(&o) {
+                prop_assert_eq!(ours(&o, &toggles).0, prost_bytes(&o, &toggles));
             }
         }
     }

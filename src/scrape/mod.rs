@@ -1,13 +1,10 @@
 //! Per-target polling: schedule, filters, status mapping.
 pub mod backoff;
-pub mod filter;
 pub mod outcome;
 pub mod poller;
-pub mod runner;
-pub mod status;
 
-use crate::config::Target;
-use crate::supervisor::model::Snapshot;
+use crate::settings::Target;
+use crate::vocab::Snapshot;
 use outcome::{MonitoredProcess, PollData};
 
 /// Applies a target's filters and status mapping to what supervisord reported.

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::config::Target;
-use crate::scrape::status::Status;
-use crate::supervisor::model::{ProcessInfo, SupervisorState};
+use crate::settings::Target;
+use crate::vocab::Status;
+use crate::vocab::{ProcessInfo, SupervisorState};
 
 /// The per-target facts that do not change between polls (resource identity).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,11 +1,11 @@
 //! One target's poll: ask supervisord, filter, map, and log what went wrong.
 
+use crate::clock::unix_nanos_now;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::Target;
 use crate::scrape::backoff::FailureBackoff;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
+use crate::settings::Target;
 use crate::supervisor::client::{PollError, SupervisorClient};
 use crate::supervisor::transport::TransportBuildError;
 use crate::telemetry::Telemetry;
@@ -126,11 +126,4 @@ impl TargetPoller {
             self.last_problems = problems.to_vec();
         }
     }
-}
-
-pub fn unix_nanos_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -2,6 +2,5 @@
 pub mod client;
 pub mod decode;
 mod http1;
-pub mod model;
 pub mod transport;
 pub mod xmlrpc;

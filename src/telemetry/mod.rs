@@ -6,7 +6,6 @@
 //! - [`self_metrics`] turns the counters into OTLP, under the receiver's own resource;
 //!   [`emitter`] sends them into the export pipeline every `telemetry.interval`.
 //! - [`ratelimit`]: named, rate-limited log events (`event="export_failed"`).
-pub mod emitter;
 pub mod ratelimit;
 pub mod self_metrics;
 
@@ -17,7 +16,7 @@ use std::time::Duration;
 
 pub use ratelimit::RateLimitedLog;
 
-use crate::scrape::poller::unix_nanos_now;
+use crate::clock::unix_nanos_now;
 
 /// Shared by every part of one running receiver.
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 //! (`service.name=supervisord-receiver`) and scope, built from a snapshot of [`Telemetry`].
 //!
 //! Names, units, kinds and attribute keys come from the self-telemetry table in
-//! [`crate::metrics::definitions`]; nothing here spells them.
+//! [`crate::schema::definitions`]; nothing here spells them.
 
 use std::sync::atomic::Ordering;
 
@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::Telemetry;
-use crate::metrics::definitions::{
+use crate::schema::definitions::{
     self as defs, AttributeDef, MetricKind, SelfMetricId, SELF_METRICS,
 };
 
@@ -64,7 +64,7 @@ fn generated_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    hasher.write_u64(crate::scrape::poller::unix_nanos_now());
+    hasher.write_u64(crate::clock::unix_nanos_now());
     format!("{:016x}", hasher.finish())
 }
 
@@ -300,7 +300,7 @@ mod tests {
         telemetry.export.add_retried();
         telemetry.export.set_queue(2, 2048);
         telemetry.export.set_queue_capacity(1000, 1 << 20);
-        let now = crate::scrape::poller::unix_nanos_now() + 1;
+        let now = crate::clock::unix_nanos_now() + 1;
         let rm = build(&telemetry, &SelfResource::with_instance_id("host-1"), now);
 
         let resource = rm.resource.as_ref().map(|r| r.attributes.as_slice());

@@ -4,8 +4,8 @@
 use serde_yaml::Value;
 
 use crate::config::error::{KeyPath, Report};
-use crate::config::settings::{DeliverySettings, QueueSettings, RetrySettings};
 use crate::config::value::{self, mapping, nonblank, quote, type_problem, Fields};
+use crate::settings::{DeliverySettings, QueueSettings, RetrySettings};
 
 const QUEUE_KEYS: &[&str] = &[
     "enabled",

@@ -26,8 +26,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use prost::Message;
 use tokio::sync::Notify;
 
-use crate::config::QueueSettings;
 use crate::export::EncodedRequest;
+use crate::settings::QueueSettings;
 use crate::telemetry::Telemetry;
 use disk::DiskStore;
 

@@ -22,7 +22,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::config::settings::TlsSettings;
+use crate::settings::TlsSettings;
 
 /// A PEM file larger than this is not a certificate bundle or a key: refusing it keeps a wrong
 /// path (a log file, a device) from being read whole.

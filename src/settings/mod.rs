@@ -2,13 +2,17 @@
 //! every endpoint parsed. Produced once by [`crate::config::load`]; nothing downstream re-reads
 //! the YAML.
 
+pub mod filter;
+pub mod pattern;
+pub mod secret;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::secret::Secret;
-use crate::metrics::MetricToggles;
-use crate::scrape::filter::ProcessFilter;
-use crate::scrape::status::StatusMapping;
+use crate::schema::MetricToggles;
+use crate::settings::filter::ProcessFilter;
+use crate::settings::secret::Secret;
+use crate::vocab::StatusMapping;
 
 /// Which file format the settings came from; it changes attribute and message conventions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,10 +133,11 @@ pub struct Target {
     /// Extra resource attributes (native `resource_attributes`, Datadog `tags`), in order, each
     /// key once.
     pub resource_attributes: Vec<(String, String)>,
-    /// Attributes every point of this target carries, after the receiver's own: in the Datadog
-    /// format the user's `tags` (every value of a key given twice) and `service`, because
-    /// Datadog's OTLP ingest makes tags of point attributes only. Empty in the native format,
-    /// whose users choose `resource_attributes_as_tags` or a Collector processor instead.
+    /// Attributes every point of this target carries: in the Datadog format
+    /// `supervisord_server`, the user's `tags` (every value of a key given twice) and `service`,
+    /// because Datadog's OTLP ingest makes tags of point attributes only (the loader decides;
+    /// the translation only copies). Empty in the native format, whose users choose
+    /// `resource_attributes_as_tags` or a Collector processor instead.
     pub point_attributes: Vec<(String, String)>,
     /// Whether the connection stays open between polls (native `keep_alive`, default on).
     /// Off trades a connect per poll for open files: one per poll in flight rather than one

@@ -1,6 +1,6 @@
 //! Datadog's three-valued process status and the per-target mapping from supervisord states.
 
-use crate::supervisor::model::ProcessState;
+use super::model::ProcessState;
 
 /// The mapped health of a process: Datadog's `status:` tag values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,8 +5,7 @@
 //! `docs/metrics.md` ([`super::docs`]) and the golden tests all read this module, so a metric cannot be renamed in one place and
 //! forgotten in another.
 
-use crate::scrape::status::Status;
-use crate::supervisor::model::{ProcessState, SupervisorState};
+use crate::vocab::{ProcessState, Status, SupervisorState};
 
 /// The closed set of values an attribute can take, when there is one. Listed from the model's
 /// own `ALL` arrays so the documentation cannot drift from what is emitted.

@@ -1,20 +1,23 @@
 //! Which processes a target monitors: Datadog's single-pass rule, plus group filters.
 //!
 //! A process is included when no include filter is set, or when its name is in `names`, or a
-//! regex in `regex` matches it anywhere (unanchored, as Python's `re.search`), or its group is in
-//! `groups`. It is then dropped when any exclude filter matches. Exclusions always win.
+//! pattern in `regex` matches it anywhere (unanchored, as Python's `re.search`), or its group is
+//! in `groups`. It is then dropped when any exclude filter matches. Exclusions always win.
+//!
+//! The patterns are the native format's (regex crate syntax) or the Datadog format's (Python
+//! syntax); a Python pattern that gives up on a name (too much backtracking) does not match it,
+//! so it neither includes nor excludes that process (see [`NamePattern`]).
 
-use regex::Regex;
-
-use crate::supervisor::model::ProcessInfo;
+use crate::settings::pattern::NamePattern;
+use crate::vocab::ProcessInfo;
 
 #[derive(Debug, Clone, Default)]
 pub struct ProcessFilter {
     pub names: Vec<String>,
-    pub regex: Vec<Regex>,
+    pub regex: Vec<NamePattern>,
     pub groups: Vec<String>,
     pub names_exclude: Vec<String>,
-    pub regex_exclude: Vec<Regex>,
+    pub regex_exclude: Vec<NamePattern>,
     pub groups_exclude: Vec<String>,
 }
 
@@ -63,8 +66,12 @@ mod tests {
         p.iter().map(|p| p.name.as_str()).collect()
     }
 
-    fn re(s: &str) -> Regex {
-        Regex::new(s).unwrap()
+    fn re(s: &str) -> NamePattern {
+        NamePattern::rust(regex::Regex::new(s).unwrap())
+    }
+
+    fn py(s: &str) -> NamePattern {
+        NamePattern::python(s).unwrap()
     }
 
     #[test]
@@ -123,5 +130,38 @@ mod tests {
         };
         let p = procs(&[("mysqld", "a"), ("MySQL", "b"), ("mysql", "c")]);
         assert_eq!(names(&f.apply(p)), ["mysql"]);
+    }
+
+    #[test]
+    fn python_patterns_filter_both_ways() {
+        let f = ProcessFilter {
+            regex: vec![py("^(?!web_|worker_)"), py(r"(\w)\1")],
+            regex_exclude: vec![py("(?<=_)tmp$")],
+            ..Default::default()
+        };
+        let p = procs(&[
+            ("db", "a"),
+            ("web_1", "b"),
+            ("worker_ssh", "c"),
+            ("cron_tmp", "d"),
+            ("web_tmp", "e"),
+        ]);
+        assert_eq!(names(&f.apply(p)), ["db", "worker_ssh"]);
+    }
+
+    #[test]
+    fn a_pattern_that_gives_up_neither_includes_nor_excludes() {
+        let giving_up = || py("^(a|a)+(?=b)c");
+        let long = "a".repeat(40);
+        let include = ProcessFilter {
+            regex: vec![giving_up()],
+            ..Default::default()
+        };
+        assert!(include.apply(procs(&[(&long, "g")])).is_empty());
+        let exclude = ProcessFilter {
+            regex_exclude: vec![giving_up()],
+            ..Default::default()
+        };
+        assert_eq!(exclude.apply(procs(&[(&long, "g")])).len(), 1);
     }
 }

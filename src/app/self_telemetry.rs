@@ -7,10 +7,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use super::self_metrics::{self, SelfResource};
-use super::Telemetry;
-use crate::export::pipeline::ExportItem;
-use crate::scrape::poller::unix_nanos_now;
+use super::pipeline::ExportItem;
+use crate::clock::unix_nanos_now;
+use crate::telemetry::self_metrics::{self, SelfResource};
+use crate::telemetry::Telemetry;
 
 /// Emits until `stop` turns true or the pipeline is gone. The first emission comes one
 /// interval after the start, when there is something to report.

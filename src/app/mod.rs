@@ -1,0 +1,17 @@
+//! The composition root: the only module that sees every layer. It builds the export pipeline
+//! from the settings, spawns a task per target, runs the receiver's own metrics and health
+//! endpoint beside them, applies reloads and stops everything in order (the OpenTelemetry
+//! Collector's service/graph, Vector's topology builder).
+//!
+//! - [`runner`]: setup, the run loop, shutdown;
+//! - [`targets`]: the target tasks and their schedule;
+//! - [`reload`]: what a reload changes;
+//! - [`pipeline`]: polls batched, translated and handed to the exporters;
+//! - [`self_telemetry`]: the receiver's own metrics into the pipeline.
+pub mod pipeline;
+pub mod reload;
+pub mod runner;
+pub mod self_telemetry;
+pub mod targets;
+
+pub use runner::{Runner, SetupError};

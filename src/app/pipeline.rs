@@ -1,0 +1,138 @@
+//! Between the target tasks and the exporters: gathers what they hand over into batches,
+//! writes each batch once as OTLP protobuf, and gives it to the exporters.
+//!
+//! Pollers send [`ExportItem`]s through a channel. After the first item of a batch, others are
+//! awaited for [`BATCH_WINDOW`] so that targets polled on the same tick share a request. The
+//! translation ([`crate::metrics`]) happens here, so the exporters receive bytes and know
+//! nothing of polls.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::export::count_resource_points;
+use crate::export::pipeline::{EncodedBatch, RunningExports};
+use crate::metrics::encode_resource_metrics;
+use crate::schema::MetricToggles;
+use crate::scrape::outcome::PollOutcome;
+
+/// After a first item arrives, others are awaited this long so that targets polled at the same
+/// tick share one batch (the collector's batch processor waits as long by default).
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
+
+/// Items in one batch at most, bounding the memory of a burst.
+const MAX_ITEMS_PER_BATCH: usize = 10_000;
+
+/// What flows into the pipeline.
+#[derive(Debug)]
+pub enum ExportItem {
+    Poll(PollOutcome),
+    /// The receiver's own metrics, already built (their own scope).
+    SelfTelemetry(ResourceMetrics),
+}
+
+/// Exports what arrives until `stop` turns true; then drains the channel (closed once every
+/// poller finished its poll in flight) into a last batch, and lets the exporters flush (see
+/// [`RunningExports::finish`]).
+pub async fn run(
+    exports: RunningExports,
+    toggles: MetricToggles,
+    mut rx: mpsc::Receiver<ExportItem>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let writer = Writer {
+        toggles,
+        bytes_per_item: AtomicUsize::new(0),
+    };
+    loop {
+        tokio::select! {
+            received = rx.recv() => match received {
+                Some(item) => {
+                    let mut batch = vec![item];
+                    let stopped = collect(&mut rx, &mut batch, &mut stop).await;
+                    exports.dispatch(&writer.encode(&batch)).await;
+                    if stopped {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    let mut last = Vec::new();
+    while let Some(item) = rx.recv().await {
+        last.push(item);
+    }
+    exports.dispatch(&writer.encode(&last)).await;
+    exports.finish().await;
+}
+
+/// Gathers more items for up to [`BATCH_WINDOW`]; `true` when `stop` fired meanwhile.
+async fn collect(
+    rx: &mut mpsc::Receiver<ExportItem>,
+    batch: &mut Vec<ExportItem>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let until = Instant::now() + BATCH_WINDOW;
+    while batch.len() < MAX_ITEMS_PER_BATCH {
+        tokio::select! {
+            received = rx.recv() => match received {
+                Some(item) => batch.push(item),
+                None => return false,
+            },
+            () = tokio::time::sleep_until(until) => return false,
+            _ = stop.changed() => return true,
+        }
+    }
+    false
+}
+
+/// Writes batches as OTLP protobuf.
+struct Writer {
+    toggles: MetricToggles,
+    /// Bytes per item of the last batch: the next buffer is sized from it, so a batch of
+    /// megabytes is written without regrowing (a copy per doubling).
+    bytes_per_item: AtomicUsize,
+}
+
+impl Writer {
+    /// Every item as one `resource_metrics` field, one after the other in one buffer, with
+    /// where each lies and its data points.
+    fn encode(&self, items: &[ExportItem]) -> EncodedBatch {
+        if items.is_empty() {
+            return EncodedBatch::default();
+        }
+        let estimate = self
+            .bytes_per_item
+            .load(Ordering::Relaxed)
+            .saturating_mul(items.len());
+        // A little over the estimate, so a batch that grew a bit does not regrow.
+        let mut buffer = Vec::with_capacity(estimate.saturating_add(estimate / 8));
+        let mut resources = Vec::with_capacity(items.len());
+        for item in items {
+            let start = buffer.len();
+            let points = match item {
+                ExportItem::Poll(outcome) => {
+                    encode_resource_metrics(outcome, &self.toggles, &mut buffer)
+                }
+                ExportItem::SelfTelemetry(resource) => {
+                    prost::encoding::message::encode(1, resource, &mut buffer);
+                    count_resource_points(resource)
+                }
+            };
+            resources.push((start..buffer.len(), points));
+        }
+        if let Some(per_item) = buffer.len().checked_div(items.len()) {
+            self.bytes_per_item.store(per_item, Ordering::Relaxed);
+        }
+        EncodedBatch {
+            buffer: Bytes::from(buffer),
+            resources,
+        }
+    }
+}

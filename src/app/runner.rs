@@ -1,0 +1,189 @@
+//! The `run` loop: builds the export pipeline, the target tasks, the receiver's own metrics and
+//! the health endpoint; applies reloads; stops them in order.
+//!
+//! All fallible setup (clients, exporters, the health port) happens in [`Runner::new`]; the
+//! loops are short. Reload (SIGHUP, see [`Runner::run_with_reloads`]) applies the new file's
+//! targets only ([`super::reload`]); exporters, the sending queue, metric switches,
+//! self-telemetry and the health endpoint are read at start only, and a reload that changes
+//! them says so in a warning.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::pipeline::{self, ExportItem};
+use super::reload::{Fingerprint, RestartOnly};
+use super::self_telemetry;
+use super::targets::{spread, Targets};
+use crate::admin::{AdminError, HealthServer};
+use crate::export::pipeline::ExportPipeline;
+use crate::schema::MetricToggles;
+use crate::scrape::poller::TargetPoller;
+use crate::settings::{Settings, TelemetrySettings};
+use crate::telemetry::self_metrics::SelfResource;
+use crate::telemetry::Telemetry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("target '{target}': {source}")]
+    Transport {
+        target: String,
+        source: crate::supervisor::transport::TransportBuildError,
+    },
+    #[error("exporter: {0}")]
+    Exporter(#[from] crate::export::ExportBuildError),
+    #[error(transparent)]
+    Health(#[from] AdminError),
+}
+
+/// Room in the channel between the pollers and the pipeline: every target's next outcome and
+/// a self-telemetry report fit while the pipeline is busy with the previous batch.
+const MIN_CHANNEL: usize = 16;
+
+pub struct Runner {
+    pollers: Vec<(Fingerprint, TargetPoller)>,
+    pipeline: ExportPipeline,
+    toggles: MetricToggles,
+    initial_delay: Duration,
+    telemetry: Arc<Telemetry>,
+    self_telemetry: TelemetrySettings,
+    health: Option<HealthServer>,
+    /// What a reload cannot change, to warn when the new file changes it anyway.
+    restart_only: RestartOnly,
+}
+
+impl Runner {
+    pub fn new(settings: Settings) -> Result<Runner, SetupError> {
+        let telemetry = Arc::new(Telemetry::default());
+        let pipeline = ExportPipeline::new(&settings.exporters, Arc::clone(&telemetry))?;
+        let restart_only = RestartOnly::of(&settings);
+        let health = match &settings.health {
+            Some(health) => Some(HealthServer::bind(health, Arc::clone(&telemetry))?),
+            None => None,
+        };
+        let pollers = settings
+            .targets
+            .into_iter()
+            .map(|target| {
+                let name = target.name.clone();
+                let fingerprint = Fingerprint::of(&target);
+                TargetPoller::new(target)
+                    .map(|poller| (fingerprint, poller))
+                    .map_err(|source| SetupError::Transport {
+                        target: name,
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Runner {
+            pollers,
+            pipeline,
+            toggles: settings.metrics,
+            initial_delay: settings.initial_delay,
+            telemetry,
+            self_telemetry: settings.telemetry,
+            health,
+            restart_only,
+        })
+    }
+
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(&self.telemetry)
+    }
+
+    /// The health endpoint's bound address, when it is configured.
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.health.as_ref().map(HealthServer::local_addr)
+    }
+
+    /// Polls and exports until `shutdown` completes, then lets each poll in flight finish and
+    /// makes one final bounded export.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (_never, reloads) = mpsc::channel(1);
+        self.run_with_reloads(shutdown, reloads).await;
+    }
+
+    /// Like [`Runner::run`], applying each settings received on `reloads` (see the module
+    /// documentation for what a reload changes).
+    pub async fn run_with_reloads(
+        self,
+        shutdown: impl Future<Output = ()>,
+        mut reloads: mpsc::Receiver<Settings>,
+    ) {
+        let Runner {
+            pollers,
+            pipeline,
+            toggles,
+            initial_delay,
+            telemetry,
+            self_telemetry,
+            health,
+            restart_only,
+        } = self;
+        for exporter in pipeline.describe() {
+            tracing::info!(exporter = %exporter, "exporting");
+        }
+        tracing::info!(targets = pollers.len(), "polling");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (tx, rx) = mpsc::channel::<ExportItem>((pollers.len() * 2).max(MIN_CHANNEL));
+        let export_task = tokio::spawn(pipeline::run(
+            pipeline.start(),
+            toggles,
+            rx,
+            stop_rx.clone(),
+        ));
+
+        let mut targets = Targets::new(
+            tx.clone(),
+            stop_rx.clone(),
+            Arc::clone(&telemetry),
+            restart_only,
+        );
+        let count = pollers.len();
+        for (index, (fingerprint, poller)) in pollers.into_iter().enumerate() {
+            let offset = spread(index, count, poller.target().collection_interval);
+            targets.spawn(fingerprint, poller, initial_delay + offset);
+        }
+        let emitter_task = self_telemetry.metrics.then(|| {
+            tracing::info!(
+                interval = ?self_telemetry.interval,
+                "sending the receiver's own metrics"
+            );
+            tokio::spawn(self_telemetry::run(
+                Arc::clone(&telemetry),
+                SelfResource::detect(),
+                self_telemetry.interval,
+                tx.clone(),
+                stop_rx.clone(),
+            ))
+        });
+        // Only the pollers and the emitter may keep the channel open: the pipeline drains it
+        // on shutdown until every sender is gone.
+        drop(tx);
+        let health_task = health.map(|server| tokio::spawn(server.serve(stop_rx.clone())));
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(settings) = reloads.recv() => targets.reload(settings).await,
+            }
+        }
+
+        tracing::info!("shutting down: finishing polls in flight");
+        let _ = stop_tx.send(true);
+        targets.finish().await;
+        if let Some(task) = emitter_task {
+            let _ = task.await;
+        }
+        if export_task.await.is_err() {
+            tracing::error!("the export task ended abnormally");
+        }
+        if let Some(task) = health_task {
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
+    }
+}

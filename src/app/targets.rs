@@ -1,0 +1,206 @@
+//! The target tasks: one per target on its own schedule, each polling and handing its outcome
+//! to the pipeline; started, replaced and stopped as a reload says.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::pipeline::ExportItem;
+use super::reload::{Fingerprint, Plan, RestartOnly};
+use crate::scrape::poller::TargetPoller;
+use crate::settings::{Settings, Target};
+use crate::telemetry::Telemetry;
+
+/// The running poll tasks, by target name.
+pub(super) struct Targets {
+    running: BTreeMap<String, RunningTarget>,
+    tx: mpsc::Sender<ExportItem>,
+    stop: watch::Receiver<bool>,
+    telemetry: Arc<Telemetry>,
+    restart_only: RestartOnly,
+}
+
+struct RunningTarget {
+    fingerprint: Fingerprint,
+    task: JoinHandle<()>,
+}
+
+impl Targets {
+    pub(super) fn new(
+        tx: mpsc::Sender<ExportItem>,
+        stop: watch::Receiver<bool>,
+        telemetry: Arc<Telemetry>,
+        restart_only: RestartOnly,
+    ) -> Targets {
+        Targets {
+            running: BTreeMap::new(),
+            tx,
+            stop,
+            telemetry,
+            restart_only,
+        }
+    }
+
+    pub(super) fn spawn(
+        &mut self,
+        fingerprint: Fingerprint,
+        poller: TargetPoller,
+        initial_delay: Duration,
+    ) {
+        let poller = poller.with_telemetry(Arc::clone(&self.telemetry));
+        let name = poller.target().name.clone();
+        self.telemetry.polls.register(&name);
+        let task = tokio::spawn(poll_loop(
+            poller,
+            initial_delay,
+            self.tx.clone(),
+            self.stop.clone(),
+            Arc::clone(&self.telemetry),
+        ));
+        self.running
+            .insert(name, RunningTarget { fingerprint, task });
+    }
+
+    /// Applies a new configuration's targets, or none of them: every new client is built
+    /// before anything running is touched.
+    pub(super) async fn reload(&mut self, settings: Settings) {
+        let changed_sections = self.restart_only.changed(&RestartOnly::of(&settings));
+        let initial_delay = settings.initial_delay;
+        let wanted: Vec<(Fingerprint, Target)> = settings
+            .targets
+            .into_iter()
+            .map(|target| (Fingerprint::of(&target), target))
+            .collect();
+        let current: BTreeMap<&str, Fingerprint> = self
+            .running
+            .iter()
+            .map(|(name, running)| (name.as_str(), running.fingerprint))
+            .collect();
+        let plan = Plan::new(
+            &current,
+            wanted
+                .iter()
+                .map(|(fp, target)| (target.name.as_str(), *fp)),
+        );
+
+        let mut started = Vec::new();
+        for (fingerprint, target) in wanted {
+            if !plan.starts(&target.name) {
+                continue;
+            }
+            let name = target.name.clone();
+            match TargetPoller::new(target) {
+                Ok(poller) => started.push((fingerprint, poller)),
+                Err(error) => {
+                    tracing::error!(
+                        event = "reload_failed",
+                        "target '{name}': {error}; configuration not reloaded, the running \
+                         one is kept"
+                    );
+                    return;
+                }
+            }
+        }
+
+        if !changed_sections.is_empty() {
+            tracing::warn!(
+                event = "reload_restart_needed",
+                "{} changed: only targets are reloaded, the rest applies at the next restart",
+                changed_sections.join(", ")
+            );
+        }
+        for name in plan.removed.iter().chain(&plan.changed) {
+            if let Some(running) = self.running.remove(name) {
+                // The poll in flight of a stopped target is abandoned: its result would be
+                // for a configuration that no longer exists.
+                running.task.abort();
+                let _ = running.task.await;
+            }
+        }
+        // Only once the task is gone can no late poll bring its series back.
+        for name in &plan.removed {
+            self.telemetry.polls.forget(name);
+        }
+        let count = started.len();
+        for (index, (fingerprint, poller)) in started.into_iter().enumerate() {
+            let offset = spread(index, count, poller.target().collection_interval);
+            self.spawn(fingerprint, poller, initial_delay + offset);
+        }
+        tracing::info!(
+            event = "reloaded",
+            added = ?plan.added,
+            changed = ?plan.changed,
+            removed = ?plan.removed,
+            unchanged = plan.unchanged,
+            "configuration reloaded"
+        );
+    }
+
+    /// Waits for every poll task, once `stop` is set, and drops the last sender they hold.
+    pub(super) async fn finish(self) {
+        for (_, running) in self.running {
+            let _ = running.task.await;
+        }
+    }
+}
+
+/// Where in its interval the `index`-th of `count` targets polls first: evenly spread, so a
+/// fleet never polls in lock-step (a burst of thousands of polls every interval would make the
+/// last ones late and need the CPU all at once). Deterministic, in configuration order, so
+/// phases are the same at every start; one target polls at once (offset zero), as Datadog's
+/// check and the OTel Collector's scrapers do.
+pub(super) fn spread(index: usize, count: usize, interval: Duration) -> Duration {
+    if count <= 1 {
+        return Duration::ZERO;
+    }
+    let nanos = interval.as_nanos() * (index as u128) / (count as u128);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+async fn poll_loop(
+    mut poller: TargetPoller,
+    initial_delay: Duration,
+    tx: mpsc::Sender<ExportItem>,
+    mut stop: watch::Receiver<bool>,
+    telemetry: Arc<Telemetry>,
+) {
+    let interval = poller.target().collection_interval;
+    let start = tokio::time::Instant::now() + initial_delay;
+    let mut ticker = tokio::time::interval_at(start, interval);
+    // A poll that overran its interval starts the next one right after, then keeps the period.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            scheduled = ticker.tick() => {
+                telemetry.polls.record_start(scheduled.elapsed());
+                let outcome = poller.poll().await;
+                if tx.send(ExportItem::Poll(outcome)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_polls_spread_evenly_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        assert_eq!(spread(0, 1, interval), Duration::ZERO);
+        let offsets: Vec<Duration> = (0..4).map(|i| spread(i, 4, interval)).collect();
+        assert_eq!(
+            offsets,
+            [0, 2500, 5000, 7500].map(Duration::from_millis).to_vec()
+        );
+        assert!(spread(9_999, 10_000, interval) < interval);
+    }
+}
