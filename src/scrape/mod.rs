@@ -1,5 +1,6 @@
 //! Per-target polling: schedule, filters, status mapping.
 pub mod backoff;
+pub mod changes;
 pub mod outcome;
 pub mod poller;
 

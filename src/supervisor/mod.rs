@@ -1,6 +1,7 @@
 //! Talking to supervisord: transport, XML-RPC codec, typed model, and the poll client.
 pub mod client;
 pub mod decode;
+pub mod events;
 mod http1;
 pub mod transport;
 pub mod xmlrpc;
