@@ -33,6 +33,7 @@
 //! | self-telemetry | `telemetry` | `clock`, `schema`, `settings` |
 //! | scrape | `scrape` | `vocab`, `clock`, `settings`, `supervisor`, `telemetry` |
 //! | translation | `metrics` | `vocab`, `clock`, `schema`, `settings`, `scrape` |
+//! | translation | `logs` | `vocab`, `clock`, `schema`, `settings`, `scrape`, `metrics` |
 //! | export | `export` | `clock`, `schema`, `settings`, `tls`, `telemetry` |
 //! | admin | `admin` | `clock`, `settings`, `telemetry` |
 //! | root | `app` | everything |
@@ -48,6 +49,7 @@
 //! - [`supervisor`]: the transport (TCP, HTTPS, UNIX socket), the XML-RPC codec, the poll client.
 //! - [`scrape`]: one target's poll: filters, status mapping, failure backoff.
 //! - [`metrics`]: poll outcomes → OTLP, as structs or straight to protobuf bytes.
+//! - [`logs`]: state changes → OTLP log records.
 //! - [`export`]: exporters, sending queues, retries; receives encoded requests only.
 //! - [`telemetry`]: the receiver's own counters.
 //! - [`admin`]: the `/healthz` endpoint.
@@ -59,6 +61,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod export;
+pub mod logs;
 pub mod metrics;
 pub mod schema;
 pub mod scrape;

@@ -153,7 +153,7 @@ pub(crate) fn collect<'a>(outcome: &'a PollOutcome, toggles: &'a MetricToggles) 
         Ok(data) => {
             points.reserve_for_processes(data.processes.len());
             record_poll(&mut points, data);
-            resource(
+            resource_attributes(
                 target,
                 data.identification.as_deref(),
                 data.version.as_deref(),
@@ -162,7 +162,7 @@ pub(crate) fn collect<'a>(outcome: &'a PollOutcome, toggles: &'a MetricToggles) 
         Err(_) => {
             // A failed poll knows nothing but that it failed: "down" is a point, not silence.
             points.record_can_connect(false);
-            resource(target, None, None)
+            resource_attributes(target, None, None)
         }
     };
     Collected {
@@ -202,7 +202,9 @@ fn record_poll<'a>(points: &mut PointsBuilder<'a>, data: &'a PollData) {
 }
 
 /// supervisor_server, identification and version when known, then the user's attributes.
-fn resource<'a>(
+/// The attributes of a target's resource, shared by its metrics and its log records: the name,
+/// supervisord's identification and version when known, then the user's attributes.
+pub fn resource_attributes<'a>(
     target: &'a TargetIdentity,
     identification: Option<&'a str>,
     version: Option<&'a str>,

@@ -4,5 +4,5 @@
 pub mod builder;
 pub mod encode;
 
-pub use builder::build_request;
+pub use builder::{build_request, resource_attributes};
 pub use encode::encode_resource_metrics;

@@ -6,6 +6,7 @@
 //! read it, and it reads only [`crate::vocab`] (the closed sets of attribute values).
 pub mod definitions;
 pub mod docs;
+pub mod events;
 pub mod toggles;
 
 pub use definitions::MetricId;

@@ -17,7 +17,8 @@
 
 use std::collections::HashMap;
 
-use crate::vocab::{ProcessInfo, ProcessState, SupervisorState};
+use crate::scrape::outcome::MonitoredProcess;
+use crate::vocab::{ProcessInfo, ProcessState, Status, SupervisorState};
 
 /// One process's change of state between two polls.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,8 @@ pub struct ProcessTransition {
     pub group: String,
     pub previous: ProcessState,
     pub state: ProcessState,
+    /// The new state's mapped status.
+    pub status: Status,
     /// The process's pid, when it has one (it runs).
     pub pid: Option<i64>,
     /// When the new state follows an exit: its status.
@@ -76,13 +79,14 @@ impl ChangeTracker {
     /// Compares a successful poll with the previous one and remembers it.
     pub fn observe(
         &mut self,
-        processes: &[ProcessInfo],
+        processes: &[MonitoredProcess],
         supervisor: Option<SupervisorState>,
     ) -> Changes {
         let mut changes = Changes::default();
         let previous = self.last.take();
         let mut now = HashMap::with_capacity(processes.len());
-        for info in processes {
+        for process in processes {
+            let info = &process.info;
             let key = (info.group.clone(), info.name.clone());
             let seen = Seen {
                 state: info.state,
@@ -97,9 +101,11 @@ impl ChangeTracker {
                 if before.state != seen.state {
                     changes
                         .processes
-                        .push(transition(info, before.state, false));
+                        .push(transition(process, before.state, false));
                 } else if restarted {
-                    changes.processes.push(transition(info, before.state, true));
+                    changes
+                        .processes
+                        .push(transition(process, before.state, true));
                 }
             } else {
                 self.restarts.entry(key.clone()).or_insert(0);
@@ -143,7 +149,12 @@ fn started_again(before: &Seen, now: &Seen) -> bool {
     new_start || new_pid
 }
 
-fn transition(info: &ProcessInfo, previous: ProcessState, restarted: bool) -> ProcessTransition {
+fn transition(
+    process: &MonitoredProcess,
+    previous: ProcessState,
+    restarted: bool,
+) -> ProcessTransition {
+    let info: &ProcessInfo = &process.info;
     let state = info.state;
     let after_exit = matches!(
         state,
@@ -159,6 +170,7 @@ fn transition(info: &ProcessInfo, previous: ProcessState, restarted: bool) -> Pr
         group: info.group.clone(),
         previous,
         state,
+        status: process.status,
         pid: (info.pid > 0).then_some(info.pid),
         exit_status: after_exit.then_some(info.exitstatus),
         expected: None,
@@ -179,17 +191,20 @@ fn seconds_to_nanos(seconds: i64) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn process(name: &str, state: ProcessState, start: i64, pid: i64) -> ProcessInfo {
-        ProcessInfo {
-            name: name.into(),
-            group: name.into(),
-            state,
-            statename: state.name().into(),
-            start,
-            stop: 0,
-            now: 1_000,
-            pid,
-            ..Default::default()
+    fn process(name: &str, state: ProcessState, start: i64, pid: i64) -> MonitoredProcess {
+        MonitoredProcess {
+            info: ProcessInfo {
+                name: name.into(),
+                group: name.into(),
+                state,
+                statename: state.name().into(),
+                start,
+                stop: 0,
+                now: 1_000,
+                pid,
+                ..Default::default()
+            },
+            status: crate::vocab::StatusMapping::default().status(state),
         }
     }
 
@@ -209,7 +224,7 @@ mod tests {
         let mut t = ChangeTracker::default();
         t.observe(&[process("a", ProcessState::Running, 10, 7)], None);
         let mut stopped = process("a", ProcessState::Stopped, 10, 0);
-        stopped.stop = 500;
+        stopped.info.stop = 500;
         let changes = t.observe(&[stopped], None);
         assert_eq!(changes.processes.len(), 1);
         let c = &changes.processes[0];
@@ -227,8 +242,8 @@ mod tests {
         let mut t = ChangeTracker::default();
         t.observe(&[process("a", ProcessState::Running, 10, 7)], None);
         let mut again = process("a", ProcessState::Running, 20, 8);
-        again.stop = 19;
-        again.exitstatus = 3;
+        again.info.stop = 19;
+        again.info.exitstatus = 3;
         let changes = t.observe(&[again], None);
         let c = &changes.processes[0];
         assert!(c.restarted);
@@ -265,8 +280,8 @@ mod tests {
         let mut t = ChangeTracker::default();
         t.observe(&[process("a", ProcessState::Backoff, 10, 0)], None);
         let mut fatal = process("a", ProcessState::Fatal, 10, 0);
-        fatal.exitstatus = 1;
-        fatal.spawnerr = "Exited too quickly (process log may have details)".into();
+        fatal.info.exitstatus = 1;
+        fatal.info.spawnerr = "Exited too quickly (process log may have details)".into();
         let c = &t.observe(&[fatal], None).processes[0];
         assert_eq!(c.exit_status, Some(1));
         assert_eq!(
