@@ -8,6 +8,7 @@
 //! - [`reload`]: what a reload changes;
 //! - [`pipeline`]: polls batched, translated and handed to the exporters;
 //! - [`self_telemetry`]: the receiver's own metrics into the pipeline.
+pub mod listen;
 pub mod pipeline;
 pub mod reload;
 pub mod runner;
