@@ -51,7 +51,8 @@
 //! - [`metrics`]: poll outcomes → OTLP, as structs or straight to protobuf bytes.
 //! - [`logs`]: state changes → OTLP log records.
 //! - [`export`]: exporters, sending queues, retries; receives encoded requests only.
-//! - [`telemetry`]: the receiver's own counters.
+//! - [`telemetry`]: the receiver's own state (for health) and metrics (OpenTelemetry SDK
+//!   instruments declared from [`schema`]).
 //! - [`admin`]: the `/healthz` endpoint.
 //! - [`app`]: the composition root: pipeline, target tasks, reload, shutdown.
 //! - [`cli`]: the `run`, `check` and `validate` commands.

@@ -8,7 +8,7 @@
 #   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 bash examples/demo/run.sh
 #
 # Needs python3 (with venv) and cargo. supervisord comes from PATH, or is installed from PyPI
-# into target/supervisor-venv (the same venv the test suite uses).
+# into target/supervisor-venv (the same venv, by the same routine, as the test suite).
 #
 # Environment:
 #   DEMO_DURATION                 stop after this many seconds instead of waiting for Ctrl-C
@@ -17,7 +17,6 @@
 #   DEMO_RECEIVER_BIN             use this receiver binary instead of `cargo build --release`
 set -euo pipefail
 
-SUPERVISOR_PIN=4.3.0
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PROGRAMS="$REPO/examples/demo/programs"
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
@@ -35,40 +34,31 @@ if [[ -n "${DEMO_DURATION:-}" && ! "$DEMO_DURATION" =~ ^[0-9]+$ ]]; then
 fi
 command -v python3 >/dev/null || die "python3 is needed (for supervisord and the sample web server)"
 
-# --- supervisord: from PATH, or a venv under target/ ---------------------------------------
-if command -v supervisord >/dev/null && command -v supervisorctl >/dev/null; then
-    SUPERVISORD=(supervisord)
-    SUPERVISORCTL=(supervisorctl)
-else
-    VENV="$TARGET_DIR/supervisor-venv"
-    if [[ ! -f "$VENV/.complete" ]]; then
-        mkdir -p "$TARGET_DIR"
-        LOCK="$TARGET_DIR/supervisor-venv.lock"
-        # The test suite takes the same lock: mkdir is atomic; a lock whose owner died is taken over.
-        until mkdir "$LOCK" 2>/dev/null; do
-            owner=$(cat "$LOCK/pid" 2>/dev/null || true)
-            if [[ -n "$owner" && ! -d "/proc/$owner" ]]; then rm -rf "$LOCK"; continue; fi
-            sleep 0.5
-        done
-        echo $$ >"$LOCK/pid"
-        if [[ ! -f "$VENV/.complete" ]]; then
-            say "installing supervisor==$SUPERVISOR_PIN into $VENV"
-            STAGING="$TARGET_DIR/supervisor-venv.tmp-$$"
-            rm -rf "$STAGING"
-            python3 -m venv "$STAGING" || { rm -rf "$LOCK"; die "python3 -m venv failed"; }
-            "$STAGING/bin/pip" install --quiet --disable-pip-version-check "supervisor==$SUPERVISOR_PIN" \
-                || { rm -rf "$LOCK" "$STAGING"; die "pip install supervisor failed"; }
-            echo "$SUPERVISOR_PIN" >"$STAGING/.complete"
-            rm -rf "$VENV"
-            mv "$STAGING" "$VENV"
-        fi
-        rm -rf "$LOCK"
-    fi
-    # Through `python -m`: the venv was built elsewhere and renamed, so its scripts' shebangs
-    # point at the old path.
-    SUPERVISORD=("$VENV/bin/python" -m supervisor.supervisord)
-    SUPERVISORCTL=("$VENV/bin/python" -m supervisor.supervisorctl)
+# --- supervisord: from PATH, or the venv under target/ the tests use ---------------------------
+# The repository's one provisioning routine (tests/testkit/provision.rs, also the tests' and the
+# examples'), run as examples/provision.rs. That needs no crate, so rustc builds it in a second,
+# rather than `cargo run --example provision`, which would first build every dependency of the
+# examples.
+PROVISION_SRC=("$REPO/examples/provision.rs" "$REPO/tests/testkit/provision.rs")
+PROVISION="$TARGET_DIR/supervisor-provision"
+stale=0
+[[ -x "$PROVISION" ]] || stale=1
+for src in "${PROVISION_SRC[@]}"; do
+    if [[ "$src" -nt "$PROVISION" ]]; then stale=1; fi
+done
+if ((stale)); then
+    command -v "${RUSTC:-rustc}" >/dev/null || die "rustc is needed (it comes with cargo)"
+    mkdir -p "$TARGET_DIR"
+    "${RUSTC:-rustc}" --edition 2021 --crate-name provision -o "$PROVISION.tmp-$$" "${PROVISION_SRC[0]}" \
+        || { rm -f "$PROVISION.tmp-$$"; die "cannot build ${PROVISION_SRC[0]}"; }
+    mv -f "$PROVISION.tmp-$$" "$PROVISION"
 fi
+TOOLS=$("$PROVISION" "$TARGET_DIR") || die "cannot provide supervisord (see above)"
+{
+    IFS=$'\t' read -r -a SUPERVISORD
+    IFS=$'\t' read -r -a SUPERVISORCTL
+} <<<"$TOOLS"
+((${#SUPERVISORD[@]} && ${#SUPERVISORCTL[@]})) || die "unexpected output from $PROVISION: $TOOLS"
 
 # --- the receiver ------------------------------------------------------------------------
 if [[ -n "${DEMO_RECEIVER_BIN:-}" ]]; then

@@ -1,15 +1,14 @@
 //! A real supervisord with `n` real programs, stopped with its children when dropped.
 //!
 //! supervisord comes from PATH when present; otherwise supervisor is installed from PyPI into
-//! the venv the end-to-end tests share (`target/supervisor-venv`, same lock, same marker), so
-//! nothing beyond `python3` has to be installed beforehand.
+//! the venv the end-to-end tests share (`target/supervisor-venv`), by the routine they use
+//! (`tests/testkit/provision.rs`), so nothing beyond `python3` has to be installed beforehand.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,183 +17,38 @@ use anyhow::{bail, Context, Result};
 
 use crate::proc_tree::{child_process_groups, children};
 
-/// The release the venv installs; the tests pin the same one.
-const SUPERVISOR_PIN: &str = "4.3.0";
-/// How long to wait for another process that is installing the venv.
-const LOCK_WAIT: Duration = Duration::from_secs(600);
 /// Groups the programs are spread over, as a large supervisord usually looks.
 const GROUPS: [&str; 5] = ["web", "worker", "celery", "nginx", "cron"];
 
-/// How to invoke supervisord: a program plus leading arguments (a venv is used through
-/// `bin/python -m`, which survives the venv being renamed from its staging path).
+/// The repository's one provisioning routine, shared with the tests and the demo.
+#[allow(dead_code)]
+#[path = "../../tests/testkit/provision.rs"]
+mod provisioning;
+
+/// How to invoke supervisord, as [`provision`] found or installed it.
 pub struct Tools {
-    argv: Vec<OsString>,
+    inner: provisioning::SupervisorTools,
     pub origin: String,
 }
 
 impl Tools {
     fn command(&self) -> Result<Command> {
-        let (program, args) = self
-            .argv
-            .split_first()
-            .context("empty supervisord command")?;
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        Ok(cmd)
+        Ok(self.inner.supervisord())
     }
 
     /// `supervisord --version`, e.g. `4.3.0`.
     pub fn version(&self) -> Result<String> {
-        let out = self.command()?.arg("--version").output()?;
-        if !out.status.success() {
-            bail!(
-                "supervisord --version failed ({}): {}",
-                self.origin,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        self.inner.try_version().map_err(anyhow::Error::msg)
     }
 }
 
 /// Finds supervisord on PATH or in the shared venv, installing the venv when it is missing.
 pub fn provision(target_dir: &Path) -> Result<Tools> {
-    if let Some(found) = find_on_path("supervisord") {
-        return Ok(Tools {
-            argv: vec![found.into_os_string()],
-            origin: "PATH".to_owned(),
-        });
-    }
-    let venv = target_dir.join("supervisor-venv");
-    if !venv_is_complete(&venv) {
-        let _lock = InstallLock::acquire(&target_dir.join("supervisor-venv.lock"))?;
-        if !venv_is_complete(&venv) {
-            eprintln!(
-                "installing supervisor=={SUPERVISOR_PIN} into {}",
-                venv.display()
-            );
-            install_venv(&venv)?;
-        }
-    }
-    let python = venv.join("bin").join("python");
+    let inner = provisioning::provision(target_dir).map_err(anyhow::Error::msg)?;
     Ok(Tools {
-        argv: vec![
-            python.into_os_string(),
-            "-m".into(),
-            "supervisor.supervisord".into(),
-        ],
-        origin: format!("venv {}", venv.display()),
+        origin: inner.origin.clone(),
+        inner,
     })
-}
-
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The marker is written last, before the rename: a venv without it was never finished.
-fn venv_is_complete(venv: &Path) -> bool {
-    venv.join(".complete").is_file() && venv.join("bin").join("python").exists()
-}
-
-fn install_venv(venv: &Path) -> Result<()> {
-    let parent = venv.parent().context("venv path has no parent")?;
-    fs::create_dir_all(parent)?;
-    let staging = parent.join(format!("supervisor-venv.tmp-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&staging),
-        "python3 -m venv",
-    )?;
-    run(
-        Command::new(staging.join("bin").join("pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("supervisor=={SUPERVISOR_PIN}"),
-        ]),
-        "pip install supervisor",
-    )?;
-    fs::write(staging.join(".complete"), SUPERVISOR_PIN)?;
-    if venv.exists() {
-        fs::remove_dir_all(venv)?;
-    }
-    fs::rename(&staging, venv)
-        .with_context(|| format!("cannot move {} to {}", staging.display(), venv.display()))
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed with {}:\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-/// The tests' cross-process install lock: `mkdir` is atomic, the holder's pid is inside, and a
-/// lock whose holder is gone is taken over.
-struct InstallLock {
-    dir: PathBuf,
-}
-
-impl InstallLock {
-    fn acquire(dir: &Path) -> Result<InstallLock> {
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            match fs::create_dir(dir) {
-                Ok(()) => {
-                    let _ = fs::write(dir.join("pid"), std::process::id().to_string());
-                    return Ok(InstallLock {
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if holder_is_gone(dir) {
-                        let _ = fs::remove_dir_all(dir);
-                        continue;
-                    }
-                }
-                Err(e) => return Err(e).context(format!("cannot create {}", dir.display())),
-            }
-            if Instant::now() > deadline {
-                bail!("waited {LOCK_WAIT:?} for {}", dir.display());
-            }
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-fn holder_is_gone(dir: &Path) -> bool {
-    let read_pid = || {
-        fs::read_to_string(dir.join("pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-    };
-    let pid = match read_pid() {
-        Some(pid) => pid,
-        None => {
-            // The holder writes its pid right after mkdir; give it a moment.
-            thread::sleep(Duration::from_millis(500));
-            match read_pid() {
-                Some(pid) => pid,
-                None => return true,
-            }
-        }
-    };
-    !Path::new("/proc").join(pid.to_string()).exists()
-}
-
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The state each program settles in.

@@ -35,7 +35,7 @@
 mod cpu;
 mod daemon;
 mod poll;
-#[path = "../../tests/support/proc_tree.rs"]
+#[path = "../../tests/testkit/proc_tree.rs"]
 mod proc_tree;
 
 use std::path::{Path, PathBuf};

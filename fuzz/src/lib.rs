@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, shared by cargo-fuzz (`fuzz_targets/`), the stable runner
-//! (`src/bin/fuzz_stable.rs`) and the test suite (`tests/fuzz_*.rs` include this file), so the
+//! (`src/bin/fuzz_stable.rs`) and the test suite (`tests/unit/` includes this file), so the
 //! three exercise the same code with the same checks.
 //!
 //! A check returns or panics: a panic anywhere, in the code under test or in an assertion
@@ -16,6 +16,34 @@ use supervisord_receiver::settings::{Settings, Target};
 use supervisord_receiver::supervisor::client;
 use supervisord_receiver::supervisor::decode;
 use supervisord_receiver::supervisor::xmlrpc::{self, Value};
+
+/// Each target's inputs, as paths from the repository root: the target's own corpus directory
+/// (inputs that exist only for fuzzing; cargo-fuzz adds what it finds there), then the test
+/// suite's fixtures it is seeded with, read where they live so each is kept in one copy. The
+/// test suite replays all of them (`tests/unit/fuzz_regressions.rs`), `fuzz-stable` mutates
+/// them, and fuzz/README.md names them on the cargo-fuzz command lines.
+pub const CORPUS: [(&str, &[&str]); 2] = [
+    (
+        "xmlrpc_decode",
+        &["fuzz/corpus/xmlrpc_decode", "tests/fixtures/xmlrpc"],
+    ),
+    (
+        "config_load",
+        &[
+            "fuzz/corpus/config_load",
+            "examples/native.yaml",
+            "examples/datadog.yaml",
+        ],
+    ),
+];
+
+/// [`CORPUS`]'s paths for `target` (none for an unknown target).
+pub fn corpus_paths(target: &str) -> &'static [&'static str] {
+    CORPUS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .map_or(&[], |(_, paths)| paths)
+}
 
 /// The longest message a reply may put in one log line: the fixed text plus a quote of the
 /// server's text, which the decoder cuts at 200 characters.

@@ -7,7 +7,9 @@
 //! - [`targets`]: the target tasks and their schedule;
 //! - [`reload`]: what a reload changes;
 //! - [`pipeline`]: polls batched, translated and handed to the exporters;
-//! - [`self_telemetry`]: the receiver's own metrics into the pipeline.
+//! - [`self_telemetry`]: the receiver's own metrics: the SDK's meter provider and its OTLP
+//!   exporter, apart from the data pipeline;
+//! - [`listen`]: push mode's event listener loop.
 pub mod listen;
 pub mod pipeline;
 pub mod reload;

@@ -10,11 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::export::count_resource_points;
 use crate::export::pipeline::{EncodedBatch, RunningExports};
 use crate::metrics::encode_resource_metrics;
 use crate::schema::MetricToggles;
@@ -27,12 +25,11 @@ const BATCH_WINDOW: Duration = Duration::from_millis(200);
 /// Items in one batch at most, bounding the memory of a burst.
 const MAX_ITEMS_PER_BATCH: usize = 10_000;
 
-/// What flows into the pipeline.
+/// What flows into the pipeline: the targets' polls. (The receiver's own metrics do not: the
+/// OpenTelemetry SDK exports them on their own, see [`super::self_telemetry`].)
 #[derive(Debug)]
 pub enum ExportItem {
     Poll(PollOutcome),
-    /// The receiver's own metrics, already built (their own scope).
-    SelfTelemetry(ResourceMetrics),
 }
 
 /// Exports what arrives until `stop` turns true; then drains the channel (closed once every
@@ -119,10 +116,6 @@ impl Writer {
             let points = match item {
                 ExportItem::Poll(outcome) => {
                     encode_resource_metrics(outcome, &self.toggles, &mut buffer)
-                }
-                ExportItem::SelfTelemetry(resource) => {
-                    prost::encoding::message::encode(1, resource, &mut buffer);
-                    count_resource_points(resource)
                 }
             };
             resources.push((start..buffer.len(), points));

@@ -1,5 +1,7 @@
 //! The `run` loop: builds the export pipeline, the target tasks, the receiver's own metrics and
-//! the health endpoint; applies reloads; stops them in order.
+//! the health endpoint; applies reloads; stops them in order: polls in flight, the last export
+//! of the data, the last export of the receiver's own metrics (within what is left of the
+//! same stop limit), the health endpoint.
 //!
 //! All fallible setup (clients, exporters, the health port) happens in [`Runner::new`]; the
 //! loops are short. Reload (SIGHUP, see [`Runner::run_with_reloads`]) applies the new file's
@@ -15,14 +17,14 @@ use tokio::sync::{mpsc, watch};
 
 use super::pipeline::{self, ExportItem};
 use super::reload::{Fingerprint, RestartOnly};
-use super::self_telemetry;
+use super::self_telemetry::{self, SelfTelemetryError};
 use super::targets::{spread, Targets};
 use crate::admin::{AdminError, HealthServer};
-use crate::export::pipeline::ExportPipeline;
+use crate::export::pipeline::{ExportPipeline, FINAL_EXPORT_LIMIT};
 use crate::schema::MetricToggles;
 use crate::scrape::poller::TargetPoller;
-use crate::settings::{Settings, TelemetrySettings};
-use crate::telemetry::self_metrics::SelfResource;
+use crate::settings::Settings;
+use crate::telemetry::self_metrics::SelfMetrics;
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +38,12 @@ pub enum SetupError {
     Exporter(#[from] crate::export::ExportBuildError),
     #[error(transparent)]
     Health(#[from] AdminError),
+    #[error("self-telemetry: {0}")]
+    SelfTelemetry(#[from] SelfTelemetryError),
 }
 
-/// Room in the channel between the pollers and the pipeline: every target's next outcome and
-/// a self-telemetry report fit while the pipeline is busy with the previous batch.
+/// Room in the channel between the pollers and the pipeline: every target's next outcome fits
+/// while the pipeline is busy with the previous batch.
 const MIN_CHANNEL: usize = 16;
 
 pub struct Runner {
@@ -48,7 +52,9 @@ pub struct Runner {
     toggles: MetricToggles,
     initial_delay: Duration,
     telemetry: Arc<Telemetry>,
-    self_telemetry: TelemetrySettings,
+    /// The receiver's own metrics, already exporting on their own; `None` when off or when
+    /// there is no OTLP exporter.
+    self_metrics: Option<SelfMetrics>,
     health: Option<HealthServer>,
     /// What a reload cannot change, to warn when the new file changes it anyway.
     restart_only: RestartOnly,
@@ -77,13 +83,16 @@ impl Runner {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Last: the SDK's reader thread starts here, and nothing after it can fail.
+        let self_metrics =
+            self_telemetry::start(&settings.telemetry, &settings.exporters, &telemetry)?;
         Ok(Runner {
             pollers,
             pipeline,
             toggles: settings.metrics,
             initial_delay: settings.initial_delay,
             telemetry,
-            self_telemetry: settings.telemetry,
+            self_metrics,
             health,
             restart_only,
         })
@@ -118,7 +127,7 @@ impl Runner {
             toggles,
             initial_delay,
             telemetry,
-            self_telemetry,
+            self_metrics,
             health,
             restart_only,
         } = self;
@@ -146,21 +155,8 @@ impl Runner {
             let offset = spread(index, count, poller.target().collection_interval);
             targets.spawn(fingerprint, poller, initial_delay + offset);
         }
-        let emitter_task = self_telemetry.metrics.then(|| {
-            tracing::info!(
-                interval = ?self_telemetry.interval,
-                "sending the receiver's own metrics"
-            );
-            tokio::spawn(self_telemetry::run(
-                Arc::clone(&telemetry),
-                SelfResource::detect(),
-                self_telemetry.interval,
-                tx.clone(),
-                stop_rx.clone(),
-            ))
-        });
-        // Only the pollers and the emitter may keep the channel open: the pipeline drains it
-        // on shutdown until every sender is gone.
+        // Only the pollers may keep the channel open: the pipeline drains it on shutdown until
+        // every sender is gone.
         drop(tx);
         let health_task = health.map(|server| tokio::spawn(server.serve(stop_rx.clone())));
 
@@ -175,11 +171,18 @@ impl Runner {
         tracing::info!("shutting down: finishing polls in flight");
         let _ = stop_tx.send(true);
         targets.finish().await;
-        if let Some(task) = emitter_task {
-            let _ = task.await;
-        }
+        let flushing_since = tokio::time::Instant::now();
         if export_task.await.is_err() {
             tracing::error!("the export task ended abnormally");
+        }
+        // After the data's last export, so the last report counts what it sent; within what is
+        // left of the same limit, so a stop takes no longer than before. A backend that made
+        // the data use it all is most likely down for these too.
+        if let Some(self_metrics) = self_metrics {
+            let left = FINAL_EXPORT_LIMIT.saturating_sub(flushing_since.elapsed());
+            if let Err(error) = self_metrics.shutdown(left).await {
+                tracing::warn!("the receiver's own metrics: no last export: {error}");
+            }
         }
         if let Some(task) = health_task {
             let _ = task.await;

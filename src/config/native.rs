@@ -17,7 +17,9 @@ use crate::config::value::{
 use crate::schema::{metric_names, MetricToggles};
 use crate::settings::filter::ProcessFilter;
 use crate::settings::secret::Secret;
-use crate::settings::{ConfigFormat, Credentials, Endpoint, Settings, Target, TlsSettings};
+use crate::settings::{
+    ConfigFormat, Credentials, Endpoint, ExporterSettings, Settings, Target, TlsSettings,
+};
 use crate::settings::{HealthSettings, TelemetrySettings};
 use crate::vocab::ProcessState;
 use crate::vocab::{Status, StatusMapping};
@@ -92,7 +94,7 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         Some(v) => exporters::read(report, &root.path("exporters"), v),
         None => Vec::new(),
     };
-    let telemetry = self_telemetry(root, interval, report);
+    let telemetry = self_telemetry(root, interval, &exporters, report);
     let health = root
         .get_set("health")
         .and_then(|v| health(report, &root.path("health"), v));
@@ -108,12 +110,21 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
     }
 }
 
-/// `telemetry: { metrics: true, interval: <collection_interval> }`: the receiver's own metrics
-/// come at the pace of the targets' unless told otherwise.
-fn self_telemetry(root: &Fields<'_>, interval: Duration, report: &mut Report) -> TelemetrySettings {
+/// `telemetry: { metrics: true, interval: <collection_interval>, exporter: <first otlp> }`: the
+/// receiver's own metrics come at the pace of the targets' unless the file (or
+/// `OTEL_METRIC_EXPORT_INTERVAL`, read at start) says otherwise, through the connection
+/// settings of the first OTLP exporter unless `exporter` names another one of `exporters`.
+fn self_telemetry(
+    root: &Fields<'_>,
+    interval: Duration,
+    exporters: &[ExporterSettings],
+    report: &mut Report,
+) -> TelemetrySettings {
     let mut settings = TelemetrySettings {
         metrics: true,
-        interval,
+        interval: None,
+        default_interval: interval,
+        exporter: None,
     };
     let Some(v) = root.get_set("telemetry") else {
         return settings;
@@ -121,14 +132,49 @@ fn self_telemetry(root: &Fields<'_>, interval: Duration, report: &mut Report) ->
     let Some(f) = mapping(report, &root.path("telemetry"), v) else {
         return settings;
     };
-    f.reject_unknown(report, &["metrics", "interval"]);
+    f.reject_unknown(report, &["metrics", "interval", "exporter"]);
     if let Some(metrics) = f
         .get_set("metrics")
         .and_then(|v| boolean(report, &f.path("metrics"), v))
     {
         settings.metrics = metrics;
     }
-    settings.interval = positive_duration(&f, "interval", interval, report);
+    if f.get_set("interval").is_some() {
+        settings.interval = Some(positive_duration(&f, "interval", interval, report));
+    }
+    if let Some(v) = f.get_set("exporter") {
+        let path = f.path("exporter");
+        if let Some(name) = nonblank(report, &path, v) {
+            let otlp: Vec<&str> = exporters
+                .iter()
+                .filter_map(|e| match e {
+                    ExporterSettings::Otlp(otlp) => Some(otlp.name.as_str()),
+                    ExporterSettings::Debug { .. } => None,
+                })
+                .collect();
+            if otlp.contains(&name) {
+                settings.exporter = Some(name.to_string());
+            } else if otlp.is_empty() {
+                report.problem(
+                    &path,
+                    format!(
+                        "names {}, but 'exporters' has no otlp exporter to name",
+                        quote(name)
+                    ),
+                );
+            } else {
+                let known = otlp.iter().map(|n| quote(n)).collect::<Vec<_>>();
+                report.problem(
+                    &path,
+                    format!(
+                        "{} is not an otlp exporter of 'exporters'; expected one of {}",
+                        quote(name),
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
     settings
 }
 
@@ -620,168 +666,5 @@ fn metric_toggles(report: &mut Report, path: &KeyPath, v: &Value) -> MetricToggl
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{load_bytes, ConfigError};
-
-    fn load(text: &str) -> Result<Settings, Vec<String>> {
-        load_bytes(std::path::Path::new("n.yaml"), text.as_bytes(), &|_| None).map_err(
-            |e| match e {
-                ConfigError::Invalid { problems, .. } => problems
-                    .into_iter()
-                    .map(|p| format!("{}: {}", p.key_path, p.message))
-                    .collect(),
-                other => vec![other.to_string()],
-            },
-        )
-    }
-
-    #[test]
-    fn defaults_fill_a_minimal_file() {
-        let s = load("targets: [{name: a, endpoint: 'unix:///s.sock'}]").unwrap();
-        assert_eq!(s.format, ConfigFormat::Native);
-        assert_eq!(s.initial_delay, DEFAULT_INITIAL_DELAY);
-        let t = &s.targets[0];
-        assert_eq!(t.collection_interval, DEFAULT_INTERVAL);
-        assert_eq!(t.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(t.status_mapping, StatusMapping::default());
-        assert!(t.resource_attributes.is_empty());
-    }
-
-    #[test]
-    fn per_target_overrides_and_zero_initial_delay() {
-        let s = load(
-            "initial_delay: 0s\ncollection_interval: 1m\ntargets:\n  - name: a\n    \
-             endpoint: http://h\n    collection_interval: 2s\n    timeout: 500ms\n",
-        )
-        .unwrap();
-        assert_eq!(s.initial_delay, Duration::ZERO);
-        assert_eq!(s.targets[0].collection_interval, Duration::from_secs(2));
-        assert_eq!(s.targets[0].timeout, Duration::from_millis(500));
-    }
-
-    #[test]
-    fn keep_alive_is_on_unless_turned_off_globally_or_per_target() {
-        let s = load("targets: [{name: a, endpoint: 'http://h'}]").unwrap();
-        assert!(s.targets[0].keep_alive);
-        let s = load(
-            "keep_alive: false\ntargets:\n  - {name: a, endpoint: 'http://h'}\n  \
-             - {name: b, endpoint: 'http://h', keep_alive: true}\n",
-        )
-        .unwrap();
-        assert_eq!(
-            s.targets.iter().map(|t| t.keep_alive).collect::<Vec<_>>(),
-            [false, true]
-        );
-        let errs =
-            load("targets: [{name: a, endpoint: 'http://h', keep_alive: 'yes'}]").unwrap_err();
-        assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("targets[0].keep_alive: "), "{errs:?}");
-    }
-
-    #[test]
-    fn credentials_need_both_halves() {
-        let errs = load("targets: [{name: a, endpoint: 'http://h', password: x}]").unwrap_err();
-        assert_eq!(errs, ["targets[0].password: set username too, or neither"]);
-        let errs = load("targets: [{name: a, endpoint: 'http://h', username: u, password: ''}]")
-            .unwrap_err();
-        assert_eq!(errs, ["targets[0].password: must not be empty"]);
-    }
-
-    #[test]
-    fn reserved_attribute_names() {
-        assert!(attribute_key_problem("supervisord_process").is_some());
-        assert!(attribute_key_problem(" ").is_some());
-        assert!(attribute_key_problem("env").is_none());
-    }
-
-    #[test]
-    fn metrics_switch_off() {
-        let s = load(
-            "targets: [{name: a, endpoint: 'http://h'}]\nmetrics:\n  \
-             supervisord.process.uptime: {enabled: false}\n",
-        )
-        .unwrap();
-        assert!(!s.metrics.is_enabled(crate::schema::MetricId::ProcessUptime));
-        assert!(s.metrics.is_enabled(crate::schema::MetricId::ProcessCount));
-    }
-
-    const ONE_TARGET: &str = "targets: [{name: a, endpoint: 'http://h'}]\n";
-
-    #[test]
-    fn self_telemetry_follows_the_collection_interval_unless_told() {
-        let s = load(&format!("collection_interval: 7s\n{ONE_TARGET}")).unwrap();
-        assert_eq!(
-            s.telemetry,
-            TelemetrySettings {
-                metrics: true,
-                interval: Duration::from_secs(7)
-            }
-        );
-        assert!(s.health.is_none(), "no health endpoint unless asked for");
-        let s = load(&format!(
-            "{ONE_TARGET}telemetry: {{metrics: false, interval: 2s}}\n"
-        ))
-        .unwrap();
-        assert!(!s.telemetry.metrics);
-        assert_eq!(s.telemetry.interval, Duration::from_secs(2));
-        let errs = load(&format!(
-            "{ONE_TARGET}telemetry: {{interval: 0s, metric: true}}\n"
-        ))
-        .unwrap_err();
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs
-            .iter()
-            .any(|e| e == "telemetry.interval: must be greater than 0s"));
-        assert!(errs.iter().any(|e| e.starts_with("telemetry.metric: ")));
-    }
-
-    #[test]
-    fn health_defaults_and_loopback_rule() {
-        let s = load(&format!("{ONE_TARGET}health: {{}}\n")).unwrap();
-        assert_eq!(
-            s.health,
-            Some(HealthSettings {
-                endpoint: "127.0.0.1:13133".parse().unwrap(),
-                unhealthy_after: Duration::from_secs(300),
-            })
-        );
-        let at = |endpoint: &str| {
-            load(&format!("{ONE_TARGET}health: {{endpoint: '{endpoint}'}}\n"))
-                .map(|s| s.health.map(|h| h.endpoint.to_string()))
-        };
-        assert_eq!(at("localhost:0"), Ok(Some("127.0.0.1:0".into())));
-        assert_eq!(at("[::1]:9"), Ok(Some("[::1]:9".into())));
-        assert_eq!(
-            at("10.0.0.1:13133"),
-            Err(vec![
-                "health.endpoint: '10.0.0.1:13133' is not a loopback address; the health status \
-                 names every target, so set allow_non_loopback: true to serve it beyond this host"
-                    .to_string()
-            ])
-        );
-        assert_eq!(
-            at("13133"),
-            Err(vec![
-                "health.endpoint: invalid endpoint '13133': expected host:port, e.g. \
-                 127.0.0.1:13133"
-                    .to_string()
-            ])
-        );
-        assert_eq!(
-            at("localhost:http"),
-            Err(vec![
-                "health.endpoint: invalid endpoint 'localhost:http': invalid port 'http'"
-                    .to_string()
-            ])
-        );
-        let open = load(&format!(
-            "{ONE_TARGET}health: {{endpoint: '0.0.0.0:1', allow_non_loopback: true, \
-             unhealthy_after: 2s}}\n"
-        ))
-        .unwrap();
-        let health = open.health.unwrap();
-        assert_eq!(health.endpoint.to_string(), "0.0.0.0:1");
-        assert_eq!(health.unhealthy_after, Duration::from_secs(2));
-    }
-}
+#[path = "native_tests.rs"]
+mod tests;

@@ -26,7 +26,7 @@ pub(crate) fn count_points(request: &ExportMetricsServiceRequest) -> u64 {
         .sum()
 }
 
-pub fn count_resource_points(resource: &ResourceMetrics) -> u64 {
+pub(crate) fn count_resource_points(resource: &ResourceMetrics) -> u64 {
     resource
         .scope_metrics
         .iter()

@@ -23,7 +23,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 
 use crate::settings::{DebugVerbosity, ExporterSettings, OtlpProtocol};
-pub use batch::count_resource_points;
 pub use debug::DebugExporter;
 pub use encoded::EncodedRequest;
 pub use error::{ExportBuildError, ExportError};

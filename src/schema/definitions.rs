@@ -145,19 +145,17 @@ pub static ATTRIBUTES: [&AttributeDef; 9] = [
 ];
 
 /// The OTLP data type. Everything here is a gauge: the values are snapshots read from
-/// supervisord, not counts accumulated by the receiver.
+/// supervisord, not counts accumulated by the receiver. (The receiver's own metrics are
+/// OpenTelemetry instruments instead: [`SelfInstrument`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     Gauge,
-    /// A cumulative, monotonic sum: the receiver's own counters (self-telemetry) only.
-    Counter,
 }
 
 impl MetricKind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             MetricKind::Gauge => "gauge",
-            MetricKind::Counter => "cumulative sum",
         }
     }
 }
@@ -165,7 +163,7 @@ impl MetricKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
     Int,
-    /// Durations in seconds (self-telemetry only).
+    /// Durations in seconds (self-telemetry's histogram only).
     Double,
 }
 
@@ -318,8 +316,10 @@ pub const SCOPE_NAME: &str = "supervisord-receiver";
 pub const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 // ---------------------------------------------------------------------------------------------
-// Self-telemetry: the receiver's own metrics. They travel on the same OTLP pipeline but under
-// their own resource and scope, so they can never be mistaken for a target's data.
+// Self-telemetry: the receiver's own metrics. They are OpenTelemetry instruments, declared from
+// the table below by `crate::telemetry::self_metrics` and sent by the OpenTelemetry SDK on an
+// OTLP exporter of their own, apart from the targets' data, under their own resource and scope,
+// so they can never be mistaken for a target's data.
 
 /// The scope of the receiver's own metrics.
 pub const SELF_SCOPE_NAME: &str = "supervisord-receiver/self";
@@ -368,6 +368,38 @@ pub static SELF_ATTRIBUTES: [&AttributeDef; 4] = [
     &ERROR_TYPE,
 ];
 
+/// The OpenTelemetry instrument a self-telemetry metric is declared as. Every one is exported
+/// with cumulative temporality.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SelfInstrument {
+    /// A count that only grows: a monotonic sum in OTLP.
+    Counter,
+    /// A level that goes up and down (a queue's size): a non-monotonic sum in OTLP.
+    UpDownCounter,
+    /// A distribution in explicit buckets, `boundaries` being their upper bounds (a last bucket
+    /// up to +Inf follows).
+    Histogram { boundaries: &'static [f64] },
+}
+
+impl SelfInstrument {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SelfInstrument::Counter => "counter",
+            SelfInstrument::UpDownCounter => "up-down counter",
+            SelfInstrument::Histogram { .. } => "histogram",
+        }
+    }
+}
+
+/// Upper bounds, in seconds, of the poll duration buckets: 1, 2.5 and 5 per decade from 1 ms
+/// (a supervisord on a UNIX socket answers in about one) to 10 s (the default poll timeout,
+/// so a poll cut by it lands in the last finite bucket or just past it). 14 buckets: at two
+/// to three buckets per decade a quantile read from them is off by at most a factor 2.5, and
+/// the series stays small (16 numbers per target).
+pub const POLL_DURATION_BOUNDARIES: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// A self-telemetry metric; `id as usize` is its index in [`SELF_METRICS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SelfMetricId {
@@ -408,35 +440,40 @@ impl SelfMetricId {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// One self-telemetry metric: everything its instrument is declared with (name, unit,
+/// description, instrument kind and value type) and what its points carry.
+#[derive(Debug, PartialEq)]
 pub struct SelfMetricDef {
     pub id: SelfMetricId,
     pub name: &'static str,
     pub unit: &'static str,
-    pub kind: MetricKind,
+    pub instrument: SelfInstrument,
+    /// `Int` for counters (u64) and up-down counters (i64), `Double` for the histogram (f64).
     pub value_type: ValueType,
     /// Point attributes, in the order they are attached.
     pub attributes: &'static [&'static AttributeDef],
     pub description: &'static str,
 }
 
-/// Every self-telemetry metric, in emission and documentation order. Switched on and off as a
-/// whole (`telemetry: { metrics: }`), not one by one.
+/// Every self-telemetry metric, in declaration and documentation order. Switched on and off as
+/// a whole (`telemetry: { metrics: }`), not one by one.
 pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
     SelfMetricDef {
         id: SelfMetricId::PollDuration,
         name: "supervisord_receiver.poll.duration",
         unit: "s",
-        kind: MetricKind::Gauge,
+        instrument: SelfInstrument::Histogram {
+            boundaries: &POLL_DURATION_BOUNDARIES,
+        },
         value_type: ValueType::Double,
         attributes: &[&SUPERVISOR_SERVER],
-        description: "How long the target's last poll took, failed or not.",
+        description: "How long the target's polls took, failed or not.",
     },
     SelfMetricDef {
         id: SelfMetricId::Polls,
         name: "supervisord_receiver.polls",
         unit: "{poll}",
-        kind: MetricKind::Counter,
+        instrument: SelfInstrument::Counter,
         value_type: ValueType::Int,
         attributes: &[&SUPERVISOR_SERVER],
         description: "Polls of the target, failed or not, since it was configured.",
@@ -445,7 +482,7 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         id: SelfMetricId::PollErrors,
         name: "supervisord_receiver.poll.errors",
         unit: "{poll}",
-        kind: MetricKind::Counter,
+        instrument: SelfInstrument::Counter,
         value_type: ValueType::Int,
         attributes: &[&SUPERVISOR_SERVER, &ERROR_TYPE],
         description: "Failed polls of the target, by error type; a type appears once it \
@@ -455,7 +492,7 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         id: SelfMetricId::QueueBatches,
         name: "supervisord_receiver.export.queue.batches",
         unit: "{batch}",
-        kind: MetricKind::Gauge,
+        instrument: SelfInstrument::UpDownCounter,
         value_type: ValueType::Int,
         attributes: &[],
         description: "Batches waiting in the sending queue.",
@@ -464,7 +501,7 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         id: SelfMetricId::QueueBytes,
         name: "supervisord_receiver.export.queue.bytes",
         unit: "By",
-        kind: MetricKind::Gauge,
+        instrument: SelfInstrument::UpDownCounter,
         value_type: ValueType::Int,
         attributes: &[],
         description: "Bytes waiting in the sending queue.",
@@ -473,7 +510,7 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         id: SelfMetricId::QueueCapacityBatches,
         name: "supervisord_receiver.export.queue.capacity.batches",
         unit: "{batch}",
-        kind: MetricKind::Gauge,
+        instrument: SelfInstrument::UpDownCounter,
         value_type: ValueType::Int,
         attributes: &[],
         description: "The sending queue's limit in batches.",
@@ -482,7 +519,7 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         id: SelfMetricId::QueueCapacityBytes,
         name: "supervisord_receiver.export.queue.capacity.bytes",
         unit: "By",
-        kind: MetricKind::Gauge,
+        instrument: SelfInstrument::UpDownCounter,
         value_type: ValueType::Int,
         attributes: &[],
         description: "The sending queue's limit in bytes.",
@@ -491,26 +528,26 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         id: SelfMetricId::PointsSent,
         name: "supervisord_receiver.export.points.sent",
         unit: "{data_point}",
-        kind: MetricKind::Counter,
+        instrument: SelfInstrument::Counter,
         value_type: ValueType::Int,
         attributes: &[],
-        description: "Data points a backend accepted.",
+        description: "Data points of the targets a backend accepted.",
     },
     SelfMetricDef {
         id: SelfMetricId::PointsDropped,
         name: "supervisord_receiver.export.points.dropped",
         unit: "{data_point}",
-        kind: MetricKind::Counter,
+        instrument: SelfInstrument::Counter,
         value_type: ValueType::Int,
         attributes: &[],
-        description: "Data points given up on: rejected, retried past their time limit, or \
-                      pushed out of a full queue.",
+        description: "Data points of the targets given up on: rejected, retried past their \
+                      time limit, or pushed out of a full queue.",
     },
     SelfMetricDef {
         id: SelfMetricId::RequestsRetried,
         name: "supervisord_receiver.export.requests.retried",
         unit: "{request}",
-        kind: MetricKind::Counter,
+        instrument: SelfInstrument::Counter,
         value_type: ValueType::Int,
         attributes: &[],
         description: "Export attempts that failed with a retryable error and were tried again.",
@@ -519,7 +556,7 @@ pub static SELF_METRICS: [SelfMetricDef; SelfMetricId::ALL.len()] = [
         id: SelfMetricId::PollsLate,
         name: "supervisord_receiver.polls.late",
         unit: "{poll}",
-        kind: MetricKind::Counter,
+        instrument: SelfInstrument::Counter,
         value_type: ValueType::Int,
         attributes: &[],
         description: "Polls, of every target, that started more than 1 s after their scheduled \
@@ -574,6 +611,30 @@ mod tests {
             assert!(metric.name.starts_with("supervisord_receiver."));
         }
         assert_ne!(SELF_SCOPE_NAME, SCOPE_NAME);
+    }
+
+    #[test]
+    fn self_instruments_have_their_value_type_and_valid_buckets() {
+        for metric in &SELF_METRICS {
+            match metric.instrument {
+                SelfInstrument::Histogram { boundaries } => {
+                    assert_eq!(metric.value_type, ValueType::Double, "{}", metric.name);
+                    assert!(!boundaries.is_empty());
+                    assert!(
+                        boundaries.windows(2).all(|w| w[0] < w[1]),
+                        "{}",
+                        metric.name
+                    );
+                    assert!(boundaries.iter().all(|b| b.is_finite() && *b > 0.0));
+                }
+                SelfInstrument::Counter | SelfInstrument::UpDownCounter => {
+                    assert_eq!(metric.value_type, ValueType::Int, "{}", metric.name);
+                }
+            }
+        }
+        // A poll of 1 ms and one cut by the default 10 s timeout both land in a finite bucket.
+        assert_eq!(POLL_DURATION_BOUNDARIES.first(), Some(&0.001));
+        assert_eq!(POLL_DURATION_BOUNDARIES.last(), Some(&10.0));
     }
 
     #[test]

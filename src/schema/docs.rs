@@ -1,14 +1,14 @@
-//! `docs/metrics.md`, rendered from the definitions: a test (`tests/metrics_golden.rs`) compares
-//! the file with [`metrics_page`], so the manual cannot drift from what is emitted;
-//! `UPDATE_DOCS=1 cargo test --test metrics_golden` rewrites it.
+//! `docs/metrics.md`, rendered from the definitions: a test (`tests/unit/metrics_golden.rs`)
+//! compares the file with [`metrics_page`], so the manual cannot drift from what is emitted;
+//! `UPDATE_DOCS=1 cargo test --test unit metrics_golden` rewrites it.
 
 use std::fmt::Write as _;
 
 use super::definitions::*;
 
 /// The first line of the page: it is generated, and says how.
-pub const GENERATED_NOTICE: &str = "<!-- Generated from src/metrics/definitions.rs by \
-     `UPDATE_DOCS=1 cargo test --test metrics_golden`; do not edit. -->";
+pub const GENERATED_NOTICE: &str = "<!-- Generated from src/schema/definitions.rs by \
+     `UPDATE_DOCS=1 cargo test --test unit metrics_golden`; do not edit. -->";
 
 /// The whole of `docs/metrics.md`.
 pub fn metrics_page() -> String {
@@ -26,7 +26,9 @@ pub fn metrics_page() -> String {
 const INTRO: &str = "\
 One OTLP Resource per target, one scope `supervisord-receiver` (version = the crate's). All
 supervisord metrics are gauges; each can be switched off in the native format (`metrics:`).
-The receiver's own metrics (last tables) come under their own resource and scope.
+The receiver's own metrics (last tables) are OpenTelemetry instruments, sent by the
+OpenTelemetry SDK on an exporter of their own under their own resource and scope (see
+[operations](operations.md)).
 ";
 
 const NOTES: &str = "\
@@ -106,11 +108,14 @@ fn self_telemetry_table(out: &mut String) {
     let _ = write!(
         out,
         "\nThe receiver's own metrics (self-telemetry): resource `{}={}`, scope `{}`; \
-         `supervisor_server` is a point attribute here.\n\n",
+         `supervisor_server` is a point attribute here. Every instrument is exported with \
+         cumulative temporality: a counter as a monotonic sum, an up-down counter as a \
+         non-monotonic sum.\n\n",
         SERVICE_NAME.key, SELF_SERVICE_NAME, SELF_SCOPE_NAME
     );
-    out.push_str("| Metric | Type | Unit | Attributes | Description |\n");
+    out.push_str("| Metric | Instrument | Unit | Attributes | Description |\n");
     out.push_str("|---|---|---|---|---|\n");
+    let mut buckets = Vec::new();
     for metric in &SELF_METRICS {
         let attributes = metric
             .attributes
@@ -122,11 +127,26 @@ fn self_telemetry_table(out: &mut String) {
             out,
             "| `{}` | {} ({}) | `{}` | {} | {} |",
             metric.name,
-            metric.kind.name(),
+            metric.instrument.name(),
             metric.value_type.name(),
             metric.unit,
             attributes,
             escape_cell(metric.description),
+        );
+        if let SelfInstrument::Histogram { boundaries } = metric.instrument {
+            buckets.push((metric, boundaries));
+        }
+    }
+    for (metric, boundaries) in buckets {
+        let bounds = boundaries
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(
+            out,
+            "\n`{}` buckets (upper bounds, `{}`): {bounds}, +Inf.\n",
+            metric.name, metric.unit
         );
     }
     out.push('\n');
@@ -173,7 +193,11 @@ mod tests {
         for metric in &SELF_METRICS {
             assert!(md.contains(&format!("| `{}` |", metric.name)));
         }
-        assert!(md.contains("| cumulative sum (int) |"));
+        assert!(md.contains("| counter (int) |"));
+        assert!(md.contains("| up-down counter (int) |"));
+        assert!(md.contains("| histogram (double) |"));
+        assert!(md.contains("0.001, 0.0025, 0.005,"), "{md}");
+        assert!(md.contains("5, 10, +Inf."), "{md}");
         assert!(md.contains(SELF_SCOPE_NAME));
     }
 }

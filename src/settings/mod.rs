@@ -38,12 +38,21 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
-/// Self-telemetry: the receiver's own metrics, sent with the targets' through the exporters.
+/// Self-telemetry: the receiver's own metrics, sent by the OpenTelemetry SDK on an OTLP exporter
+/// of their own (see `crate::telemetry::self_metrics`), apart from the targets' data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetrySettings {
     pub metrics: bool,
-    /// Time between two emissions of the receiver's own metrics.
-    pub interval: Duration,
+    /// `telemetry.interval`, the time between two exports, when the file sets it. It wins over
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, which wins over [`TelemetrySettings::default_interval`].
+    pub interval: Option<Duration>,
+    /// The interval when neither the file nor the environment sets one: the collection
+    /// interval, so the receiver's metrics come at the pace of the targets'.
+    pub default_interval: Duration,
+    /// `telemetry.exporter`: the key of the OTLP exporter (`otlp`, `otlp/backend`) whose
+    /// endpoint, protocol, headers, compression, timeout and TLS the self-telemetry exporter
+    /// uses; `None`: the first OTLP exporter.
+    pub exporter: Option<String>,
 }
 
 impl TelemetrySettings {
@@ -52,7 +61,9 @@ impl TelemetrySettings {
     pub fn off() -> Self {
         TelemetrySettings {
             metrics: false,
-            interval: Duration::from_secs(15),
+            interval: None,
+            default_interval: Duration::from_secs(15),
+            exporter: None,
         }
     }
 }

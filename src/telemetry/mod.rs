@@ -1,40 +1,36 @@
-//! The receiver's own health: counters written by the pollers and the export pipeline, read by
-//! the self-telemetry exporter and the health endpoint.
+//! The receiver's own health: counts and states written by the pollers and the export
+//! pipeline, read by the health endpoint and, through OpenTelemetry instruments, by the
+//! self-telemetry exporter.
 //!
 //! Everything here is cheap to update from hot paths (atomics, one short lock per poll).
 //!
-//! - [`self_metrics`] turns the counters into OTLP, under the receiver's own resource;
-//!   [`emitter`] sends them into the export pipeline every `telemetry.interval`.
+//! - [`self_metrics`]: the OpenTelemetry instruments, declared from the self-telemetry table of
+//!   [`crate::schema::definitions`], the SDK's meter provider, its periodic reader and the
+//!   exporter it drives, apart from the targets' data.
 //! - [`ratelimit`]: named, rate-limited log events (`event="export_failed"`).
 pub mod ratelimit;
 pub mod self_metrics;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use opentelemetry::metrics::Histogram;
+use opentelemetry::KeyValue;
 
 pub use ratelimit::RateLimitedLog;
 
 use crate::clock::unix_nanos_now;
+use crate::schema::definitions as defs;
 
-/// Shared by every part of one running receiver.
+/// Shared by every part of one running receiver. The health endpoint reads it as it is; the
+/// self-telemetry instruments observe it (see [`self_metrics`]), all but the poll duration
+/// histogram, which [`PollStats::record`] feeds.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     pub export: ExportCounters,
     pub polls: PollStats,
-    /// When this receiver started: the start of every cumulative export counter.
-    pub started: StartTime,
-}
-
-/// Unix nanoseconds, read from the clock when created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartTime(pub u64);
-
-impl Default for StartTime {
-    fn default() -> Self {
-        StartTime(unix_nanos_now())
-    }
 }
 
 /// What happened to the data on its way out. Points are data points as counted in OTLP.
@@ -105,6 +101,8 @@ pub struct PollStats {
     by_target: Mutex<BTreeMap<String, TargetPollStats>>,
     /// Polls of every target that started more than [`LATE_AFTER`] after their schedule.
     late: AtomicU64,
+    /// `supervisord_receiver.poll.duration`, once self-telemetry is on.
+    duration: OnceLock<Histogram<f64>>,
 }
 
 /// A poll that starts later than this after its scheduled time counts as late: the bound the
@@ -117,34 +115,29 @@ pub struct TargetPollStats {
     pub last_duration: Duration,
     /// Failed polls by low-cardinality error type (`PollError::error_type`).
     pub errors: BTreeMap<&'static str, u64>,
-    /// Unix nanoseconds when the target was first seen: the start of its cumulative series,
-    /// so a target removed and added back starts new series rather than resetting old ones.
-    pub since_unix_nano: u64,
     /// Unix nanoseconds when the last poll finished (0: none yet).
     pub last_poll_unix_nano: u64,
     /// The last poll's error type; `None` when it succeeded or none happened yet.
     pub last_error_type: Option<&'static str>,
 }
 
-impl TargetPollStats {
-    fn new() -> Self {
-        TargetPollStats {
-            since_unix_nano: unix_nanos_now(),
-            ..Default::default()
-        }
-    }
-}
-
 impl PollStats {
     pub fn record(&self, target: &str, duration: Duration, error_type: Option<&'static str>) {
+        if let Some(histogram) = self.duration.get() {
+            histogram.record(
+                duration.as_secs_f64(),
+                &[KeyValue::new(
+                    defs::SUPERVISOR_SERVER.key,
+                    target.to_owned(),
+                )],
+            );
+        }
         let Ok(mut map) = self.by_target.lock() else {
             return;
         };
         let stats = match map.get_mut(target) {
             Some(stats) => stats,
-            None => map
-                .entry(target.to_owned())
-                .or_insert_with(TargetPollStats::new),
+            None => map.entry(target.to_owned()).or_default(),
         };
         stats.polls += 1;
         stats.last_duration = duration;
@@ -171,12 +164,13 @@ impl PollStats {
     pub fn register(&self, target: &str) {
         if let Ok(mut map) = self.by_target.lock() {
             if !map.contains_key(target) {
-                map.insert(target.to_owned(), TargetPollStats::new());
+                map.insert(target.to_owned(), TargetPollStats::default());
             }
         }
     }
 
-    /// Drops a target removed by a reload, so its series stop.
+    /// Drops a target removed by a reload, so its counter series stop (the poll duration
+    /// histogram keeps its last state: see [`self_metrics`]).
     pub fn forget(&self, target: &str) {
         if let Ok(mut map) = self.by_target.lock() {
             map.remove(target);
@@ -188,6 +182,21 @@ impl PollStats {
             .lock()
             .map(|map| map.clone())
             .unwrap_or_default()
+    }
+
+    /// Calls `f` with every target's stats, in name order, under the lock: what an observable
+    /// instrument reads at each collection, without copying a fleet's worth of maps.
+    pub fn for_each(&self, mut f: impl FnMut(&str, &TargetPollStats)) {
+        if let Ok(map) = self.by_target.lock() {
+            for (name, stats) in map.iter() {
+                f(name, stats);
+            }
+        }
+    }
+
+    /// Feeds the poll duration histogram from now on; a second one is ignored.
+    pub(crate) fn set_duration_histogram(&self, histogram: Histogram<f64>) {
+        let _ = self.duration.set(histogram);
     }
 }
 
@@ -211,7 +220,6 @@ mod tests {
         stats.register("web");
         let registered = stats.snapshot().remove("web").unwrap_or_default();
         assert_eq!(registered.polls, 0);
-        assert!(registered.since_unix_nano > 0);
         assert_eq!(registered.last_poll_unix_nano, 0);
 
         stats.record("web", Duration::from_millis(3), Some("timeout"));
@@ -222,8 +230,10 @@ mod tests {
         assert_eq!(web.last_duration, Duration::from_millis(5));
         assert_eq!(web.last_error_type, None);
         assert_eq!(web.errors.get("timeout"), Some(&2));
-        assert_eq!(web.since_unix_nano, registered.since_unix_nano);
-        assert!(web.last_poll_unix_nano >= web.since_unix_nano);
+        assert!(web.last_poll_unix_nano > 0);
+        let mut seen = Vec::new();
+        stats.for_each(|name, s| seen.push((name.to_string(), s.polls)));
+        assert_eq!(seen, [("web".to_string(), 3)]);
 
         // Registering again keeps the counts; forgetting drops them.
         stats.register("web");

@@ -21,7 +21,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, NumberDataPoint};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, NumberDataPoint,
+};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 
@@ -549,7 +551,8 @@ fn number_points(data: Option<&metric::Data>) -> &[NumberDataPoint] {
     }
 }
 
-/// Every point of every metric, in arrival order.
+/// Every number point (gauges and sums) of every metric, in arrival order; histograms are in
+/// [`histogram_points`].
 pub fn all_points(requests: &[ReceivedRequest]) -> Vec<Point> {
     let mut out = Vec::new();
     for received in requests {
@@ -573,6 +576,80 @@ pub fn all_points(requests: &[ReceivedRequest]) -> Vec<Point> {
                             attrs: attr_map(&dp.attributes),
                             value,
                             time_unix_nano: dp.time_unix_nano,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One explicit-bucket histogram data point, flattened with its metric, scope and resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramPoint {
+    pub metric: String,
+    pub unit: String,
+    pub scope: String,
+    pub resource_attrs: BTreeMap<String, String>,
+    pub attrs: BTreeMap<String, String>,
+    /// `true` for cumulative, `false` for delta.
+    pub cumulative: bool,
+    pub start_time_unix_nano: u64,
+    pub time_unix_nano: u64,
+    pub count: u64,
+    pub sum: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Upper bounds of the buckets; `bucket_counts` has one more entry (up to +Inf).
+    pub explicit_bounds: Vec<f64>,
+    pub bucket_counts: Vec<u64>,
+}
+
+impl HistogramPoint {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).map(String::as_str)
+    }
+}
+
+/// Every histogram point of every metric, in arrival order.
+pub fn histogram_points(requests: &[ReceivedRequest]) -> Vec<HistogramPoint> {
+    let mut out = Vec::new();
+    for received in requests {
+        for rm in &received.request.resource_metrics {
+            let resource_attrs = rm
+                .resource
+                .as_ref()
+                .map(|r| attr_map(&r.attributes))
+                .unwrap_or_default();
+            for sm in &rm.scope_metrics {
+                let scope = sm
+                    .scope
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                for m in &sm.metrics {
+                    let Some(metric::Data::Histogram(histogram)) = &m.data else {
+                        continue;
+                    };
+                    let cumulative = histogram.aggregation_temporality
+                        == AggregationTemporality::Cumulative as i32;
+                    for dp in &histogram.data_points {
+                        out.push(HistogramPoint {
+                            metric: m.name.clone(),
+                            unit: m.unit.clone(),
+                            scope: scope.clone(),
+                            resource_attrs: resource_attrs.clone(),
+                            attrs: attr_map(&dp.attributes),
+                            cumulative,
+                            start_time_unix_nano: dp.start_time_unix_nano,
+                            time_unix_nano: dp.time_unix_nano,
+                            count: dp.count,
+                            sum: dp.sum,
+                            min: dp.min,
+                            max: dp.max,
+                            explicit_bounds: dp.explicit_bounds.clone(),
+                            bucket_counts: dp.bucket_counts.clone(),
                         });
                     }
                 }
@@ -700,6 +777,12 @@ pub fn summarize(requests: &[ReceivedRequest]) -> String {
         .iter()
         .map(|r| {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for h in histogram_points(std::slice::from_ref(r)) {
+                let server = h.attr(SERVER_ATTR).unwrap_or("?").to_string();
+                *counts
+                    .entry(format!("{}@{server} (histogram)", h.metric))
+                    .or_default() += 1;
+            }
             for p in all_points(std::slice::from_ref(r)) {
                 let mut key = format!("{}@{}", p.metric, p.server().unwrap_or("?"));
                 // The one value that explains most failed waits.

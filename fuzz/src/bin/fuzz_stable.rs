@@ -3,17 +3,21 @@
 //! under `artifacts/<target>/` and the exit code is 1.
 //!
 //! ```text
-//! fuzz-stable replay <target> <file or dir>...
+//! fuzz-stable replay <target> [file or dir]...
 //! fuzz-stable mutate <target> <corpus dir> [iterations] [seed]
 //! ```
+//!
+//! Without a path, `replay` replays the target's whole corpus (`CORPUS` in the library: its
+//! corpus directory and the test fixtures it is seeded with). `mutate` starts from the given
+//! directory plus those fixtures.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use supervisord_receiver_fuzz::{config_load, xmlrpc_decode};
+use supervisord_receiver_fuzz::{config_load, corpus_paths, xmlrpc_decode};
 
-const USAGE: &str = "usage: fuzz-stable replay <xmlrpc_decode|config_load> <file or dir>...\n       \
+const USAGE: &str = "usage: fuzz-stable replay <xmlrpc_decode|config_load> [file or dir]...\n       \
                      fuzz-stable mutate <xmlrpc_decode|config_load> <corpus dir> [iterations] [seed]";
 
 /// Inputs grow no larger than this while mutating.
@@ -166,7 +170,11 @@ fn main() -> ExitCode {
 }
 
 fn replay(target: &str, check: fn(&[u8]), paths: &[String]) -> ExitCode {
-    let files = corpus_files(paths);
+    let files = if paths.is_empty() {
+        corpus_files(&in_repo(corpus_paths(target)))
+    } else {
+        corpus_files(paths)
+    };
     for file in &files {
         let Ok(data) = std::fs::read(file) else {
             eprintln!("cannot read {}", file.display());
@@ -188,7 +196,10 @@ fn mutate(target: &str, check: fn(&[u8]), tokens: &[&str], args: &[String]) -> E
     };
     let iterations: u64 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
     let seed: u64 = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0x5EED);
-    let corpus: Vec<Vec<u8>> = corpus_files(std::slice::from_ref(dir))
+    // The fixtures the target's corpus is seeded with, kept outside the corpus directory.
+    let mut seeds = vec![PathBuf::from(dir)];
+    seeds.extend(in_repo(corpus_paths(target).get(1..).unwrap_or_default()));
+    let corpus: Vec<Vec<u8>> = corpus_files(&seeds)
         .iter()
         .filter_map(|f| std::fs::read(f).ok())
         .collect();
@@ -264,10 +275,16 @@ fn mutate_once(input: &mut Vec<u8>, corpus: &[Vec<u8>], tokens: &[&str], rng: &m
     input.truncate(MAX_LEN);
 }
 
-fn corpus_files(paths: &[String]) -> Vec<PathBuf> {
+/// Paths from the repository root (this crate is `fuzz/` in it).
+fn in_repo(paths: &[&str]) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    paths.iter().map(|p| root.join(p)).collect()
+}
+
+fn corpus_files(paths: &[impl AsRef<Path>]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for path in paths {
-        let path = Path::new(path);
+        let path = path.as_ref();
         match std::fs::read_dir(path) {
             Ok(entries) => {
                 let mut found: Vec<PathBuf> = entries

@@ -1,0 +1,533 @@
+//! Recorded supervisord replies in, OTLP out.
+//!
+//! - Golden files: each case decodes a fixture from `tests/fixtures/xmlrpc/`, applies the
+//!   target's filters and mapping, builds the export request and compares it, as OTLP/JSON, with
+//!   `tests/golden/<case>.json`. Timestamps and the order of metrics and points are ignored.
+//!   `UPDATE_GOLDEN=1 cargo test --test unit metrics_golden` rewrites the files; review the diff.
+//! - Datadog's unit vectors: the process counts and uptimes its check's tests expect, read back
+//!   from the produced OTLP.
+//! - `docs/metrics.md` must match the table in the code; `UPDATE_DOCS=1` rewrites it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, NumberDataPoint};
+use serde_json::Value as Json;
+use supervisord_receiver::settings::pattern::NamePattern;
+
+use supervisord_receiver::metrics::build_request;
+use supervisord_receiver::schema::definitions::{PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER};
+use supervisord_receiver::schema::{metrics_page, MetricId, MetricToggles};
+use supervisord_receiver::scrape::monitored;
+use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
+use supervisord_receiver::settings::{Endpoint, Target};
+use supervisord_receiver::supervisor::decode;
+use supervisord_receiver::supervisor::xmlrpc::{self, Value};
+use supervisord_receiver::vocab::Status;
+use supervisord_receiver::vocab::{ProcessInfo, ProcessState, Snapshot};
+
+/// Arbitrary: golden comparison drops timestamps, the vectors never read them.
+const POLL_TIME_UNIX_NANO: u64 = 1_414_815_513_000_000_000;
+
+fn manifest_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn reply_value(fixture: &str) -> Value {
+    let path = manifest_path("tests/fixtures/xmlrpc").join(fixture);
+    let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match xmlrpc::decode_response(&body) {
+        Ok(Ok(value)) => value,
+        Ok(Err(fault)) => panic!("{fixture}: fault {fault}"),
+        Err(e) => panic!("{fixture}: {e}"),
+    }
+}
+
+/// A `getAllProcessInfo` reply.
+fn processes_snapshot(fixture: &str) -> Snapshot {
+    let (processes, problems) =
+        decode::processes(&reply_value(fixture)).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    assert!(problems.is_empty(), "{fixture}: {problems:?}");
+    Snapshot {
+        processes,
+        ..Snapshot::default()
+    }
+}
+
+/// A `system.multicall` reply: getAllProcessInfo, getState, getIdentification,
+/// getSupervisorVersion.
+fn multicall_snapshot(fixture: &str) -> Snapshot {
+    let polled = supervisord_receiver::supervisor::client::from_multicall(reply_value(fixture))
+        .unwrap_or_else(|e| panic!("{fixture}: {e:?}"));
+    assert!(
+        polled.problems.is_empty(),
+        "{fixture}: {:?}",
+        polled.problems
+    );
+    polled.snapshot
+}
+
+fn target(name: &str) -> Target {
+    Target::new(
+        name,
+        Endpoint::Tcp {
+            tls: false,
+            host: "localhost".into(),
+            port: 9001,
+        },
+    )
+}
+
+fn outcome(target: &Target, snapshot: Snapshot) -> PollOutcome {
+    PollOutcome {
+        target: identity(target),
+        time_unix_nano: POLL_TIME_UNIX_NANO,
+        result: Ok(monitored(target, snapshot)),
+    }
+}
+
+fn identity(target: &Target) -> Arc<TargetIdentity> {
+    Arc::new(TargetIdentity::of(target))
+}
+
+/// Which format the target came from: the Datadog loader puts `supervisord_server` first on
+/// every point (`tests/unit/config/` checks that it does), the native one nothing.
+#[derive(Clone, Copy)]
+enum Format {
+    Native,
+    Datadog,
+}
+
+impl Format {
+    fn apply(self, target: &Target) -> Target {
+        let mut target = target.clone();
+        if let Format::Datadog = self {
+            target
+                .point_attributes
+                .insert(0, (SUPERVISORD_SERVER.key.into(), target.name.clone()));
+        }
+        target
+    }
+}
+
+fn build(target: &Target, snapshot: Snapshot, format: Format) -> ExportMetricsServiceRequest {
+    let target = format.apply(target);
+    build_request(&[outcome(&target, snapshot)], &MetricToggles::default())
+}
+
+/// A `proc_regex` pattern as the Datadog format reads it (Python's syntax).
+fn regex(pattern: &str) -> NamePattern {
+    NamePattern::python(pattern).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden files
+
+/// OTLP/JSON with timestamps removed and metrics and points in a canonical order.
+fn normalized(request: &ExportMetricsServiceRequest) -> Json {
+    let mut json = serde_json::to_value(request).unwrap();
+    normalize(&mut json);
+    json
+}
+
+/// Stands for the crate version in golden files, so a release does not rewrite them all.
+const VERSION_PLACEHOLDER: &str = "${CARGO_PKG_VERSION}";
+
+fn normalize(json: &mut Json) {
+    match json {
+        Json::Object(map) => {
+            map.remove("timeUnixNano");
+            map.remove("startTimeUnixNano");
+            if map.get("name").and_then(Json::as_str) == Some(SCOPE_NAME)
+                && map.get("version").and_then(Json::as_str) == Some(env!("CARGO_PKG_VERSION"))
+            {
+                map.insert("version".into(), Json::from(VERSION_PLACEHOLDER));
+            }
+            for value in map.values_mut() {
+                normalize(value);
+            }
+            if let Some(Json::Array(metrics)) = map.get_mut("metrics") {
+                metrics.sort_by_key(|m| m["name"].to_string());
+            }
+            if let Some(Json::Array(points)) = map.get_mut("dataPoints") {
+                points.sort_by_key(|p| p["attributes"].to_string());
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(normalize),
+        _ => {}
+    }
+}
+
+fn check_golden(case: &str, request: &ExportMetricsServiceRequest) {
+    let path = manifest_path("tests/golden").join(format!("{case}.json"));
+    let actual = normalized(request);
+    let actual_text = serde_json::to_string_pretty(&actual).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &actual_text).unwrap();
+        return;
+    }
+    let expected_text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}\nrun `UPDATE_GOLDEN=1 cargo test --test unit metrics_golden` to create it",
+            path.display()
+        )
+    });
+    let mut expected: Json = serde_json::from_str(&expected_text)
+        .unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+    normalize(&mut expected);
+    if expected != actual {
+        let expected_text = serde_json::to_string_pretty(&expected).unwrap() + "\n";
+        let first_difference = expected_text
+            .lines()
+            .zip(actual_text.lines())
+            .enumerate()
+            .find(|(_, (e, a))| e != a)
+            .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+            .unwrap_or_else(|| "one output is a prefix of the other".into());
+        panic!(
+            "{} does not match the produced metrics; first difference at {first_difference}\n\
+             If the change is intended: `UPDATE_GOLDEN=1 cargo test --test unit metrics_golden`, \
+             then review the diff.\nproduced:\n{actual_text}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn golden_server1_native() {
+    let target = target("server1");
+    check_golden(
+        "datadog_server1_native",
+        &build(
+            &target,
+            processes_snapshot("datadog_server1.xml"),
+            Format::Native,
+        ),
+    );
+}
+
+#[test]
+fn golden_server0_datadog_format_with_tags_and_filter() {
+    let mut target = target("server0");
+    target.filter.names = vec!["apache2".into(), "webapp".into()];
+    target.resource_attributes = vec![("env".into(), "prod".into()), ("team".into(), "web".into())];
+    // As the Datadog loader sets them for `tags: [env:prod, team:web, team:ops]`.
+    target.point_attributes = vec![
+        ("env".into(), "prod".into()),
+        ("team".into(), "web".into()),
+        ("team".into(), "ops".into()),
+    ];
+    check_golden(
+        "datadog_server0_auth_datadog",
+        &build(
+            &target,
+            processes_snapshot("datadog_server0_auth.xml"),
+            Format::Datadog,
+        ),
+    );
+}
+
+#[test]
+fn golden_ruby_backoff() {
+    let target = target("server1");
+    check_golden(
+        "datadog_ruby_native",
+        &build(
+            &target,
+            processes_snapshot("datadog_ruby.xml"),
+            Format::Native,
+        ),
+    );
+}
+
+#[test]
+fn golden_multicall_with_state_identification_and_version() {
+    let target = target("server1");
+    check_golden(
+        "multicall_ok_native",
+        &build(
+            &target,
+            multicall_snapshot("multicall_ok.xml"),
+            Format::Native,
+        ),
+    );
+}
+
+#[test]
+fn golden_failed_poll() {
+    let mut target = target("server0");
+    target.resource_attributes = vec![("env".into(), "prod".into())];
+    let failed = PollOutcome {
+        target: identity(&Format::Datadog.apply(&target)),
+        time_unix_nano: POLL_TIME_UNIX_NANO,
+        result: Err(
+            "Cannot connect to http://localhost:9001. Make sure supervisor is running \
+                     and XML-RPC inet interface is enabled."
+                .into(),
+        ),
+    };
+    check_golden(
+        "failed_poll_datadog",
+        &build_request(&[failed], &MetricToggles::default()),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datadog's unit vectors (reference §6.2 TEST_CASES and §6.4)
+
+fn gauge_points(request: &ExportMetricsServiceRequest, id: MetricId) -> Vec<&NumberDataPoint> {
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name == id.name())
+        .flat_map(|m| match &m.data {
+            Some(metric::Data::Gauge(g)) => g.data_points.iter().collect::<Vec<_>>(),
+            other => panic!("{} is not a gauge: {other:?}", m.name),
+        })
+        .collect()
+}
+
+fn attribute<'a>(point: &'a NumberDataPoint, key: &str) -> &'a str {
+    point
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no string attribute '{key}' on {point:?}"))
+}
+
+fn int(point: &NumberDataPoint) -> i64 {
+    match point.value {
+        Some(number_data_point::Value::AsInt(v)) => v,
+        other => panic!("not an int point: {other:?}"),
+    }
+}
+
+/// `supervisord.process.count` as (up, down, unknown).
+fn counts(request: &ExportMetricsServiceRequest) -> (i64, i64, i64) {
+    let points = gauge_points(request, MetricId::ProcessCount);
+    assert_eq!(points.len(), 3, "all three statuses are always sent");
+    let count = |status: Status| {
+        points
+            .iter()
+            .find(|p| attribute(p, STATUS.key) == status.name())
+            .map(|p| int(p))
+            .unwrap_or_else(|| panic!("no count for status {}", status.name()))
+    };
+    (
+        count(Status::Up),
+        count(Status::Down),
+        count(Status::Unknown),
+    )
+}
+
+/// `supervisord.process.uptime` per process, sorted by process name.
+fn uptimes(request: &ExportMetricsServiceRequest) -> Vec<(String, i64)> {
+    let mut uptimes: Vec<_> = gauge_points(request, MetricId::ProcessUptime)
+        .into_iter()
+        .map(|p| (attribute(p, PROCESS.key).to_string(), int(p)))
+        .collect();
+    uptimes.sort();
+    uptimes
+}
+
+fn uptimes_of(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    let mut v: Vec<_> = pairs.iter().map(|(n, u)| (n.to_string(), *u)).collect();
+    v.sort();
+    v
+}
+
+/// Cases #1, #7–#12 and the §6.4 filters run against `http://localhost:9001` (mysql RUNNING,
+/// java STOPPED, python STARTING).
+fn server1(configure: impl FnOnce(&mut Target)) -> ExportMetricsServiceRequest {
+    let mut target = target("server1");
+    configure(&mut target);
+    build(
+        &target,
+        processes_snapshot("datadog_server1.xml"),
+        Format::Datadog,
+    )
+}
+
+#[test]
+fn case_1_no_filter() {
+    let request = server1(|_| {});
+    assert_eq!(counts(&request), (1, 1, 1));
+    assert_eq!(
+        uptimes(&request),
+        uptimes_of(&[("python", 0), ("mysql", 125), ("java", 0)])
+    );
+}
+
+#[test]
+fn case_2a_proc_names_on_the_authenticated_server() {
+    let mut target = target("server0");
+    target.filter.names = vec!["apache2".into(), "webapp".into()];
+    let request = build(
+        &target,
+        processes_snapshot("datadog_server0_auth.xml"),
+        Format::Datadog,
+    );
+    assert_eq!(counts(&request), (0, 2, 0));
+    // STOPPING counts as active for uptime although it maps to down.
+    assert_eq!(
+        uptimes(&request),
+        uptimes_of(&[("apache2", 0), ("webapp", 2)])
+    );
+}
+
+#[test]
+fn case_2b_backoff_with_zero_uptime() {
+    let target = target("server1");
+    let request = build(
+        &target,
+        processes_snapshot("datadog_ruby.xml"),
+        Format::Datadog,
+    );
+    assert_eq!(counts(&request), (0, 1, 0));
+    assert_eq!(uptimes(&request), uptimes_of(&[("ruby", 0)]));
+}
+
+#[test]
+fn case_7_proc_names_ignore_missing_processes() {
+    let request = server1(|t| t.filter.names = vec!["mysql".into(), "invalid_process".into()]);
+    assert_eq!(counts(&request), (1, 0, 0));
+    assert_eq!(uptimes(&request), uptimes_of(&[("mysql", 125)]));
+}
+
+#[test]
+fn case_8_proc_regex() {
+    let request = server1(|t| t.filter.regex = vec![regex("^mysq.$"), regex("invalid_process")]);
+    assert_eq!(counts(&request), (1, 0, 0));
+    assert_eq!(uptimes(&request), uptimes_of(&[("mysql", 125)]));
+}
+
+#[test]
+fn case_9_proc_regex_exclude() {
+    let request = server1(|t| t.filter.regex_exclude = vec![regex("^py.*$")]);
+    assert_eq!(counts(&request), (1, 1, 0));
+    assert_eq!(
+        uptimes(&request),
+        uptimes_of(&[("mysql", 125), ("java", 0)])
+    );
+}
+
+#[test]
+fn case_10_proc_names_exclude() {
+    let request = server1(|t| t.filter.names_exclude = vec!["python".into()]);
+    assert_eq!(counts(&request), (1, 1, 0));
+    assert_eq!(
+        uptimes(&request),
+        uptimes_of(&[("mysql", 125), ("java", 0)])
+    );
+}
+
+#[test]
+fn case_11_override_stopped_to_up() {
+    let request = server1(|t| t.status_mapping.set(ProcessState::Stopped, Status::Up));
+    assert_eq!(counts(&request), (2, 0, 1));
+    // The override changes the status, never the uptime rule.
+    assert_eq!(
+        uptimes(&request),
+        uptimes_of(&[("python", 0), ("mysql", 125), ("java", 0)])
+    );
+    let java_status: Vec<_> = gauge_points(&request, MetricId::ProcessStatus)
+        .into_iter()
+        .filter(|p| attribute(p, PROCESS.key) == "java" && int(p) == 1)
+        .map(|p| attribute(p, STATUS.key))
+        .collect();
+    assert_eq!(java_status, ["up"]);
+}
+
+#[test]
+fn case_12_override_stopped_to_unknown() {
+    let request = server1(|t| t.status_mapping.set(ProcessState::Stopped, Status::Unknown));
+    assert_eq!(counts(&request), (1, 0, 2));
+}
+
+#[test]
+fn unit_proc_names_python_only() {
+    let request = server1(|t| t.filter.names = vec!["python".into()]);
+    assert_eq!(counts(&request), (0, 0, 1));
+}
+
+#[test]
+fn unit_regex_exclude_alone_means_everything_else() {
+    let request = server1(|t| t.filter.regex_exclude = vec![regex("^my.*$")]);
+    let (up, down, unknown) = counts(&request);
+    assert_eq!(up, 0);
+    assert_eq!((down, unknown), (1, 1));
+}
+
+#[test]
+fn unit_extract_uptime() {
+    let process = |state| ProcessInfo {
+        name: "p".into(),
+        group: "p".into(),
+        state,
+        start: 10,
+        now: 25,
+        ..ProcessInfo::default()
+    };
+    let target = target("server1");
+    for (state, expected) in [(ProcessState::Running, 15), (ProcessState::Stopped, 0)] {
+        let snapshot = Snapshot {
+            processes: vec![process(state)],
+            ..Snapshot::default()
+        };
+        let request = build(&target, snapshot, Format::Native);
+        assert_eq!(uptimes(&request), uptimes_of(&[("p", expected)]), "{state}");
+    }
+}
+
+#[test]
+fn datadog_format_tags_every_point_with_the_server() {
+    let request = server1(|_| {});
+    let mut seen = 0;
+    for id in MetricId::ALL {
+        for point in gauge_points(&request, id) {
+            assert_eq!(
+                attribute(point, SUPERVISORD_SERVER.key),
+                "server1",
+                "{}",
+                id.name()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs/metrics.md
+
+#[test]
+fn the_metrics_page_matches_the_definitions() {
+    let path = manifest_path("docs/metrics.md");
+    let expected = metrics_page();
+    if std::env::var_os("UPDATE_DOCS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &expected).unwrap();
+        return;
+    }
+    let actual = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}\nThe page is generated: run `UPDATE_DOCS=1 cargo test --test unit \
+             metrics_golden`.",
+            path.display()
+        )
+    });
+    assert!(
+        actual == expected,
+        "{}: differs from src/metrics/definitions.rs; run `UPDATE_DOCS=1 cargo test --test unit \
+         metrics_golden` to regenerate it.\nexpected:\n{expected}",
+        path.display()
+    );
+}
