@@ -8,8 +8,6 @@
 pub mod config;
 pub mod expect;
 pub mod gate;
-// Moves next to the others once its current edit lands (docs/testing.md, "Layout").
-#[path = "../support/otlp_sink.rs"]
 pub mod otlp_sink;
 pub mod proc_tree;
 pub mod provision;

@@ -3,19 +3,17 @@
 //! metrics, under their own resource and scope and in requests of their own, to a real OTLP
 //! server, which decodes them: counters, up-down counters and the poll duration histogram.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, AggregationTemporality};
-use support::config::{self, debug_exporter, otlp_exporter, target};
-use support::otlp_sink::{
+use crate::testkit::config::{self, debug_exporter, otlp_exporter, target};
+use crate::testkit::otlp_sink::{
     any_value_string, histogram_points, HistogramPoint, OtlpSink, Protocol, ReceivedRequest,
 };
-use support::receiver::Running;
-use support::supervisord::{free_port, Auth, Options, Program, Supervisord};
-use support::WAIT;
+use crate::testkit::receiver::Running;
+use crate::testkit::supervisord::{free_port, Auth, Options, Program, Supervisord};
+use crate::testkit::WAIT;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, AggregationTemporality};
 
 const SCOPE: &str = "supervisord-receiver/self";
 const POLLS: &str = "supervisord_receiver.polls";
@@ -424,7 +422,10 @@ fn the_last_report_is_sent_when_the_receiver_stops() {
     );
     let path = config::write(svd.dir(), "receiver.yaml", &cfg);
     let receiver = Running::start(&path, &[]);
-    sink.wait_for(|r| support::otlp_sink::polls(r, "web").len() >= 3, WAIT);
+    sink.wait_for(
+        |r| crate::testkit::otlp_sink::polls(r, "web").len() >= 3,
+        WAIT,
+    );
     assert!(
         self_points(&sink.requests()).is_empty(),
         "not before an hour"
@@ -462,7 +463,10 @@ fn own_metrics_can_be_switched_off() {
     let path = config::write(dir.path(), "receiver.yaml", &cfg);
     let receiver = Running::start(&path, &[]);
     // Four polls a second apart: three exports would have happened by now.
-    let requests = sink.wait_for(|r| support::otlp_sink::polls(r, "refused").len() >= 4, WAIT);
+    let requests = sink.wait_for(
+        |r| crate::testkit::otlp_sink::polls(r, "refused").len() >= 4,
+        WAIT,
+    );
     let finished = receiver.stop();
     assert_eq!(finished.code(), Some(0), "{}", finished.describe());
     assert!(self_points(&requests).is_empty());

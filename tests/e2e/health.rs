@@ -2,8 +2,6 @@
 //! relay the test can cut, and `/healthz` follows: 200 while exports succeed, 503 once they
 //! have failed for longer than `unhealthy_after`, 200 again when the backend is back.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,12 +9,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::testkit::config::{self, otlp_exporter, target};
+use crate::testkit::otlp_sink::OtlpSink;
+use crate::testkit::receiver::{run_once, Running};
+use crate::testkit::supervisord::{free_port, Options, Program, Supervisord};
+use crate::testkit::WAIT;
 use serde_json::Value;
-use support::config::{self, otlp_exporter, target};
-use support::otlp_sink::OtlpSink;
-use support::receiver::{run_once, Running};
-use support::supervisord::{free_port, Options, Program, Supervisord};
-use support::WAIT;
 
 /// A TCP relay to `upstream` that can be cut: when down, live connections are closed and new
 /// ones are closed as soon as they are accepted, as a backend that went away.
