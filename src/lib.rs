@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The rule: a module may import only the modules its row names (and itself). A test
-//! (`tests/architecture.rs`) reads this table and fails on any other `crate::` path outside
+//! (`tests/unit/architecture.rs`) reads this table and fails on any other `crate::` path outside
 //! test code.
 //!
 //! | layer | module | may import |

@@ -17,7 +17,7 @@
 //! "not mine", without saying why: the caller then decodes the same bytes with the general
 //! decoder, which decodes them or reports the error exactly as it did before the fast path
 //! existed. So the fast path changes how fast a reply decodes, never what it decodes to, and
-//! it has no error messages of its own to keep in step; tests/xmlrpc_fast_path.rs and the
+//! it has no error messages of its own to keep in step; tests/unit/xmlrpc_fast_path/ and the
 //! fuzz targets hold both paths to the same results.
 //!
 //! Bounded on any input: one forward pass (every method moves `pos` forward or gives up), the
