@@ -111,6 +111,8 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         exporters: Vec::new(),
         telemetry: crate::settings::TelemetrySettings::off(),
         health: None,
+        temporality: Default::default(),
+        logs: Default::default(),
         warnings: Vec::new(),
     }
 }

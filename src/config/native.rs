@@ -106,6 +106,8 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         exporters,
         telemetry,
         health,
+        temporality: Default::default(),
+        logs: Default::default(),
         warnings: Vec::new(),
     }
 }

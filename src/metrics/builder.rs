@@ -460,6 +460,7 @@ mod tests {
             supervisor_state: Some(SupervisorState::Running),
             identification: Some("supervisor".into()),
             version: Some("4.2.5".into()),
+            ..Default::default()
         };
         let request = build_request(&[outcome(Ok(data))], &MetricToggles::default());
         let rm = &request.resource_metrics[0];

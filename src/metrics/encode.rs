@@ -328,6 +328,7 @@ mod tests {
             supervisor_state: Some(SupervisorState::Running),
             identification: Some("supervisor".into()),
             version: Some("4.3.0".into()),
+            ..Default::default()
         };
         let attributes = vec![
             ("env".into(), "prod".into()),
@@ -385,6 +386,7 @@ mod tests {
                 supervisor_state: state,
                 identification: Some(target.clone()),
                 version: None,
+                ..Default::default()
             };
             let o = outcome(&target, vec![(target.clone(), "v".repeat(150))], time, Ok(data));
             let toggles = MetricToggles::default();

@@ -24,5 +24,7 @@ pub fn monitored(target: &Target, snapshot: Snapshot) -> PollData {
         supervisor_state: snapshot.state,
         identification: snapshot.identification,
         version: snapshot.version,
+        restarts: Default::default(),
+        exits: Default::default(),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::settings::Target;
+use crate::settings::{Target, Temporality};
 use crate::vocab::Status;
 use crate::vocab::{ProcessInfo, SupervisorState};
 
@@ -43,6 +43,32 @@ pub struct PollData {
     pub supervisor_state: Option<SupervisorState>,
     pub identification: Option<String>,
     pub version: Option<String>,
+    /// `supervisord.process.restarts`: one point per monitored process.
+    pub restarts: Counts,
+    /// `supervisord.process.exits`: in push mode, two points (`expected` true and false) per
+    /// monitored process; empty when polling, which cannot tell how many exits there were.
+    pub exits: Counts,
+}
+
+/// One point of a count the receiver keeps for a process (restarts, exits), ready to write as
+/// a monotonic sum point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountPoint {
+    pub name: String,
+    pub group: String,
+    /// The `expected` attribute (exits only).
+    pub expected: Option<bool>,
+    /// Where the count starts: when the receiver first saw the process (cumulative), or where
+    /// the series' previous point ended (delta).
+    pub start_time_unix_nano: u64,
+    pub value: u64,
+}
+
+/// The points of one count, all with the same temporality.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Counts {
+    pub temporality: Temporality,
+    pub points: Vec<CountPoint>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

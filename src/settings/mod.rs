@@ -34,6 +34,11 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// The `/healthz` endpoint (native `health:`); `None`: not served.
     pub health: Option<HealthSettings>,
+    /// Which temporality sums are sent with (native `metrics_temporality`, else
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else cumulative).
+    pub temporality: TemporalityPreference,
+    /// The log records sent besides the metrics (native `logs:`).
+    pub logs: LogSettings,
     /// Non-fatal remarks found while loading (deprecated keys, ignored options); logged at start.
     pub warnings: Vec<String>,
 }
@@ -64,6 +69,62 @@ impl TelemetrySettings {
             interval: None,
             default_interval: Duration::from_secs(15),
             exporter: None,
+        }
+    }
+}
+
+/// The OTLP signals the receiver sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 2] = [Signal::Metrics, Signal::Logs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// The aggregation temporality of one sum's points, as OTLP writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Temporality {
+    /// Every point counts from the series' start.
+    #[default]
+    Cumulative,
+    /// Every point counts from where the previous point of the series ended.
+    Delta,
+}
+
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, as the OpenTelemetry specification
+/// defines its three values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TemporalityPreference {
+    #[default]
+    Cumulative,
+    Delta,
+    /// Delta for counts the receiver accumulates from events (a synchronous counter's kind),
+    /// cumulative for counts read from snapshots (an asynchronous counter's kind) and for
+    /// up-down counts.
+    LowMemory,
+}
+
+/// Which log records are produced (native `logs:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// One record per process or supervisord state change. Default on.
+    pub state_changes: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            state_changes: true,
         }
     }
 }

@@ -60,6 +60,7 @@ fn request() -> ExportMetricsServiceRequest {
             supervisor_state: Some(SupervisorState::Running),
             identification: Some("supervisor".into()),
             version: Some("4.2.5".into()),
+            ..Default::default()
         }),
     };
     let failed = PollOutcome {
