@@ -81,6 +81,7 @@ fn outcome(processes: usize) -> PollOutcome {
             supervisor_state: Some(SupervisorState::Running),
             identification: Some("supervisor".into()),
             version: Some("4.3.0".into()),
+            ..Default::default()
         }),
     }
 }

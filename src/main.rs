@@ -21,6 +21,22 @@ fn main() -> ExitCode {
             };
             with_runtime(cli::check::check(settings, output))
         }
+        Command::Listen { target } => {
+            let settings = match cli::load_or_report(config) {
+                Ok(settings) => settings,
+                Err(code) => return code,
+            };
+            with_runtime(async move {
+                let (shutdown, _hangup) = match signals() {
+                    Ok(signals) => signals,
+                    Err(error) => {
+                        eprintln!("error: cannot install signal handlers: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                cli::listen::listen(settings, target.as_deref(), config, shutdown).await
+            })
+        }
         Command::Run => {
             let settings = match cli::load_or_report(config) {
                 Ok(settings) => settings,

@@ -3,8 +3,9 @@
 //!
 //! Pollers send [`ExportItem`]s through a channel. After the first item of a batch, others are
 //! awaited for [`BATCH_WINDOW`] so that targets polled on the same tick share a request. The
-//! translation ([`crate::metrics`]) happens here, so the exporters receive bytes and know
-//! nothing of polls.
+//! translation ([`crate::metrics`], [`crate::logs`]) happens here, so the exporters receive
+//! bytes and know nothing of polls: a batch of items becomes one metrics batch and one logs
+//! batch (the state changes the polls found, and those push mode's events told).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,10 +14,15 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
 use crate::export::pipeline::{EncodedBatch, RunningExports};
+use crate::logs::encode_resource_logs;
 use crate::metrics::encode_resource_metrics;
 use crate::schema::MetricToggles;
-use crate::scrape::outcome::PollOutcome;
+use crate::scrape::changes::Changes;
+use crate::scrape::outcome::{PollOutcome, TargetIdentity};
+use crate::settings::{LogSettings, Signal};
 
 /// After a first item arrives, others are awaited this long so that targets polled at the same
 /// tick share one batch (the collector's batch processor waits as long by default).
@@ -25,11 +31,24 @@ const BATCH_WINDOW: Duration = Duration::from_millis(200);
 /// Items in one batch at most, bounding the memory of a burst.
 const MAX_ITEMS_PER_BATCH: usize = 10_000;
 
-/// What flows into the pipeline: the targets' polls. (The receiver's own metrics do not: the
-/// OpenTelemetry SDK exports them on their own, see [`super::self_telemetry`].)
+/// What flows into the pipeline: the targets' polls, and the changes push mode's events tell
+/// between polls. (The receiver's own metrics do not: the OpenTelemetry SDK exports them on
+/// their own, see [`super::self_telemetry`].)
 #[derive(Debug)]
 pub enum ExportItem {
     Poll(PollOutcome),
+    Changes(ChangeReport),
+}
+
+/// Changes told by events, with what the target's resource needs.
+#[derive(Debug)]
+pub struct ChangeReport {
+    pub target: Arc<TargetIdentity>,
+    pub identification: Option<String>,
+    pub version: Option<String>,
+    pub changes: Changes,
+    /// When the receiver was told, in Unix nanoseconds.
+    pub observed_unix_nano: u64,
 }
 
 /// Exports what arrives until `stop` turns true; then drains the channel (closed once every
@@ -38,11 +57,13 @@ pub enum ExportItem {
 pub async fn run(
     exports: RunningExports,
     toggles: MetricToggles,
+    logs: LogSettings,
     mut rx: mpsc::Receiver<ExportItem>,
     mut stop: watch::Receiver<bool>,
 ) {
     let writer = Writer {
         toggles,
+        logs,
         bytes_per_item: AtomicUsize::new(0),
     };
     loop {
@@ -51,7 +72,7 @@ pub async fn run(
                 Some(item) => {
                     let mut batch = vec![item];
                     let stopped = collect(&mut rx, &mut batch, &mut stop).await;
-                    exports.dispatch(&writer.encode(&batch)).await;
+                    send(&exports, &writer, &batch).await;
                     if stopped {
                         break;
                     }
@@ -65,8 +86,13 @@ pub async fn run(
     while let Some(item) = rx.recv().await {
         last.push(item);
     }
-    exports.dispatch(&writer.encode(&last)).await;
+    send(&exports, &writer, &last).await;
     exports.finish().await;
+}
+
+async fn send(exports: &RunningExports, writer: &Writer, items: &[ExportItem]) {
+    exports.dispatch(&writer.encode(items)).await;
+    exports.dispatch(&writer.encode_logs(items)).await;
 }
 
 /// Gathers more items for up to [`BATCH_WINDOW`]; `true` when `stop` fired meanwhile.
@@ -92,6 +118,7 @@ async fn collect(
 /// Writes batches as OTLP protobuf.
 struct Writer {
     toggles: MetricToggles,
+    logs: LogSettings,
     /// Bytes per item of the last batch: the next buffer is sized from it, so a batch of
     /// megabytes is written without regrowing (a copy per doubling).
     bytes_per_item: AtomicUsize,
@@ -117,6 +144,7 @@ impl Writer {
                 ExportItem::Poll(outcome) => {
                     encode_resource_metrics(outcome, &self.toggles, &mut buffer)
                 }
+                ExportItem::Changes(_) => continue,
             };
             resources.push((start..buffer.len(), points));
         }
@@ -124,6 +152,50 @@ impl Writer {
             self.bytes_per_item.store(per_item, Ordering::Relaxed);
         }
         EncodedBatch {
+            signal: Signal::Metrics,
+            buffer: Bytes::from(buffer),
+            resources,
+        }
+    }
+
+    /// The state changes of the items as log records, one `resource_logs` per item that has
+    /// any; empty when `logs.state_changes` is off.
+    fn encode_logs(&self, items: &[ExportItem]) -> EncodedBatch {
+        let mut buffer = Vec::new();
+        let mut resources = Vec::new();
+        if self.logs.state_changes {
+            for item in items {
+                let start = buffer.len();
+                let records = match item {
+                    ExportItem::Poll(PollOutcome {
+                        target,
+                        time_unix_nano,
+                        result: Ok(data),
+                    }) => encode_resource_logs(
+                        target,
+                        data.identification.as_deref(),
+                        data.version.as_deref(),
+                        &data.changes,
+                        *time_unix_nano,
+                        &mut buffer,
+                    ),
+                    ExportItem::Poll(_) => 0,
+                    ExportItem::Changes(report) => encode_resource_logs(
+                        &report.target,
+                        report.identification.as_deref(),
+                        report.version.as_deref(),
+                        &report.changes,
+                        report.observed_unix_nano,
+                        &mut buffer,
+                    ),
+                };
+                if records > 0 {
+                    resources.push((start..buffer.len(), records));
+                }
+            }
+        }
+        EncodedBatch {
+            signal: Signal::Logs,
             buffer: Bytes::from(buffer),
             resources,
         }

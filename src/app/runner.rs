@@ -22,8 +22,9 @@ use super::targets::{spread, Targets};
 use crate::admin::{AdminError, HealthServer};
 use crate::export::pipeline::{ExportPipeline, FINAL_EXPORT_LIMIT};
 use crate::schema::MetricToggles;
+use crate::scrape::changes::CountTemporality;
 use crate::scrape::poller::TargetPoller;
-use crate::settings::Settings;
+use crate::settings::{LogSettings, Settings};
 use crate::telemetry::self_metrics::SelfMetrics;
 use crate::telemetry::Telemetry;
 
@@ -50,8 +51,12 @@ pub struct Runner {
     pollers: Vec<(Fingerprint, TargetPoller)>,
     pipeline: ExportPipeline,
     toggles: MetricToggles,
+    logs: LogSettings,
+    counts: CountTemporality,
     initial_delay: Duration,
     telemetry: Arc<Telemetry>,
+    /// Push mode (`listen`): the events of the one target's supervisord.
+    events: Option<mpsc::Receiver<super::listen::Received>>,
     /// The receiver's own metrics, already exporting on their own; `None` when off or when
     /// there is no OTLP exporter.
     self_metrics: Option<SelfMetrics>,
@@ -84,18 +89,34 @@ impl Runner {
             })
             .collect::<Result<Vec<_>, _>>()?;
         // Last: the SDK's reader thread starts here, and nothing after it can fail.
-        let self_metrics =
-            self_telemetry::start(&settings.telemetry, &settings.exporters, &telemetry)?;
+        let self_metrics = self_telemetry::start(
+            &settings.telemetry,
+            settings.temporality,
+            &settings.exporters,
+            &telemetry,
+        )?;
         Ok(Runner {
             pollers,
             pipeline,
             toggles: settings.metrics,
+            logs: settings.logs,
+            counts: super::count_temporality(settings.temporality),
             initial_delay: settings.initial_delay,
+            events: None,
             telemetry,
             self_metrics,
             health,
             restart_only,
         })
+    }
+
+    /// Push mode: `events` (from [`super::listen::serve`]) tell the changes of the one target
+    /// (the caller makes sure there is exactly one).
+    /// stdout then belongs to the listener protocol: the debug exporter prints to stderr.
+    pub fn with_events(mut self, events: mpsc::Receiver<super::listen::Received>) -> Self {
+        self.events = Some(events);
+        self.pipeline = self.pipeline.debug_to_stderr();
+        self
     }
 
     pub fn telemetry(&self) -> Arc<Telemetry> {
@@ -125,8 +146,11 @@ impl Runner {
             pollers,
             pipeline,
             toggles,
+            logs,
+            counts,
             initial_delay,
             telemetry,
+            events,
             self_metrics,
             health,
             restart_only,
@@ -140,6 +164,7 @@ impl Runner {
         let export_task = tokio::spawn(pipeline::run(
             pipeline.start(),
             toggles,
+            logs,
             rx,
             stop_rx.clone(),
         ));
@@ -149,11 +174,16 @@ impl Runner {
             stop_rx.clone(),
             Arc::clone(&telemetry),
             restart_only,
+            counts,
         );
         let count = pollers.len();
+        let mut events = events;
         for (index, (fingerprint, poller)) in pollers.into_iter().enumerate() {
             let offset = spread(index, count, poller.target().collection_interval);
-            targets.spawn(fingerprint, poller, initial_delay + offset);
+            match events.take() {
+                Some(events) => targets.spawn_push(fingerprint, poller, initial_delay, events),
+                None => targets.spawn(fingerprint, poller, initial_delay + offset),
+            }
         }
         // Only the pollers may keep the channel open: the pipeline drains it on shutdown until
         // every sender is gone.

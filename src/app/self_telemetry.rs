@@ -13,7 +13,9 @@
 //!   those variables when the file configures its exporters, so, to never send a header (an
 //!   API key) the data does not carry, the gRPC metadata and the HTTP headers are set here to
 //!   the exporter's settings and nothing else. The endpoint, protocol, timeout and temporality
-//!   are given explicitly, which the SDK lets win over the environment. Compression is given
+//!   are given explicitly, which the SDK lets win over the environment (the temporality is the
+//!   preference the loader resolved, from `metrics_temporality` or the same
+//!   `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, so the two agree). Compression is given
 //!   only when on: with `compression: none`, an `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` in the
 //!   environment makes the SDK gzip these requests (every OTLP server takes gzip).
 //! - **Transport**: gRPC over a tonic channel with the receiver's TLS ([`crate::tls`]: system
@@ -37,11 +39,12 @@ use opentelemetry_otlp::{
     Compression, MetricExporter, Protocol, RetryPolicy, WithExportConfig, WithHttpConfig,
     WithTonicConfig,
 };
-use opentelemetry_sdk::metrics::Temporality;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::settings::{ExporterSettings, OtlpProtocol, OtlpSettings, TelemetrySettings};
+use crate::settings::{
+    ExporterSettings, OtlpProtocol, OtlpSettings, TelemetrySettings, TemporalityPreference,
+};
 use crate::telemetry::self_metrics::{self, SelfMetrics, SelfResource};
 use crate::telemetry::Telemetry;
 use crate::tls::{self, TlsError};
@@ -65,10 +68,12 @@ pub enum SelfTelemetryError {
     },
 }
 
-/// Starts the receiver's own metrics, when they are on and have somewhere to go. Called from
-/// the runtime (the gRPC channel and the HTTP client are bound to it).
+/// Starts the receiver's own metrics, when they are on and have somewhere to go, exported with
+/// `temporality` (the settings' preference, as the targets' sums). Called from the runtime (the
+/// gRPC channel and the HTTP client are bound to it).
 pub fn start(
     settings: &TelemetrySettings,
+    temporality: TemporalityPreference,
     exporters: &[ExporterSettings],
     telemetry: &Arc<Telemetry>,
 ) -> Result<Option<SelfMetrics>, SelfTelemetryError> {
@@ -86,13 +91,14 @@ pub fn start(
     if let Some(ignored) = &interval.ignored {
         tracing::warn!("{ignored}");
     }
-    let exporter = exporter(otlp)?;
+    let exporter = exporter(otlp, temporality)?;
     tracing::info!(
         exporter = %otlp.name,
         protocol = otlp.protocol.name(),
         interval = ?interval.every,
         interval_from = interval.source.name(),
-        "sending the receiver's own metrics (OpenTelemetry SDK, cumulative)"
+        temporality = temporality.name(),
+        "sending the receiver's own metrics (OpenTelemetry SDK)"
     );
     Ok(Some(SelfMetrics::start(
         telemetry,
@@ -102,9 +108,14 @@ pub fn start(
     )))
 }
 
-/// The OTLP metric exporter of `opentelemetry-otlp` on `otlp`'s connection settings.
-fn exporter(otlp: &OtlpSettings) -> Result<MetricExporter, SelfTelemetryError> {
-    let builder = MetricExporter::builder().with_temporality(Temporality::Cumulative);
+/// The OTLP metric exporter of `opentelemetry-otlp` on `otlp`'s connection settings, with the
+/// temporality preference.
+fn exporter(
+    otlp: &OtlpSettings,
+    temporality: TemporalityPreference,
+) -> Result<MetricExporter, SelfTelemetryError> {
+    let builder =
+        MetricExporter::builder().with_temporality(self_metrics::sdk_temporality(temporality));
     let built = match otlp.protocol {
         OtlpProtocol::Grpc => {
             let mut grpc = builder
@@ -325,6 +336,8 @@ mod tests {
         OtlpSettings {
             protocol,
             endpoint: endpoint.into(),
+            logs_endpoint: endpoint.into(),
+            signals: crate::settings::Signal::ALL.to_vec(),
             headers: vec![("x-api-key".into(), Secret::new("s3cret"))],
             gzip: true,
             timeout: Duration::from_secs(1),
@@ -345,8 +358,32 @@ mod tests {
             ),
             (OtlpProtocol::HttpJson, "https://127.0.0.1:4318/v1/metrics"),
         ] {
-            if let Err(e) = exporter(&otlp(protocol, endpoint)) {
+            if let Err(e) = exporter(&otlp(protocol, endpoint), TemporalityPreference::Cumulative) {
                 panic!("{protocol:?} {endpoint}: {e}");
+            }
+        }
+    }
+
+    /// The preference reaches the SDK's exporter whatever the protocol (which then applies it
+    /// per instrument: `crate::telemetry::self_metrics`'s tests).
+    #[tokio::test]
+    async fn the_exporter_has_the_preferred_temporality() {
+        use opentelemetry_sdk::metrics::exporter::PushMetricExporter as _;
+        use opentelemetry_sdk::metrics::Temporality;
+        for (protocol, endpoint) in [
+            (OtlpProtocol::Grpc, "http://127.0.0.1:4317"),
+            (
+                OtlpProtocol::HttpProtobuf,
+                "http://127.0.0.1:4318/v1/metrics",
+            ),
+        ] {
+            for (preference, expected) in [
+                (TemporalityPreference::Cumulative, Temporality::Cumulative),
+                (TemporalityPreference::Delta, Temporality::Delta),
+                (TemporalityPreference::LowMemory, Temporality::LowMemory),
+            ] {
+                let built = exporter(&otlp(protocol, endpoint), preference).unwrap();
+                assert_eq!(built.temporality(), expected, "{protocol:?} {preference:?}");
             }
         }
     }
@@ -471,7 +508,7 @@ mod tests {
             telemetry.polls.register("web");
             let metrics = SelfMetrics::start(
                 &telemetry,
-                exporter(&settings).unwrap(),
+                exporter(&settings, TemporalityPreference::Cumulative).unwrap(),
                 Duration::from_secs(3600),
                 SelfResource::with_instance_id("h"),
             );

@@ -2,7 +2,7 @@
 //! to the pipeline; started, replaced and stopped as a reload says.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -11,6 +11,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::pipeline::ExportItem;
 use super::reload::{Fingerprint, Plan, RestartOnly};
+use crate::scrape::changes::{ChangeTracker, CountTemporality, Source};
 use crate::scrape::poller::TargetPoller;
 use crate::settings::{Settings, Target};
 use crate::telemetry::Telemetry;
@@ -22,11 +23,15 @@ pub(super) struct Targets {
     stop: watch::Receiver<bool>,
     telemetry: Arc<Telemetry>,
     restart_only: RestartOnly,
+    /// The temporality of the counts every tracker keeps.
+    counts: CountTemporality,
 }
 
 struct RunningTarget {
     fingerprint: Fingerprint,
     task: JoinHandle<()>,
+    /// Outlives the task: a changed target's new task takes it over.
+    tracker: Arc<Mutex<ChangeTracker>>,
 }
 
 impl Targets {
@@ -35,6 +40,7 @@ impl Targets {
         stop: watch::Receiver<bool>,
         telemetry: Arc<Telemetry>,
         restart_only: RestartOnly,
+        counts: CountTemporality,
     ) -> Targets {
         Targets {
             running: BTreeMap::new(),
@@ -42,7 +48,13 @@ impl Targets {
             stop,
             telemetry,
             restart_only,
+            counts,
         }
+    }
+
+    /// A tracker for a target new to this receiver: changes from comparing polls.
+    fn new_tracker(&self) -> Arc<Mutex<ChangeTracker>> {
+        Arc::new(Mutex::new(ChangeTracker::new(Source::Polls, self.counts)))
     }
 
     pub(super) fn spawn(
@@ -51,7 +63,20 @@ impl Targets {
         poller: TargetPoller,
         initial_delay: Duration,
     ) {
-        let poller = poller.with_telemetry(Arc::clone(&self.telemetry));
+        let tracker = self.new_tracker();
+        self.spawn_with(fingerprint, poller, tracker, initial_delay);
+    }
+
+    fn spawn_with(
+        &mut self,
+        fingerprint: Fingerprint,
+        poller: TargetPoller,
+        tracker: Arc<Mutex<ChangeTracker>>,
+        initial_delay: Duration,
+    ) {
+        let poller = poller
+            .with_telemetry(Arc::clone(&self.telemetry))
+            .with_tracker(Arc::clone(&tracker));
         let name = poller.target().name.clone();
         self.telemetry.polls.register(&name);
         let task = tokio::spawn(poll_loop(
@@ -61,8 +86,46 @@ impl Targets {
             self.stop.clone(),
             Arc::clone(&self.telemetry),
         ));
-        self.running
-            .insert(name, RunningTarget { fingerprint, task });
+        self.running.insert(
+            name,
+            RunningTarget {
+                fingerprint,
+                task,
+                tracker,
+            },
+        );
+    }
+
+    /// Push mode's one target: polled like the others, and told of changes by `events`.
+    pub(super) fn spawn_push(
+        &mut self,
+        fingerprint: Fingerprint,
+        poller: TargetPoller,
+        initial_delay: Duration,
+        events: mpsc::Receiver<super::listen::Received>,
+    ) {
+        let tracker = Arc::new(Mutex::new(ChangeTracker::new(Source::Events, self.counts)));
+        let poller = poller
+            .with_telemetry(Arc::clone(&self.telemetry))
+            .with_tracker(Arc::clone(&tracker));
+        let name = poller.target().name.clone();
+        self.telemetry.polls.register(&name);
+        let task = tokio::spawn(super::push::push_loop(
+            poller,
+            initial_delay,
+            events,
+            self.tx.clone(),
+            self.stop.clone(),
+            Arc::clone(&self.telemetry),
+        ));
+        self.running.insert(
+            name,
+            RunningTarget {
+                fingerprint,
+                task,
+                tracker,
+            },
+        );
     }
 
     /// Applies a new configuration's targets, or none of them: every new client is built
@@ -113,12 +176,14 @@ impl Targets {
                 changed_sections.join(", ")
             );
         }
+        let mut trackers = BTreeMap::new();
         for name in plan.removed.iter().chain(&plan.changed) {
             if let Some(running) = self.running.remove(name) {
                 // The poll in flight of a stopped target is abandoned: its result would be
                 // for a configuration that no longer exists.
                 running.task.abort();
                 let _ = running.task.await;
+                trackers.insert(name.clone(), running.tracker);
             }
         }
         // Only once the task is gone can no late poll bring its series back.
@@ -128,7 +193,20 @@ impl Targets {
         let count = started.len();
         for (index, (fingerprint, poller)) in started.into_iter().enumerate() {
             let offset = spread(index, count, poller.target().collection_interval);
-            self.spawn(fingerprint, poller, initial_delay + offset);
+            // A changed target goes on with its counts, so cumulative series do not restart
+            // and delta points leave no gap; its endpoint or filters may have changed, so the
+            // next poll is a new baseline for changes.
+            let tracker = match trackers.remove(&poller.target().name) {
+                Some(tracker) => {
+                    tracker
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .lost_sight();
+                    tracker
+                }
+                None => self.new_tracker(),
+            };
+            self.spawn_with(fingerprint, poller, tracker, initial_delay + offset);
         }
         tracing::info!(
             event = "reloaded",

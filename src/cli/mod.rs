@@ -1,10 +1,12 @@
-//! The command line: `run` (default), `check`, `validate`.
+//! The command line: `run` (default), `listen`, `check`, `validate`.
 //!
 //! Exit codes are a contract: `validate` 0 valid / 2 invalid; `check` 0 when every target
-//! answered, 1 otherwise, 2 for an invalid config; `run` 0 after a clean shutdown, 2 for an
-//! invalid config, 1 for any other start-up failure.
+//! answered, 1 otherwise, 2 for an invalid config; `run` and `listen` 0 after a clean
+//! shutdown, 2 for an invalid config (for `listen`, also a target it cannot pick), 1 for any
+//! other start-up failure.
 
 pub mod check;
+pub mod listen;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,6 +36,14 @@ pub struct Cli {
 pub enum Command {
     /// Poll every target forever and export (the default).
     Run,
+    /// Push mode: run by supervisord as an event listener ([eventlistener:NAME] with
+    /// command=supervisord-receiver listen --config FILE); speaks the listener protocol on
+    /// stdin/stdout, sends each state change at once and polls its one target.
+    Listen {
+        /// The target to watch, when the file has more than one.
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
     /// Poll every target once and print what was found.
     Check {
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]

@@ -67,6 +67,7 @@ const NATIVE_KEYS: &[&str] = &[
     "collection_interval",
     "initial_delay",
     "timeout",
+    "metrics_temporality",
 ];
 
 pub const NAME_MISSING: &str = "Supervisor server name not specified in yaml configuration.";
@@ -111,6 +112,7 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         exporters: Vec::new(),
         telemetry: crate::settings::TelemetrySettings::off(),
         health: None,
+        // `config::load` applies OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
         temporality: Default::default(),
         logs: Default::default(),
         warnings: Vec::new(),

@@ -8,7 +8,7 @@
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
-use crate::settings::Endpoint;
+use crate::settings::{Endpoint, Signal};
 
 /// supervisord's default `[inet_http_server]` port, whatever the scheme.
 pub const DEFAULT_PORT: u16 = 9001;
@@ -133,9 +133,19 @@ pub fn parse_otlp_url(text: &str) -> Result<url::Url, Reason> {
     url::Url::parse(text).map_err(|e| e.to_string())
 }
 
+/// The path OTLP/HTTP appends to a base endpoint for a signal: `v1/metrics`, `v1/logs`.
+pub fn signal_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Metrics => "v1/metrics",
+        Signal::Logs => "v1/logs",
+    }
+}
+
 /// The OTLP/HTTP rule for a base endpoint: the signal path is appended to the base path with
 /// exactly one `/` between them (`http://h:4318` and `http://h:4318/` both give
-/// `http://h:4318/v1/metrics`; `http://h/otlp` gives `http://h/otlp/v1/metrics`).
+/// `http://h:4318/v1/metrics`; `http://h/otlp` gives `http://h/otlp/v1/metrics`, and
+/// `http://h/otlp/v1/logs` for logs). A signal-specific URL is never passed here: it is used as
+/// is.
 pub fn append_signal_path(base: &url::Url, signal_path: &str) -> String {
     let mut url = base.clone();
     let path = format!("{}/{signal_path}", base.path().trim_end_matches('/'));
@@ -225,6 +235,28 @@ mod tests {
         assert_eq!(
             append_signal_path(&u("https://h/otlp/"), "v1/metrics"),
             "https://h/otlp/v1/metrics"
+        );
+    }
+
+    #[test]
+    fn logs_path_follows_the_same_rule() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let logs = signal_path(Signal::Logs);
+        assert_eq!(
+            append_signal_path(&u("http://h:4318"), logs),
+            "http://h:4318/v1/logs"
+        );
+        assert_eq!(
+            append_signal_path(&u("https://h/otlp/"), logs),
+            "https://h/otlp/v1/logs"
+        );
+        assert_eq!(
+            append_signal_path(&u("https://h/otlp?k=v"), logs),
+            "https://h/otlp/v1/logs?k=v"
+        );
+        assert_eq!(
+            append_signal_path(&u("http://h:4318"), signal_path(Signal::Metrics)),
+            "http://h:4318/v1/metrics"
         );
     }
 }

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
-use crate::settings::{ExporterSettings, Settings};
+use crate::settings::{ExporterSettings, Settings, TemporalityPreference};
 
 pub use error::{ConfigError, Problem};
 pub use expand::EnvLookup;
@@ -167,10 +167,16 @@ fn load_scanned(
     } else {
         native::read(&root, &mut report)
     };
+    let file_sets_temporality = !is_datadog && root.get_set(native::METRICS_TEMPORALITY).is_some();
+    if let Some(preference) = temporality_from_env(env, file_sets_temporality, &mut report) {
+        settings.temporality = preference;
+    }
     if settings.exporters.is_empty() {
-        settings
-            .exporters
-            .push(ExporterSettings::Otlp(otel_env::from_env(env, &mut report)));
+        settings.exporters.extend(
+            otel_env::from_env(env, &mut report)
+                .into_iter()
+                .map(ExporterSettings::Otlp),
+        );
     } else {
         for name in otel_env::set_variables(env) {
             report.env_warn(&name, "ignored: the file configures its exporters");
@@ -186,6 +192,39 @@ fn load_scanned(
         .map(|w| redact::scrub(w, &secrets))
         .collect();
     Ok(settings)
+}
+
+/// The OpenTelemetry exporter specification's variable for the sums' temporality.
+pub const TEMPORALITY_VARIABLE: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+
+/// [`TEMPORALITY_VARIABLE`], when it decides: set (an empty variable counts as unset) and the
+/// file sets no `metrics_temporality` (a Datadog-format file never does). The same for the
+/// exporters of the file and those of the environment: temporality is not a connection setting.
+fn temporality_from_env(
+    env: EnvLookup<'_>,
+    file_sets_it: bool,
+    report: &mut Report,
+) -> Option<TemporalityPreference> {
+    let value = env(TEMPORALITY_VARIABLE).filter(|v| !v.trim().is_empty())?;
+    if file_sets_it {
+        report.env_warn(
+            TEMPORALITY_VARIABLE,
+            format!("ignored: the file sets {}", native::METRICS_TEMPORALITY),
+        );
+        return None;
+    }
+    let preference = TemporalityPreference::parse(value.trim());
+    if preference.is_none() {
+        report.env_problem(
+            TEMPORALITY_VARIABLE,
+            format!(
+                "invalid temporality {}: expected {}",
+                value::quote(&value),
+                native::temporality_values()
+            ),
+        );
+    }
+    preference
 }
 
 /// The parser's message without its own "at line L column C" (the problem carries those), and

@@ -20,7 +20,7 @@ use crate::settings::secret::Secret;
 use crate::settings::{
     ConfigFormat, Credentials, Endpoint, ExporterSettings, Settings, Target, TlsSettings,
 };
-use crate::settings::{HealthSettings, TelemetrySettings};
+use crate::settings::{HealthSettings, LogSettings, TelemetrySettings, TemporalityPreference};
 use crate::vocab::ProcessState;
 use crate::vocab::{Status, StatusMapping};
 
@@ -34,7 +34,13 @@ const TOP_KEYS: &[&str] = &[
     "exporters",
     "telemetry",
     "health",
+    "logs",
+    METRICS_TEMPORALITY,
 ];
+
+/// The top-level key of the sums' temporality preference. When the file does not set it, the
+/// loader reads `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` instead.
+pub const METRICS_TEMPORALITY: &str = "metrics_temporality";
 
 const TARGET_KEYS: &[&str] = &[
     "name",
@@ -106,10 +112,26 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         exporters,
         telemetry,
         health,
-        temporality: Default::default(),
-        logs: Default::default(),
+        temporality: metrics_temporality(root, report).unwrap_or_default(),
+        logs: root
+            .get_set("logs")
+            .and_then(|v| logs(report, &root.path("logs"), v))
+            .unwrap_or_default(),
         warnings: Vec::new(),
     }
+}
+
+/// `logs: { state_changes: true }`: which log records are sent besides the metrics.
+fn logs(report: &mut Report, path: &KeyPath, v: &Value) -> Option<LogSettings> {
+    let f = mapping(report, path, v)?;
+    f.reject_unknown(report, &["state_changes"]);
+    let defaults = LogSettings::default();
+    Some(LogSettings {
+        state_changes: f
+            .get_set("state_changes")
+            .and_then(|v| boolean(report, &f.path("state_changes"), v))
+            .unwrap_or(defaults.state_changes),
+    })
 }
 
 /// `telemetry: { metrics: true, interval: <collection_interval>, exporter: <first otlp> }`: the
@@ -178,6 +200,42 @@ fn self_telemetry(
         }
     }
     settings
+}
+
+/// `metrics_temporality: cumulative | delta | lowmemory` (any case), when the file sets it.
+fn metrics_temporality(root: &Fields<'_>, report: &mut Report) -> Option<TemporalityPreference> {
+    let v = root.get_set(METRICS_TEMPORALITY)?;
+    let path = root.path(METRICS_TEMPORALITY);
+    match v {
+        Value::String(text) => TemporalityPreference::parse(text).or_else(|| {
+            report.problem(
+                &path,
+                format!(
+                    "invalid temporality {}: expected {}",
+                    quote(text),
+                    temporality_values()
+                ),
+            );
+            None
+        }),
+        _ => {
+            type_problem(report, &path, &temporality_values(), v);
+            None
+        }
+    }
+}
+
+/// `cumulative, delta or lowmemory`, for messages.
+pub fn temporality_values() -> String {
+    let names: Vec<&str> = TemporalityPreference::ALL
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// The health endpoint's default port: the OpenTelemetry Collector's `health_check` extension's.

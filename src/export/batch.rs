@@ -1,17 +1,21 @@
 //! Export requests measured, counted and cut to size.
 //!
-//! A request is split along its own structure (resources, then metrics, then data points) so
-//! every piece is still a valid OTLP request carrying its resource and scope. Sizes are bytes of
-//! the protobuf encoding before compression, what a collector's `max_recv_msg_size_mib` limits.
+//! A request is split along its own structure (resources, then metrics, then data points; for
+//! logs, resources then log records) so every piece is still a valid OTLP request carrying its
+//! resource and scope. Sizes are bytes of the protobuf encoding before compression, what a
+//! collector's `max_recv_msg_size_mib` limits.
 
 use std::ops::Range;
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{metric, Metric, ResourceMetrics, ScopeMetrics};
 use prost::Message;
 
 use super::EncodedRequest;
+use crate::settings::Signal;
 
 /// Upper bound of what a length-delimited field adds around a message: one tag byte and a
 /// length varint (at most 5 bytes below 4 GiB).
@@ -32,6 +36,16 @@ pub(crate) fn count_resource_points(resource: &ResourceMetrics) -> u64 {
         .iter()
         .flat_map(|sm| &sm.metrics)
         .map(|m| points_of(m) as u64)
+        .sum()
+}
+
+/// Log records in a logs request: what telemetry counts as sent or lost for logs.
+pub(crate) fn count_log_records(request: &ExportLogsServiceRequest) -> u64 {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|rl| &rl.scope_logs)
+        .map(|sl| sl.log_records.len() as u64)
         .sum()
 }
 
@@ -195,13 +209,115 @@ fn metric_header(metric: &Metric) -> Metric {
     }
 }
 
+/// Pieces of a logs request, each encoding to at most `max_bytes` unless a single log record is
+/// larger on its own (it is then sent alone). Resources are packed whole when they fit, and a
+/// larger one is cut between its log records, every piece keeping its resource and scope.
+pub(crate) fn split_logs(
+    request: &ExportLogsServiceRequest,
+    max_bytes: u64,
+) -> Vec<ExportLogsServiceRequest> {
+    if request.encoded_len() as u64 <= max_bytes {
+        return vec![request.clone()];
+    }
+    let mut out = Vec::new();
+    let mut current = ExportLogsServiceRequest::default();
+    let mut size = 0;
+    for resource in &request.resource_logs {
+        for piece in split_resource_logs(resource, max_bytes) {
+            let len = field_len(&piece);
+            if size + len > max_bytes && !current.resource_logs.is_empty() {
+                out.push(std::mem::take(&mut current));
+                size = 0;
+            }
+            current.resource_logs.push(piece);
+            size += len;
+        }
+    }
+    if !current.resource_logs.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// One resource's log records in pieces that each fit `max_bytes` as a request field.
+fn split_resource_logs(resource: &ResourceLogs, max_bytes: u64) -> Vec<ResourceLogs> {
+    if field_len(resource) <= max_bytes {
+        return vec![resource.clone()];
+    }
+    let shell = ResourceLogs {
+        resource: resource.resource.clone(),
+        scope_logs: Vec::new(),
+        schema_url: resource.schema_url.clone(),
+    };
+    let shell_len = field_len(&shell);
+    let mut pieces = Vec::new();
+    let mut current = shell.clone();
+    let mut size = shell_len;
+    for scope in &resource.scope_logs {
+        let header = ScopeLogs {
+            scope: scope.scope.clone(),
+            log_records: Vec::new(),
+            schema_url: scope.schema_url.clone(),
+        };
+        let header_len = field_len(&header);
+        // A new scope group starts in every piece, and whenever the scope changes.
+        let mut in_group = false;
+        for record in &scope.log_records {
+            let len = field_len(record);
+            let added = if in_group { len } else { header_len + len };
+            if size + added > max_bytes && size > shell_len {
+                pieces.push(std::mem::replace(&mut current, shell.clone()));
+                size = shell_len;
+                in_group = false;
+            }
+            if !in_group {
+                current.scope_logs.push(header.clone());
+                size += header_len;
+                in_group = true;
+            }
+            if let Some(group) = current.scope_logs.last_mut() {
+                group.log_records.push(record.clone());
+            }
+            size += len;
+        }
+    }
+    if size > shell_len {
+        pieces.push(current);
+    }
+    pieces
+}
+
+/// One resource larger than `max_bytes` on its own, decoded and split along its structure.
+/// `None` when it does not decode (cannot happen with our own encoding).
+fn split_encoded_resource(
+    signal: Signal,
+    resource: Bytes,
+    max_bytes: u64,
+) -> Option<Vec<EncodedRequest>> {
+    Some(match signal {
+        Signal::Metrics => split(
+            &ExportMetricsServiceRequest::decode(resource).ok()?,
+            max_bytes,
+        )
+        .iter()
+        .map(EncodedRequest::from_message)
+        .collect(),
+        Signal::Logs => split_logs(&ExportLogsServiceRequest::decode(resource).ok()?, max_bytes)
+            .iter()
+            .map(EncodedRequest::from_logs)
+            .collect(),
+    })
+}
+
 /// Several queued requests as one: their resources side by side, oldest first. The encoded size
 /// of the result is the sum of theirs (a request is only its repeated resource field).
 /// Requests cut from resources encoded one after the other in `buffer` (each a
-/// `resource_metrics` field, with its data points), packed in order up to `max_bytes`. The
-/// pieces share `buffer`; a resource larger than `max_bytes` on its own is decoded and split
-/// along its structure, the rare slow path.
+/// `resource_metrics` or `resource_logs` field, both field 1 of their request, with its data
+/// points or log records), packed in order up to `max_bytes`. The pieces share `buffer`; a
+/// resource larger than `max_bytes` on its own is decoded as `signal` and split along its
+/// structure, the rare slow path.
 pub(crate) fn pack_encoded(
+    signal: Signal,
     buffer: &Bytes,
     resources: &[(Range<usize>, u64)],
     max_bytes: u64,
@@ -223,14 +339,10 @@ pub(crate) fn pack_encoded(
         if len > max_bytes {
             flush(&mut out, start, end, points);
             (start, end, points) = (range.end, range.end, 0);
-            match ExportMetricsServiceRequest::decode(buffer.slice(range.clone())) {
-                Ok(request) => out.extend(
-                    split(&request, max_bytes)
-                        .iter()
-                        .map(EncodedRequest::from_message),
-                ),
+            match split_encoded_resource(signal, buffer.slice(range.clone()), max_bytes) {
+                Some(pieces) => out.extend(pieces),
                 // Our own encoding: cannot happen, and sending it whole is the safe answer.
-                Err(_) => out.push(EncodedRequest::from_encoded(
+                None => out.push(EncodedRequest::from_encoded(
                     buffer.slice(range.clone()),
                     *range_points,
                 )),
@@ -426,7 +538,7 @@ mod tests {
         let whole = request(resources.clone());
         let (buffer, ranges) = encoded(&resources);
         let max = 2048;
-        let pieces = pack_encoded(&buffer, &ranges, max);
+        let pieces = pack_encoded(Signal::Metrics, &buffer, &ranges, max);
         assert!(pieces.len() > 2, "{} pieces", pieces.len());
         assert!(pieces.iter().all(|p| p.len() <= max), "every piece fits");
         let decoded: Vec<ExportMetricsServiceRequest> =
@@ -444,9 +556,111 @@ mod tests {
         deduped.dedup();
         assert_eq!(deduped.len(), 12, "resources stay in order: {deduped:?}");
 
-        let all = pack_encoded(&buffer, &ranges, u64::MAX);
+        let all = pack_encoded(Signal::Metrics, &buffer, &ranges, u64::MAX);
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].decode().unwrap(), whole);
-        assert!(pack_encoded(&buffer, &[], max).is_empty());
+        assert!(pack_encoded(Signal::Metrics, &buffer, &[], max).is_empty());
+    }
+
+    fn log_resource(server: &str, records: usize, body_len: usize) -> ResourceLogs {
+        use opentelemetry_proto::tonic::logs::v1::LogRecord;
+        ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("supervisor_server", server)],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "supervisord-receiver".into(),
+                    ..Default::default()
+                }),
+                log_records: (0..records)
+                    .map(|i| LogRecord {
+                        time_unix_nano: 1_700_000_000_000_000_000 + i as u64,
+                        attributes: vec![kv("supervisord_process", &format!("process-{i}"))],
+                        body: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("x".repeat(body_len))),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// (server, process, time) of every record, to check nothing is lost or doubled.
+    fn records(requests: &[ExportLogsServiceRequest]) -> BTreeMap<(String, String, u64), ()> {
+        let mut out = BTreeMap::new();
+        for request in requests {
+            for rl in &request.resource_logs {
+                let server = format!("{:?}", rl.resource.as_ref().map(|r| &r.attributes));
+                assert_eq!(rl.scope_logs.len(), 1, "every piece keeps its scope");
+                assert!(rl.scope_logs[0].scope.is_some());
+                for r in rl.scope_logs.iter().flat_map(|s| &s.log_records) {
+                    let key = (
+                        server.clone(),
+                        format!("{:?}", r.attributes),
+                        r.time_unix_nano,
+                    );
+                    assert!(out.insert(key, ()).is_none(), "a record was doubled");
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn encoded_logs_are_packed_and_an_oversized_resource_cut_between_records() {
+        let resources: Vec<ResourceLogs> = (0..8)
+            .map(|i| log_resource(&format!("s{i}"), if i == 3 { 60 } else { 2 }, 40))
+            .collect();
+        let whole = ExportLogsServiceRequest {
+            resource_logs: resources.clone(),
+        };
+        let mut buffer = Vec::new();
+        let mut ranges = Vec::new();
+        for resource in &resources {
+            let start = buffer.len();
+            prost::encoding::message::encode(1, resource, &mut buffer);
+            let records = resource.scope_logs[0].log_records.len() as u64;
+            ranges.push((start..buffer.len(), records));
+        }
+        let buffer = Bytes::from(buffer);
+        let max = 1024;
+        let pieces = pack_encoded(Signal::Logs, &buffer, &ranges, max);
+        assert!(pieces.len() > 3, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() <= max), "every piece fits");
+        let decoded: Vec<ExportLogsServiceRequest> =
+            pieces.iter().map(|p| p.decode_logs().unwrap()).collect();
+        for (piece, request) in pieces.iter().zip(&decoded) {
+            assert_eq!(piece.points(), count_log_records(request));
+        }
+        assert_eq!(records(&decoded), records(std::slice::from_ref(&whole)));
+        assert_eq!(pieces.iter().map(EncodedRequest::points).sum::<u64>(), 74);
+
+        let all = pack_encoded(Signal::Logs, &buffer, &ranges, u64::MAX);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].decode_logs().unwrap(), whole);
+    }
+
+    #[test]
+    fn a_log_record_larger_than_the_limit_is_sent_alone() {
+        let mut resource = log_resource("a", 3, 10);
+        resource.scope_logs[0].log_records[1].body = Some(AnyValue {
+            value: Some(any_value::Value::StringValue("y".repeat(5000))),
+        });
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![resource],
+        };
+        let pieces = split_logs(&request, 1024);
+        assert_eq!(records(&pieces), records(std::slice::from_ref(&request)));
+        assert_eq!(
+            pieces.iter().filter(|p| p.encoded_len() > 1024).count(),
+            1,
+            "only the oversized record exceeds the limit"
+        );
+        assert_eq!(pieces.iter().map(count_log_records).sum::<u64>(), 3);
     }
 }

@@ -1,18 +1,25 @@
-//! The debug exporter: metrics as text on stdout, to see what would be sent without a backend.
+//! The debug exporter: metrics and logs as text on stdout, to see what would be sent without a
+//! backend. It prints every signal.
 //!
 //! The format is line-oriented and stable so it can be grepped and diffed:
-//! - basic, one line per resource: `supervisor_server=web-1 can_connect=1 processes=6 points=57`
+//! - basic, one line per resource: `supervisor_server=web-1 can_connect=1 processes=6 points=57`,
+//!   and for logs `supervisor_server=web-1 log_records=2`
 //! - detailed, one line per point:
-//!   `web-1 supervisord.process.state{supervisord_process=web,supervisord_group=web,state=RUNNING} 1`
+//!   `web-1 supervisord.process.state{supervisord_process=web,supervisord_group=web,state=RUNNING} 1`,
+//!   and one line per log record, its severity, event name, attributes and body:
+//!   `web-1 WARN supervisord.process.state_change{supervisord_process=web,state=BACKOFF} "web is BACKOFF (was STARTING)"`
 
 use std::collections::HashSet;
 use std::io::{self, Write};
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, NumberDataPoint, ResourceMetrics,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::schema::definitions::{GROUP, PROCESS, SUPERVISOR_SERVER};
 use crate::schema::MetricId;
@@ -21,24 +28,48 @@ use crate::settings::DebugVerbosity;
 #[derive(Debug, Clone)]
 pub struct DebugExporter {
     verbosity: DebugVerbosity,
+    /// Prints to stderr instead of stdout: in push mode stdout is supervisord's event channel,
+    /// where anything but the listener protocol would break it.
+    to_stderr: bool,
 }
 
 impl DebugExporter {
     pub fn new(verbosity: DebugVerbosity) -> Self {
-        DebugExporter { verbosity }
+        DebugExporter {
+            verbosity,
+            to_stderr: false,
+        }
+    }
+
+    /// The same exporter, printing to stderr.
+    pub fn to_stderr(mut self) -> Self {
+        self.to_stderr = true;
+        self
+    }
+
+    /// Writes `render` to stdout or stderr under one lock, so concurrent log lines cannot
+    /// interleave with it.
+    fn print(&self, render: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+        if self.to_stderr {
+            let stderr = io::stderr();
+            let mut out = io::BufWriter::new(stderr.lock());
+            render(&mut out)?;
+            out.flush()
+        } else {
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            render(&mut out)?;
+            out.flush()
+        }
     }
 
     pub fn verbosity(&self) -> DebugVerbosity {
         self.verbosity
     }
 
-    /// Writes the whole request under one stdout lock, so concurrent log lines cannot
-    /// interleave with it.
+    /// Writes the whole request at once (see [`DebugExporter::print`]).
     pub fn export(&self, request: &ExportMetricsServiceRequest) -> io::Result<()> {
-        let stdout = io::stdout();
-        let mut out = io::BufWriter::new(stdout.lock());
-        self.render(request, &mut out)?;
-        out.flush()
+        self.print(|mut out| self.render(request, &mut out))
     }
 
     pub fn render(
@@ -54,6 +85,73 @@ impl DebugExporter {
         }
         Ok(())
     }
+
+    /// Like [`DebugExporter::export`], for a logs request.
+    pub fn export_logs(&self, request: &ExportLogsServiceRequest) -> io::Result<()> {
+        self.print(|mut out| self.render_logs(request, &mut out))
+    }
+
+    pub fn render_logs(
+        &self,
+        request: &ExportLogsServiceRequest,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        for resource in &request.resource_logs {
+            match self.verbosity {
+                DebugVerbosity::Basic => render_logs_summary(resource, out)?,
+                DebugVerbosity::Detailed => render_records(resource, out)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn render_logs_summary(resource: &ResourceLogs, out: &mut impl Write) -> io::Result<()> {
+    let records: usize = resource
+        .scope_logs
+        .iter()
+        .map(|s| s.log_records.len())
+        .sum();
+    writeln!(
+        out,
+        "{}={} log_records={records}",
+        SUPERVISOR_SERVER.key,
+        display_text(resource_server(resource.resource.as_ref())),
+    )
+}
+
+/// `<server> <severity> <event>{<attributes>} <body>`; `-` for a missing severity or event name.
+fn render_records(resource: &ResourceLogs, out: &mut impl Write) -> io::Result<()> {
+    let server = display_text(resource_server(resource.resource.as_ref()));
+    for record in resource.scope_logs.iter().flat_map(|s| &s.log_records) {
+        let severity = match record.severity_text.as_str() {
+            "" => "-",
+            text => text,
+        };
+        let event = match record.event_name.as_str() {
+            "" => "-",
+            name => name,
+        };
+        write!(
+            out,
+            "{server} {} {}",
+            display_text(severity),
+            display_text(event)
+        )?;
+        let mut separator = '{';
+        for attribute in &record.attributes {
+            write!(out, "{separator}{}=", attribute.key)?;
+            write_value(attribute.value.as_ref(), out)?;
+            separator = ',';
+        }
+        if separator == ',' {
+            out.write_all(b"}")?;
+        }
+        out.write_all(b" ")?;
+        write_value(record.body.as_ref(), out)?;
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 fn render_summary(resource: &ResourceMetrics, out: &mut impl Write) -> io::Result<()> {
@@ -123,9 +221,11 @@ fn points_of(resource: &ResourceMetrics) -> impl Iterator<Item = (&str, &NumberD
 }
 
 fn server_name(resource: &ResourceMetrics) -> &str {
+    resource_server(resource.resource.as_ref())
+}
+
+fn resource_server(resource: Option<&Resource>) -> &str {
     resource
-        .resource
-        .as_ref()
         .and_then(|r| string_attribute(&r.attributes, SUPERVISOR_SERVER.key))
         .unwrap_or("-")
 }
@@ -243,5 +343,89 @@ mod tests {
         assert!(text.contains("\nweb-1 supervisord.process.uptime{supervisord_process=\"worker one\",supervisord_group=web} 0\n"));
         assert!(text.starts_with("web-1 supervisord.can_connect 1\n"));
         assert!(text.ends_with("db-1 supervisord.can_connect 0\n"));
+    }
+
+    /// Two records of one target, shaped as the logs translation writes them: a process change
+    /// with its attributes, and a supervisord change.
+    fn logs_request() -> ExportLogsServiceRequest {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+        let text = |key: &str, value: &str| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        };
+        let record = |severity: &str, event: &str, attributes, body: &str| LogRecord {
+            severity_text: severity.into(),
+            event_name: event.into(),
+            attributes,
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(body.into())),
+            }),
+            ..Default::default()
+        };
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![text(SUPERVISOR_SERVER.key, "web-1")],
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        record(
+                            "INFO",
+                            "supervisord.state_change",
+                            vec![text("supervisord_state", "RUNNING")],
+                            "supervisord is RUNNING (was RESTARTING)",
+                        ),
+                        record(
+                            "WARN",
+                            "supervisord.process.state_change",
+                            vec![
+                                text(PROCESS.key, "worker one"),
+                                text(GROUP.key, "web"),
+                                text("state", "BACKOFF"),
+                            ],
+                            "web:worker one is BACKOFF (was STARTING)",
+                        ),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn render_logs(verbosity: DebugVerbosity) -> String {
+        let mut out = Vec::new();
+        DebugExporter::new(verbosity)
+            .render_logs(&logs_request(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn logs_basic_is_one_line_per_resource() {
+        assert_eq!(
+            render_logs(DebugVerbosity::Basic),
+            "supervisor_server=web-1 log_records=2\n"
+        );
+    }
+
+    #[test]
+    fn logs_detailed_is_one_line_per_record() {
+        let text = render_logs(DebugVerbosity::Detailed);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(
+            lines,
+            [
+                "web-1 INFO supervisord.state_change{supervisord_state=RUNNING} \
+                 \"supervisord is RUNNING (was RESTARTING)\"",
+                "web-1 WARN supervisord.process.state_change{supervisord_process=\"worker one\",\
+                 supervisord_group=web,state=BACKOFF} \"web:worker one is BACKOFF (was STARTING)\"",
+            ]
+        );
     }
 }

@@ -1,9 +1,14 @@
-//! OTLP/gRPC: `MetricsService/Export` with requests the pipeline already encoded, sent by
-//! [`grpc_unary`] over a tonic channel (see there why not through the generated client).
+//! OTLP/gRPC: `MetricsService/Export` and `LogsService/Export` with requests the pipeline
+//! already encoded, sent by [`grpc_unary`] over a tonic channel (see there why not through the
+//! generated client). Both signals share the exporter's channel when they go to the same base
+//! URL, as configured exporters always do: gRPC multiplexes calls on a connection, and the
+//! method path tells the signals apart. A logs URL of its own (from
+//! `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`) gets a channel of its own.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
@@ -11,29 +16,29 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::error::{ExportBuildError, ExportError};
 use super::grpc_unary::{self, CallOptions};
-use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest};
-use crate::settings::OtlpSettings;
+use super::{
+    partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest, PartialSuccess,
+};
+use crate::settings::{OtlpSettings, Signal};
 
+/// One server: its URL for messages, and the channel to it.
 #[derive(Debug)]
-pub struct GrpcExporter {
+struct Route {
     /// For messages: the configured endpoint without credentials.
     endpoint: String,
     channel_settings: Endpoint,
     /// Created on the first export: a channel spawns its worker on the tokio runtime, and
     /// exporters are built before one may be running.
     channel: OnceLock<Channel>,
-    gzip: bool,
-    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
-    timeout: Duration,
 }
 
-impl GrpcExporter {
-    pub fn new(settings: &OtlpSettings) -> Result<Self, ExportBuildError> {
+impl Route {
+    fn new(url: &str, settings: &OtlpSettings) -> Result<Route, ExportBuildError> {
         let invalid = |reason: String| ExportBuildError::InvalidEndpoint {
-            endpoint: redact_endpoint(&settings.endpoint),
+            endpoint: redact_endpoint(url),
             reason,
         };
-        let mut channel_settings = Endpoint::from_shared(settings.endpoint.clone())
+        let mut channel_settings = Endpoint::from_shared(url.to_string())
             .map_err(|e| invalid(e.to_string()))?
             // The connection is made lazily, so a backend that is down at start costs one
             // failed export, not the process.
@@ -44,59 +49,123 @@ impl GrpcExporter {
             Some("https") => channel_settings = with_tls(channel_settings, settings)?,
             _ => return Err(invalid("the scheme must be http or https".into())),
         }
-        Ok(GrpcExporter {
-            endpoint: redact_endpoint(&settings.endpoint),
+        Ok(Route {
+            endpoint: redact_endpoint(url),
             channel_settings,
             channel: OnceLock::new(),
-            gzip: settings.gzip,
-            metadata: metadata(settings)?,
-            timeout: settings.timeout,
         })
-    }
-
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    pub async fn export_encoded(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
-        let options = CallOptions {
-            path: PATH,
-            metadata: &self.metadata,
-            // Sent to the server as grpc-timeout and enforced here.
-            timeout: self.timeout,
-            gzip: self.gzip,
-        };
-        let reply = grpc_unary::call(self.channel(), request.bytes(), &options).await;
-        match reply {
-            Ok(bytes) => {
-                // A reply that does not decode still means the export was taken.
-                let response = ExportMetricsServiceResponse::decode(bytes).unwrap_or_default();
-                Ok(partial_success(
-                    &self.endpoint,
-                    response.partial_success.as_ref(),
-                ))
-            }
-            Err(status) => Err(self.error(&status)),
-        }
     }
 
     fn channel(&self) -> &Channel {
         self.channel
             .get_or_init(|| self.channel_settings.connect_lazy())
     }
+}
 
-    fn error(&self, status: &tonic::Status) -> ExportError {
-        let details = rpc_status::decode_protobuf(status.details());
-        ExportError::Grpc {
-            endpoint: self.endpoint.clone(),
-            code: status.code(),
-            message: status.message().to_string(),
-            retry_delay: details.retry_delay,
+#[derive(Debug)]
+pub struct GrpcExporter {
+    /// `endpoint`: metrics, and logs when they go to the same server.
+    main: Route,
+    /// `logs_endpoint`, when the exporter carries logs to another URL.
+    logs: Option<Route>,
+    gzip: bool,
+    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    timeout: Duration,
+}
+
+impl GrpcExporter {
+    pub fn new(settings: &OtlpSettings) -> Result<Self, ExportBuildError> {
+        let main = Route::new(&settings.endpoint, settings)?;
+        let logs = if settings.signals.contains(&Signal::Logs)
+            && settings.logs_endpoint != settings.endpoint
+        {
+            Some(Route::new(&settings.logs_endpoint, settings)?)
+        } else {
+            None
+        };
+        Ok(GrpcExporter {
+            main,
+            logs,
+            gzip: settings.gzip,
+            metadata: metadata(settings)?,
+            timeout: settings.timeout,
+        })
+    }
+
+    /// The base URL, without credentials.
+    pub fn endpoint(&self) -> &str {
+        &self.main.endpoint
+    }
+
+    /// The base URL `signal` goes to, without credentials.
+    pub fn endpoint_of(&self, signal: Signal) -> &str {
+        &self.route(signal).endpoint
+    }
+
+    fn route(&self, signal: Signal) -> &Route {
+        match (signal, &self.logs) {
+            (Signal::Logs, Some(logs)) => logs,
+            _ => &self.main,
+        }
+    }
+
+    pub async fn export_encoded(
+        &self,
+        signal: Signal,
+        request: &EncodedRequest,
+    ) -> Result<Accepted, ExportError> {
+        let route = self.route(signal);
+        let options = CallOptions {
+            path: path(signal),
+            metadata: &self.metadata,
+            // Sent to the server as grpc-timeout and enforced here.
+            timeout: self.timeout,
+            gzip: self.gzip,
+        };
+        let reply = grpc_unary::call(route.channel(), request.bytes(), &options).await;
+        match reply {
+            Ok(bytes) => {
+                // A reply that does not decode still means the export was taken.
+                let partial = match signal {
+                    Signal::Metrics => ExportMetricsServiceResponse::decode(bytes)
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map(|p| PartialSuccess {
+                            rejected: p.rejected_data_points,
+                            error_message: p.error_message,
+                        }),
+                    Signal::Logs => ExportLogsServiceResponse::decode(bytes)
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map(|p| PartialSuccess {
+                            rejected: p.rejected_log_records,
+                            error_message: p.error_message,
+                        }),
+                };
+                Ok(partial_success(&route.endpoint, signal, partial.as_ref()))
+            }
+            Err(status) => Err(error(&route.endpoint, &status)),
         }
     }
 }
 
-const PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+fn error(endpoint: &str, status: &tonic::Status) -> ExportError {
+    let details = rpc_status::decode_protobuf(status.details());
+    ExportError::Grpc {
+        endpoint: endpoint.to_string(),
+        code: status.code(),
+        message: status.message().to_string(),
+        retry_delay: details.retry_delay,
+    }
+}
+
+/// The OTLP service method of a signal.
+fn path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
+}
 
 fn with_tls(endpoint: Endpoint, settings: &OtlpSettings) -> Result<Endpoint, ExportBuildError> {
     tls::grpc_endpoint(endpoint, &settings.tls)
@@ -133,6 +202,8 @@ mod tests {
         OtlpSettings {
             protocol: OtlpProtocol::Grpc,
             endpoint: endpoint.into(),
+            logs_endpoint: endpoint.into(),
+            signals: Signal::ALL.to_vec(),
             headers,
             gzip: false,
             timeout: Duration::from_secs(5),

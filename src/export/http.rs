@@ -1,4 +1,5 @@
-//! OTLP/HTTP: protobuf or JSON bodies POSTed to the resolved `/v1/metrics` URL.
+//! OTLP/HTTP: protobuf or JSON bodies POSTed to the resolved `/v1/metrics` or `/v1/logs` URL.
+//! Both signals share the exporter's client, so its connection pool.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -15,14 +16,17 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
 
 use super::error::{ExportBuildError, ExportError};
-use super::{partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest};
-use crate::settings::OtlpSettings;
+use super::{
+    partial_success, redact_endpoint, rpc_status, tls, Accepted, EncodedRequest, PartialSuccess,
+};
+use crate::settings::{OtlpSettings, Signal};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -33,11 +37,37 @@ const MAX_ERROR_TEXT: usize = 200;
 /// Idle keep-alive connections are dropped after this; longer than any sane interval.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// One URL: as shown in messages (without credentials), and parsed.
 #[derive(Debug)]
-pub struct HttpExporter {
-    /// For messages: the configured endpoint without credentials.
+struct Target {
     endpoint: String,
     uri: Uri,
+}
+
+impl Target {
+    fn new(url: &str) -> Result<Target, ExportBuildError> {
+        let endpoint = redact_endpoint(url);
+        let invalid = |reason: String| ExportBuildError::InvalidEndpoint {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => return Err(invalid("the scheme must be http or https".into())),
+        }
+        Ok(Target { endpoint, uri })
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpExporter {
+    /// Where metrics go (`endpoint`).
+    metrics: Target,
+    /// Where logs go (`logs_endpoint`); `None` when the exporter carries no logs.
+    logs: Option<Target>,
     json: bool,
     gzip: bool,
     /// User headers, values marked sensitive so `Debug` hides them.
@@ -48,19 +78,12 @@ pub struct HttpExporter {
 
 impl HttpExporter {
     pub fn new(settings: &OtlpSettings, json: bool) -> Result<Self, ExportBuildError> {
-        let endpoint = redact_endpoint(&settings.endpoint);
-        let invalid = |reason: String| ExportBuildError::InvalidEndpoint {
-            endpoint: endpoint.clone(),
-            reason,
+        let metrics = Target::new(&settings.endpoint)?;
+        let logs = if settings.signals.contains(&Signal::Logs) {
+            Some(Target::new(&settings.logs_endpoint)?)
+        } else {
+            None
         };
-        let uri: Uri = settings
-            .endpoint
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => return Err(invalid("the scheme must be http or https".into())),
-        }
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls::client_config(&settings.tls)?)
             .https_or_http()
@@ -70,8 +93,8 @@ impl HttpExporter {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         Ok(HttpExporter {
-            endpoint,
-            uri,
+            metrics,
+            logs,
             json,
             gzip: settings.gzip,
             headers: headers(settings)?,
@@ -80,8 +103,22 @@ impl HttpExporter {
         })
     }
 
+    /// The metrics URL, without credentials.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.metrics.endpoint
+    }
+
+    /// The URL `signal` goes to, without credentials (the metrics URL for logs when the exporter
+    /// carries none).
+    pub fn endpoint_of(&self, signal: Signal) -> &str {
+        &self.target(signal).endpoint
+    }
+
+    fn target(&self, signal: Signal) -> &Target {
+        match (signal, &self.logs) {
+            (Signal::Logs, Some(logs)) => logs,
+            _ => &self.metrics,
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -92,17 +129,33 @@ impl HttpExporter {
         &self,
         request: &ExportMetricsServiceRequest,
     ) -> Result<Accepted, ExportError> {
-        self.export_encoded(&EncodedRequest::from_message(request))
+        self.export_encoded(Signal::Metrics, &EncodedRequest::from_message(request))
             .await
     }
 
-    pub async fn export_encoded(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
-        let body = self.encode(request)?;
+    /// POSTs a request of `signal` to the signal's URL. An exporter that carries no logs has no
+    /// logs URL: a logs request is refused as unencodable rather than sent to the metrics URL.
+    pub async fn export_encoded(
+        &self,
+        signal: Signal,
+        request: &EncodedRequest,
+    ) -> Result<Accepted, ExportError> {
+        let target = match (signal, &self.logs) {
+            (Signal::Logs, None) => {
+                return Err(ExportError::Encode {
+                    endpoint: self.metrics.endpoint.clone(),
+                    message: "this exporter carries no logs".into(),
+                })
+            }
+            _ => self.target(signal),
+        };
+        let endpoint = target.endpoint.as_str();
+        let body = self.encode(signal, endpoint, request)?;
         let mut http_request = Request::builder()
             .method(Method::POST)
-            .uri(self.uri.clone())
+            .uri(target.uri.clone())
             .body(Full::new(body))
-            .map_err(|e| self.encode_error(e.to_string()))?;
+            .map_err(|e| encode_error(endpoint, e.to_string()))?;
         let headers = http_request.headers_mut();
         for (name, value) in &self.headers {
             headers.append(name, value.clone());
@@ -119,7 +172,7 @@ impl HttpExporter {
                 .client
                 .request(http_request)
                 .await
-                .map_err(|e| self.transport_error(&e))?;
+                .map_err(|e| transport_error(endpoint, &e))?;
             let (parts, body) = response.into_parts();
             // An unreadable or oversized body is treated as empty: the status decides.
             let body = Limited::new(body, MAX_RESPONSE_BYTES)
@@ -132,37 +185,42 @@ impl HttpExporter {
         let (parts, body) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| ExportError::Timeout {
-                endpoint: self.endpoint.clone(),
+                endpoint: endpoint.to_string(),
                 timeout: self.timeout,
             })??;
 
         let json_reply = is_json(&parts.headers);
         if parts.status.is_success() {
             let partial = if json_reply {
-                partial_success_from_json(&body)
+                partial_success_from_json(signal, &body)
             } else {
-                ExportMetricsServiceResponse::decode(body.as_ref())
-                    .ok()
-                    .and_then(|r| r.partial_success)
+                partial_success_from_protobuf(signal, &body)
             };
-            return Ok(partial_success(&self.endpoint, partial.as_ref()));
+            return Ok(partial_success(endpoint, signal, partial.as_ref()));
         }
         Err(ExportError::HttpStatus {
-            endpoint: self.endpoint.clone(),
+            endpoint: endpoint.to_string(),
             status: parts.status.as_u16(),
             message: error_message(&parts, &body, json_reply),
             retry_after: retry_after(&parts.headers),
         })
     }
 
-    fn encode(&self, request: &EncodedRequest) -> Result<Bytes, ExportError> {
+    /// The body: the protobuf bytes as they are, or the request decoded as its signal's
+    /// message and written as OTLP/JSON; gzipped when configured.
+    fn encode(
+        &self,
+        signal: Signal,
+        endpoint: &str,
+        request: &EncodedRequest,
+    ) -> Result<Bytes, ExportError> {
+        let failed = |e: &dyn std::fmt::Display| encode_error(endpoint, e.to_string());
         let body = if self.json {
-            let decoded = request
-                .decode()
-                .map_err(|e| self.encode_error(e.to_string()))?;
-            let json =
-                serde_json::to_vec(&decoded).map_err(|e| self.encode_error(e.to_string()))?;
-            Bytes::from(json)
+            let json = match signal {
+                Signal::Metrics => serde_json::to_vec(&request.decode().map_err(|e| failed(&e))?),
+                Signal::Logs => serde_json::to_vec(&request.decode_logs().map_err(|e| failed(&e))?),
+            };
+            Bytes::from(json.map_err(|e| failed(&e))?)
         } else {
             request.bytes().clone()
         };
@@ -174,29 +232,29 @@ impl HttpExporter {
             .write_all(&body)
             .and_then(|()| encoder.finish())
             .map(Bytes::from)
-            .map_err(|e| self.encode_error(format!("gzip: {e}")))
+            .map_err(|e| encode_error(endpoint, format!("gzip: {e}")))
     }
+}
 
-    fn encode_error(&self, message: String) -> ExportError {
-        ExportError::Encode {
-            endpoint: self.endpoint.clone(),
-            message,
-        }
+fn encode_error(endpoint: &str, message: String) -> ExportError {
+    ExportError::Encode {
+        endpoint: endpoint.to_string(),
+        message,
     }
+}
 
-    /// The whole source chain: hyper's top-level text ("client error (Connect)") says little.
-    fn transport_error(&self, error: &(dyn std::error::Error + 'static)) -> ExportError {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        ExportError::HttpTransport {
-            endpoint: self.endpoint.clone(),
-            message,
-        }
+/// The whole source chain: hyper's top-level text ("client error (Connect)") says little.
+fn transport_error(endpoint: &str, error: &(dyn std::error::Error + 'static)) -> ExportError {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ExportError::HttpTransport {
+        endpoint: endpoint.to_string(),
+        message,
     }
 }
 
@@ -268,11 +326,37 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// OTLP/JSON encodes int64 as a string, but servers differ; both forms are accepted.
-fn partial_success_from_json(body: &[u8]) -> Option<ExportMetricsPartialSuccess> {
+/// The `partial_success` of a protobuf reply: the two responses differ only in their field
+/// names, so each is decoded as its own type.
+fn partial_success_from_protobuf(signal: Signal, body: &[u8]) -> Option<PartialSuccess> {
+    match signal {
+        Signal::Metrics => ExportMetricsServiceResponse::decode(body)
+            .ok()?
+            .partial_success
+            .map(|p| PartialSuccess {
+                rejected: p.rejected_data_points,
+                error_message: p.error_message,
+            }),
+        Signal::Logs => ExportLogsServiceResponse::decode(body)
+            .ok()?
+            .partial_success
+            .map(|p| PartialSuccess {
+                rejected: p.rejected_log_records,
+                error_message: p.error_message,
+            }),
+    }
+}
+
+/// OTLP/JSON encodes int64 as a string, but servers differ; both forms are accepted. The count
+/// is `rejectedDataPoints` for metrics, `rejectedLogRecords` for logs.
+fn partial_success_from_json(signal: Signal, body: &[u8]) -> Option<PartialSuccess> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let partial = value.get("partialSuccess")?;
-    let rejected = match partial.get("rejectedDataPoints") {
+    let field = match signal {
+        Signal::Metrics => "rejectedDataPoints",
+        Signal::Logs => "rejectedLogRecords",
+    };
+    let rejected = match partial.get(field) {
         Some(serde_json::Value::Number(n)) => n.as_i64(),
         Some(serde_json::Value::String(s)) => s.parse().ok(),
         _ => None,
@@ -281,8 +365,8 @@ fn partial_success_from_json(body: &[u8]) -> Option<ExportMetricsPartialSuccess>
         .get("errorMessage")
         .and_then(|m| m.as_str())
         .unwrap_or_default();
-    Some(ExportMetricsPartialSuccess {
-        rejected_data_points: rejected.unwrap_or(0),
+    Some(PartialSuccess {
+        rejected: rejected.unwrap_or(0),
         error_message: message.to_string(),
     })
 }
@@ -297,6 +381,8 @@ mod tests {
         OtlpSettings {
             protocol: OtlpProtocol::HttpProtobuf,
             endpoint: endpoint.into(),
+            logs_endpoint: endpoint.replace("/v1/metrics", "/v1/logs"),
+            signals: Signal::ALL.to_vec(),
             headers: vec![("x-api-key".into(), Secret::new("hunter2"))],
             gzip: true,
             timeout: Duration::from_secs(5),
@@ -326,17 +412,39 @@ mod tests {
     #[test]
     fn partial_success_accepts_string_and_number_counts() {
         let p = partial_success_from_json(
+            Signal::Metrics,
             br#"{"partialSuccess":{"rejectedDataPoints":"3","errorMessage":"bad"}}"#,
         )
         .unwrap();
-        assert_eq!(
-            (p.rejected_data_points, p.error_message.as_str()),
-            (3, "bad")
-        );
-        let p =
-            partial_success_from_json(br#"{"partialSuccess":{"rejectedDataPoints":4}}"#).unwrap();
-        assert_eq!(p.rejected_data_points, 4);
-        assert!(partial_success_from_json(b"{}").is_none());
+        assert_eq!((p.rejected, p.error_message.as_str()), (3, "bad"));
+        let p = partial_success_from_json(
+            Signal::Metrics,
+            br#"{"partialSuccess":{"rejectedDataPoints":4}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.rejected, 4);
+        assert!(partial_success_from_json(Signal::Metrics, b"{}").is_none());
+        let p = partial_success_from_json(
+            Signal::Logs,
+            br#"{"partialSuccess":{"rejectedLogRecords":"5","errorMessage":"too old"}}"#,
+        )
+        .unwrap();
+        assert_eq!((p.rejected, p.error_message.as_str()), (5, "too old"));
+    }
+
+    #[test]
+    fn partial_success_of_either_signal_decodes_from_protobuf() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
+        let body = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 7,
+                error_message: "dropped".into(),
+            }),
+        }
+        .encode_to_vec();
+        let p = partial_success_from_protobuf(Signal::Logs, &body).unwrap();
+        assert_eq!((p.rejected, p.error_message.as_str()), (7, "dropped"));
+        assert!(partial_success_from_protobuf(Signal::Logs, b"").is_none());
     }
 
     #[test]

@@ -3,7 +3,13 @@
 //! Each exporter is built once from its settings (all validation happens there) and then only
 //! exports. One attempt per call; whether to retry is the caller's decision, helped by
 //! [`ExportError::is_retryable`]: the pipeline puts a sending queue and a retrying sender in
-//! front of each OTLP exporter.
+//! front of each OTLP exporter, one pair per signal it carries.
+//!
+//! Two signals go through the same exporters: metrics and logs. Their requests have the same
+//! shape on the wire (a repeated resource field, number 1; a partial success with the rejected
+//! count as field 1 and the message as field 2), so everything up to the send is shared; what
+//! differs is the gRPC method, the HTTP URL, the JSON and debug renderings, and the words
+//! (data points, log records).
 mod backoff;
 mod batch;
 pub mod debug;
@@ -18,11 +24,10 @@ mod rpc_status;
 mod sender;
 mod tls;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 
-use crate::settings::{DebugVerbosity, ExporterSettings, OtlpProtocol};
+use crate::settings::{DebugVerbosity, ExporterSettings, OtlpProtocol, Signal};
 pub use debug::DebugExporter;
 pub use encoded::EncodedRequest;
 pub use error::{ExportBuildError, ExportError};
@@ -54,6 +59,7 @@ impl Exporter {
         })
     }
 
+    /// Sends (or prints) a metrics request.
     pub async fn export(
         &self,
         request: &ExportMetricsServiceRequest,
@@ -64,35 +70,69 @@ impl Exporter {
                 .map(|()| Accepted::default())
                 .map_err(ExportError::Stdout),
             _ => {
-                self.export_encoded(&EncodedRequest::from_message(request))
+                self.export_encoded(Signal::Metrics, &EncodedRequest::from_message(request))
                     .await
             }
         }
     }
 
-    /// Sends a request the pipeline already encoded: as is over gRPC and HTTP/protobuf.
-    pub async fn export_encoded(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
+    /// Sends (or prints) a logs request.
+    pub async fn export_logs(
+        &self,
+        request: &ExportLogsServiceRequest,
+    ) -> Result<Accepted, ExportError> {
         match self {
-            Exporter::Grpc(grpc) => grpc.export_encoded(request).await,
-            Exporter::Http(http) => http.export_encoded(request).await,
+            Exporter::Debug(debug) => debug
+                .export_logs(request)
+                .map(|()| Accepted::default())
+                .map_err(ExportError::Stdout),
+            _ => {
+                self.export_encoded(Signal::Logs, &EncodedRequest::from_logs(request))
+                    .await
+            }
+        }
+    }
+
+    /// Sends a request of `signal` the pipeline already encoded: as is over gRPC and
+    /// HTTP/protobuf, to the signal's gRPC method or HTTP URL.
+    pub async fn export_encoded(
+        &self,
+        signal: Signal,
+        request: &EncodedRequest,
+    ) -> Result<Accepted, ExportError> {
+        match self {
+            Exporter::Grpc(grpc) => grpc.export_encoded(signal, request).await,
+            Exporter::Http(http) => http.export_encoded(signal, request).await,
             Exporter::Debug(debug) => {
-                let decoded = request.decode().map_err(|e| {
+                let undecodable = |e: prost::DecodeError| {
                     ExportError::Stdout(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-                })?;
-                debug
-                    .export(&decoded)
+                };
+                let printed = match signal {
+                    Signal::Metrics => debug.export(&request.decode().map_err(undecodable)?),
+                    Signal::Logs => debug.export_logs(&request.decode_logs().map_err(undecodable)?),
+                };
+                printed
                     .map(|()| Accepted::default())
                     .map_err(ExportError::Stdout)
             }
         }
     }
 
-    /// For start-up and error logs: `otlp grpc http://localhost:4317`. Never shows headers or
-    /// credentials.
+    /// For start-up and error logs: `otlp grpc http://localhost:4317`, with the metrics URL of
+    /// an HTTP exporter. Never shows headers or credentials.
     pub fn describe(&self) -> String {
+        self.describe_signal(Signal::Metrics)
+    }
+
+    /// Like [`Exporter::describe`], with the URL `signal` goes to (HTTP: `/v1/logs` for logs).
+    pub fn describe_signal(&self, signal: Signal) -> String {
         match self {
             Exporter::Grpc(grpc) => {
-                format!("otlp {} {}", OtlpProtocol::Grpc.name(), grpc.endpoint())
+                format!(
+                    "otlp {} {}",
+                    OtlpProtocol::Grpc.name(),
+                    grpc.endpoint_of(signal)
+                )
             }
             Exporter::Http(http) => {
                 let protocol = if http.is_json() {
@@ -100,7 +140,7 @@ impl Exporter {
                 } else {
                     OtlpProtocol::HttpProtobuf
                 };
-                format!("otlp {} {}", protocol.name(), http.endpoint())
+                format!("otlp {} {}", protocol.name(), http.endpoint_of(signal))
             }
             Exporter::Debug(debug) => match debug.verbosity() {
                 DebugVerbosity::Basic => "debug basic".to_string(),
@@ -113,29 +153,55 @@ impl Exporter {
 /// What a backend said about an export it took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Accepted {
-    /// Points the backend refused (`partial_success.rejected_data_points`): lost, since the
-    /// spec forbids retrying them.
+    /// Items the backend refused (`partial_success.rejected_data_points`, or
+    /// `rejected_log_records` for logs): lost, since the spec forbids retrying them.
     pub rejected_points: u64,
+}
+
+/// What one item of a signal is called in messages: `points`, `log records`.
+pub(crate) fn items(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Metrics => "points",
+        Signal::Logs => "log records",
+    }
+}
+
+/// A backend's `partial_success`, whichever the signal: both messages are the rejected count
+/// (field 1) and a message (field 2), so they decode alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PartialSuccess {
+    pub rejected: i64,
+    pub error_message: String,
 }
 
 /// A backend that accepted only part of an export says so in `partial_success`; the data is
 /// gone either way (not retryable), so it is logged with the count lost and the export counts
 /// as done.
-fn partial_success(endpoint: &str, partial: Option<&ExportMetricsPartialSuccess>) -> Accepted {
+fn partial_success(endpoint: &str, signal: Signal, partial: Option<&PartialSuccess>) -> Accepted {
     let Some(partial) = partial else {
         return Accepted::default();
     };
-    let rejected_points = u64::try_from(partial.rejected_data_points).unwrap_or(0);
+    let rejected_points = u64::try_from(partial.rejected).unwrap_or(0);
     if rejected_points > 0 {
-        tracing::warn!(
-            endpoint,
-            rejected_data_points = rejected_points,
-            message = partial.error_message.as_str(),
-            "OTLP backend rejected part of the export: {rejected_points} points lost"
-        );
+        let what = items(signal);
+        match signal {
+            Signal::Metrics => tracing::warn!(
+                endpoint,
+                rejected_data_points = rejected_points,
+                message = partial.error_message.as_str(),
+                "OTLP backend rejected part of the export: {rejected_points} {what} lost"
+            ),
+            Signal::Logs => tracing::warn!(
+                endpoint,
+                rejected_log_records = rejected_points,
+                message = partial.error_message.as_str(),
+                "OTLP backend rejected part of the export: {rejected_points} {what} lost"
+            ),
+        }
     } else if !partial.error_message.is_empty() {
         tracing::warn!(
             endpoint,
+            signal = signal.name(),
             message = partial.error_message.as_str(),
             "OTLP backend accepted the export with a warning"
         );
@@ -168,6 +234,8 @@ mod tests {
         ExporterSettings::Otlp(OtlpSettings {
             protocol,
             endpoint: endpoint.into(),
+            logs_endpoint: endpoint.replace("/v1/metrics", "/v1/logs"),
+            signals: Signal::ALL.to_vec(),
             headers: vec![("dd-api-key".into(), Secret::new("s3cret"))],
             gzip: false,
             timeout: Duration::from_secs(1),
@@ -208,6 +276,10 @@ mod tests {
         for (settings, expected) in cases {
             let exporter = Exporter::new(&settings).unwrap();
             assert_eq!(exporter.describe(), expected);
+            assert_eq!(
+                exporter.describe_signal(Signal::Logs),
+                expected.replace("/v1/metrics", "/v1/logs")
+            );
             assert!(!format!("{exporter:?}").contains("s3cret"));
         }
     }

@@ -1,16 +1,25 @@
 //! The exporters and their sending queues, fed with encoded batches.
 //!
-//! The application hands over batches already written as OTLP protobuf ([`EncodedBatch`]);
-//! this module only queues and sends them, and knows nothing of polls. The batch is put in
-//! each OTLP exporter's [`SendingQueue`], and a sender task per exporter does the sending and
-//! retrying, so a slow or dead backend never holds up the application or another exporter: its
-//! queue fills, and past its limits drops its oldest batches. The debug exporter prints at once.
+//! The application hands over batches already written as OTLP protobuf ([`EncodedBatch`]), each
+//! of one signal (metrics or logs); this module only queues and sends them, and knows nothing
+//! of polls. A batch is put in the sending queue of its signal in each OTLP exporter carrying
+//! that signal, and a sender task per queue does the sending and retrying, so a slow or dead
+//! backend never holds up the application or another exporter: its queue fills, and past its
+//! limits drops its oldest batches. The debug exporter prints every signal at once.
+//!
+//! Why a queue and a sender per signal rather than one per exporter: it is the Collector's
+//! model (an exporter in a metrics and a logs pipeline is two exporters, each with its queue),
+//! and it keeps the signals apart where it matters: a batch of one signal never waits behind
+//! the other's retries, a flood of one never evicts the other from a full queue, and a request
+//! always holds one signal (the two cannot share a request anyway). The exporter itself, with
+//! its connections, is shared by its signals' senders.
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 use tokio::sync::watch;
@@ -19,21 +28,37 @@ use tokio::time::Instant;
 
 use crate::export::batch;
 use crate::export::queue::{QueueGauges, SendingQueue};
-use crate::export::sender::Sender;
-use crate::export::{ExportBuildError, Exporter};
-use crate::settings::{DeliverySettings, ExporterSettings};
+use crate::export::sender::{Sender, SignalExporter};
+use crate::export::{items, ExportBuildError, Exporter};
+use crate::settings::{DeliverySettings, ExporterSettings, Signal};
 use crate::telemetry::Telemetry;
 
 /// The final export on shutdown gets at most this long, for all exporters together.
 pub const FINAL_EXPORT_LIMIT: Duration = Duration::from_secs(5);
 
-/// Resources written one after the other as field 1 of an `ExportMetricsServiceRequest`
-/// (so the buffer alone is a valid request), with where each lies and its data points, so a
-/// batch can be cut at resource boundaries to fit `max_request_size`.
-#[derive(Debug, Clone, Default)]
+/// Resources of one signal written one after the other as field 1 of their request
+/// (`resource_metrics` of an `ExportMetricsServiceRequest`, `resource_logs` of an
+/// `ExportLogsServiceRequest`: the same field number, so the buffer alone is a valid request of
+/// `signal`), with where each lies and its data points (log records, for logs), so a batch can
+/// be cut at resource boundaries to fit `max_request_size`.
+///
+/// `Default` is an empty metrics batch: a batch written before logs existed is a metrics batch.
+#[derive(Debug, Clone)]
 pub struct EncodedBatch {
     pub buffer: Bytes,
     pub resources: Vec<(Range<usize>, u64)>,
+    /// Which request the buffer is, and so which queues and which endpoint it goes to.
+    pub signal: Signal,
+}
+
+impl Default for EncodedBatch {
+    fn default() -> Self {
+        EncodedBatch {
+            buffer: Bytes::new(),
+            resources: Vec::new(),
+            signal: Signal::Metrics,
+        }
+    }
 }
 
 impl EncodedBatch {
@@ -42,10 +67,17 @@ impl EncodedBatch {
     }
 }
 
+/// One signal's queue of an OTLP exporter.
+struct SignalQueue {
+    signal: Signal,
+    queue: Arc<SendingQueue>,
+}
+
 struct OtlpOutput {
     name: String,
-    exporter: Exporter,
-    queue: Arc<SendingQueue>,
+    exporter: Arc<Exporter>,
+    /// One per signal the exporter carries, in [`Signal::ALL`] order.
+    queues: Vec<SignalQueue>,
     delivery: DeliverySettings,
 }
 
@@ -59,12 +91,13 @@ enum Output {
 enum Sink {
     Debug(Exporter),
     Queue {
+        signal: Signal,
         queue: Arc<SendingQueue>,
         max_request_size: u64,
     },
 }
 
-/// Every configured exporter with its queue, built and opened but not yet sending.
+/// Every configured exporter with its queues, built and opened but not yet sending.
 pub struct ExportPipeline {
     outputs: Vec<Output>,
     telemetry: Arc<Telemetry>,
@@ -89,24 +122,35 @@ impl ExportPipeline {
                     continue;
                 }
             };
-            let queue = SendingQueue::open(
-                &otlp.name,
-                &otlp.delivery.queue,
-                Arc::clone(&gauges),
-                Arc::clone(&telemetry),
-            )
-            .map_err(|(path, reason)| ExportBuildError::QueueStorage {
-                exporter: otlp.name.clone(),
-                path,
-                reason,
-            })?;
-            let (batches, bytes) = queue.limits();
-            capacity_batches = capacity_batches.saturating_add(batches);
-            capacity_bytes = capacity_bytes.saturating_add(bytes);
+            let mut queues = Vec::with_capacity(Signal::ALL.len());
+            for signal in Signal::ALL {
+                if !otlp.signals.contains(&signal) {
+                    continue;
+                }
+                let queue = SendingQueue::open(
+                    &otlp.name,
+                    signal,
+                    &otlp.delivery.queue,
+                    Arc::clone(&gauges),
+                    Arc::clone(&telemetry),
+                )
+                .map_err(|(path, reason)| ExportBuildError::QueueStorage {
+                    exporter: otlp.name.clone(),
+                    path,
+                    reason,
+                })?;
+                let (batches, bytes) = queue.limits();
+                capacity_batches = capacity_batches.saturating_add(batches);
+                capacity_bytes = capacity_bytes.saturating_add(bytes);
+                queues.push(SignalQueue {
+                    signal,
+                    queue: Arc::new(queue),
+                });
+            }
             outputs.push(Output::Otlp(OtlpOutput {
                 name: otlp.name.clone(),
-                exporter,
-                queue: Arc::new(queue),
+                exporter: Arc::new(exporter),
+                queues,
                 delivery: otlp.delivery.clone(),
             }));
         }
@@ -116,33 +160,58 @@ impl ExportPipeline {
         Ok(ExportPipeline { outputs, telemetry })
     }
 
-    /// One line per exporter, for the start-up log: where it sends and how it queues.
+    /// For the start-up log: one line per debug exporter, and one per signal of each OTLP
+    /// exporter, where it sends and how it queues. A metrics line reads as before logs existed;
+    /// a logs line names the signal: `otlp http/protobuf http://c:4318/v1/logs [otlp logs], …`.
     pub fn describe(&self) -> Vec<String> {
-        self.outputs
-            .iter()
-            .map(|output| match output {
-                Output::Debug(exporter) => exporter.describe(),
-                Output::Otlp(o) => {
-                    let queue = &o.delivery.queue;
-                    let held = match (queue.enabled, o.queue.file()) {
-                        (false, _) => "no sending queue".to_string(),
-                        (true, file) => format!(
-                            "sending queue {} (up to {} batches, {})",
-                            file.map_or_else(
-                                || "in memory".to_string(),
-                                |f| format!("on disk at {}", f.display())
-                            ),
-                            queue.max_batches,
-                            show_size(queue.max_bytes)
-                        ),
-                    };
-                    format!("{} [{}], {held}", o.exporter.describe(), o.name)
+        let mut lines = Vec::new();
+        for output in &self.outputs {
+            let o = match output {
+                Output::Debug(exporter) => {
+                    lines.push(exporter.describe());
+                    continue;
                 }
-            })
-            .collect()
+                Output::Otlp(o) => o,
+            };
+            for q in &o.queues {
+                let queue = &o.delivery.queue;
+                let held = match (queue.enabled, q.queue.file()) {
+                    (false, _) => "no sending queue".to_string(),
+                    (true, file) => format!(
+                        "sending queue {} (up to {} batches, {})",
+                        file.map_or_else(
+                            || "in memory".to_string(),
+                            |f| format!("on disk at {}", f.display())
+                        ),
+                        queue.max_batches,
+                        show_size(queue.max_bytes)
+                    ),
+                };
+                let label = match q.signal {
+                    Signal::Metrics => o.name.clone(),
+                    Signal::Logs => format!("{} logs", o.name),
+                };
+                lines.push(format!(
+                    "{} [{label}], {held}",
+                    o.exporter.describe_signal(q.signal)
+                ));
+            }
+        }
+        lines
     }
 
-    /// Starts a sender task per OTLP exporter; batches then go in through
+    /// Push mode: stdout is supervisord's event channel, so the debug exporters print to
+    /// stderr.
+    pub fn debug_to_stderr(mut self) -> Self {
+        for output in &mut self.outputs {
+            if let Output::Debug(Exporter::Debug(debug)) = output {
+                *debug = debug.clone().to_stderr();
+            }
+        }
+        self
+    }
+
+    /// Starts a sender task per signal of each OTLP exporter; batches then go in through
     /// [`RunningExports::dispatch`].
     pub fn start(self) -> RunningExports {
         let record_debug = self.outputs.iter().all(|o| matches!(o, Output::Debug(_)));
@@ -151,24 +220,34 @@ impl ExportPipeline {
         let mut sinks = Vec::with_capacity(self.outputs.len());
         let mut queues = Vec::new();
         for output in self.outputs {
-            match output {
-                Output::Debug(exporter) => sinks.push(Sink::Debug(exporter)),
-                Output::Otlp(o) => {
-                    sinks.push(Sink::Queue {
-                        queue: Arc::clone(&o.queue),
-                        max_request_size: o.delivery.max_request_size,
-                    });
-                    queues.push((o.name.clone(), Arc::clone(&o.queue)));
-                    let sender = Sender::new(
-                        o.name,
-                        o.exporter,
-                        o.queue,
-                        o.delivery.retry,
-                        o.delivery.max_request_size,
-                        Arc::clone(&self.telemetry),
-                    );
-                    senders.spawn(sender.run(deadline_rx.clone()));
+            let o = match output {
+                Output::Debug(exporter) => {
+                    sinks.push(Sink::Debug(exporter));
+                    continue;
                 }
+                Output::Otlp(o) => o,
+            };
+            for q in o.queues {
+                sinks.push(Sink::Queue {
+                    signal: q.signal,
+                    queue: Arc::clone(&q.queue),
+                    max_request_size: o.delivery.max_request_size,
+                });
+                let name = q.queue.name().to_string();
+                queues.push((name.clone(), Arc::clone(&q.queue)));
+                let exporter = SignalExporter {
+                    exporter: Arc::clone(&o.exporter),
+                    signal: q.signal,
+                };
+                let sender = Sender::new(
+                    name,
+                    exporter,
+                    q.queue,
+                    o.delivery.retry.clone(),
+                    o.delivery.max_request_size,
+                    Arc::clone(&self.telemetry),
+                );
+                senders.spawn(sender.run(deadline_rx.clone()));
             }
         }
         RunningExports {
@@ -195,8 +274,9 @@ pub struct RunningExports {
 }
 
 impl RunningExports {
-    /// Hands one batch to every exporter, in configuration order: printed by the debug
-    /// exporter, or cut to `max_request_size` and queued.
+    /// Hands one batch to every exporter carrying its signal, in configuration order: printed
+    /// by the debug exporter (which prints every signal), or cut to `max_request_size` and
+    /// queued in the exporter's queue of the batch's signal.
     pub async fn dispatch(&self, batch: &EncodedBatch) {
         if batch.is_empty() {
             return;
@@ -204,16 +284,26 @@ impl RunningExports {
         for sink in &self.sinks {
             match sink {
                 Sink::Debug(exporter) => {
-                    let request = match ExportMetricsServiceRequest::decode(batch.buffer.clone()) {
-                        Ok(request) => request,
-                        Err(error) => {
-                            tracing::error!(
-                                "a batch does not decode for the debug exporter: {error}"
-                            );
-                            continue;
+                    let result = match batch.signal {
+                        Signal::Metrics => {
+                            match ExportMetricsServiceRequest::decode(batch.buffer.clone()) {
+                                Ok(request) => exporter.export(&request).await,
+                                Err(error) => {
+                                    undecodable(batch.signal, &error);
+                                    continue;
+                                }
+                            }
+                        }
+                        Signal::Logs => {
+                            match ExportLogsServiceRequest::decode(batch.buffer.clone()) {
+                                Ok(request) => exporter.export_logs(&request).await,
+                                Err(error) => {
+                                    undecodable(batch.signal, &error);
+                                    continue;
+                                }
+                            }
                         }
                     };
-                    let result = exporter.export(&request).await;
                     if self.record_debug {
                         let now = crate::clock::unix_nanos_now();
                         self.telemetry.export.record_attempt(result.is_ok(), now);
@@ -223,12 +313,19 @@ impl RunningExports {
                     }
                 }
                 Sink::Queue {
+                    signal,
                     queue,
                     max_request_size,
                 } => {
-                    for piece in
-                        batch::pack_encoded(&batch.buffer, &batch.resources, *max_request_size)
-                    {
+                    if *signal != batch.signal {
+                        continue;
+                    }
+                    for piece in batch::pack_encoded(
+                        batch.signal,
+                        &batch.buffer,
+                        &batch.resources,
+                        *max_request_size,
+                    ) {
                         queue.push_async(piece).await;
                     }
                 }
@@ -259,6 +356,13 @@ impl RunningExports {
     }
 }
 
+fn undecodable(signal: Signal, error: &prost::DecodeError) {
+    tracing::error!(
+        "a {} batch does not decode for the debug exporter: {error}",
+        signal.name()
+    );
+}
+
 /// After the final flush: what a persistent queue keeps for the next start, or what an in-memory
 /// queue loses.
 pub(crate) fn report_leftover(name: &str, queue: &SendingQueue, telemetry: &Telemetry) {
@@ -267,6 +371,7 @@ pub(crate) fn report_leftover(name: &str, queue: &SendingQueue, telemetry: &Tele
         return;
     }
     let lost = queue.memory_only();
+    let what = items(queue.signal());
     if let Some(file) = queue.file() {
         let kept_points = left.points - lost.points;
         if kept_points > 0 {
@@ -276,7 +381,7 @@ pub(crate) fn report_leftover(name: &str, queue: &SendingQueue, telemetry: &Tele
                 batches = left.batches - lost.batches,
                 points = kept_points,
                 "not sent before the {FINAL_EXPORT_LIMIT:?} stop limit: kept in the persistent \
-                 sending queue for the next start"
+                 sending queue for the next start ({kept_points} {what})"
             );
         }
     }
@@ -286,7 +391,7 @@ pub(crate) fn report_leftover(name: &str, queue: &SendingQueue, telemetry: &Tele
             exporter = name,
             batches = lost.batches,
             points = lost.points,
-            "not sent before the {FINAL_EXPORT_LIMIT:?} stop limit: {} points lost (the sending \
+            "not sent before the {FINAL_EXPORT_LIMIT:?} stop limit: {} {what} lost (the sending \
              queue is in memory)",
             lost.points
         );

@@ -1,6 +1,7 @@
-//! One OTLP exporter's sender: takes the oldest queued batches, sends them, and retries what the
-//! OTLP specification calls retryable, with backoff, until the backend takes them or the retry
-//! time runs out.
+//! One OTLP exporter's sender for one signal: takes the oldest queued batches, sends them, and
+//! retries what the OTLP specification calls retryable, with backoff, until the backend takes
+//! them or the retry time runs out. An exporter carrying metrics and logs has a sender for each,
+//! so one signal's retries never hold up the other's batches.
 //!
 //! Only this task ever waits for the backend; the pipeline and the pollers never do.
 //!
@@ -17,8 +18,8 @@ use tokio::time::Instant;
 
 use crate::export::backoff::Backoff;
 use crate::export::queue::{SendingQueue, Taken};
-use crate::export::{Accepted, EncodedRequest, ExportError, Exporter};
-use crate::settings::RetrySettings;
+use crate::export::{items, Accepted, EncodedRequest, ExportError, Exporter};
+use crate::settings::{RetrySettings, Signal};
 use crate::telemetry::Telemetry;
 
 /// What the sender is told about stopping: `Some(deadline)` once the receiver stops; the queue is
@@ -33,9 +34,16 @@ pub(crate) trait Transmit {
     ) -> impl std::future::Future<Output = Result<Accepted, ExportError>> + std::marker::Send;
 }
 
-impl Transmit for Exporter {
+/// An exporter as one signal's sender uses it: the exporter is shared by its signals' senders
+/// (one gRPC channel, one HTTP connection pool), each sending its own signal.
+pub(crate) struct SignalExporter {
+    pub exporter: Arc<Exporter>,
+    pub signal: Signal,
+}
+
+impl Transmit for SignalExporter {
     async fn send(&self, request: &EncodedRequest) -> Result<Accepted, ExportError> {
-        self.export_encoded(request).await
+        self.exporter.export_encoded(self.signal, request).await
     }
 }
 
@@ -130,17 +138,18 @@ impl<E: Transmit> Sender<E> {
     fn lost(&self, taken: &Taken, error: &str, gave_up_after: Option<Duration>) {
         self.telemetry.export.add_dropped(taken.points);
         let points = taken.points;
+        let what = items(self.queue.signal());
         match gave_up_after {
             None => tracing::warn!(
                 exporter = %self.name,
                 points,
-                "export failed, {points} points dropped ({error})"
+                "export failed, {points} {what} dropped ({error})"
             ),
             Some(after) => tracing::warn!(
                 exporter = %self.name,
                 points,
                 "export still failing after {after:.1?} of retries (max_elapsed_time): {points} \
-                 points dropped: {error}"
+                 {what} dropped: {error}"
             ),
         }
     }

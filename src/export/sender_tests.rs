@@ -88,6 +88,7 @@ fn start(replies: Vec<Result<Accepted, ExportError>>, retry: RetrySettings) -> S
     let queue = Arc::new(
         SendingQueue::open(
             "otlp",
+            Signal::Metrics,
             &QueueSettings::default(),
             QueueGauges::new(telemetry.clone()),
             telemetry.clone(),

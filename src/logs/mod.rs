@@ -40,6 +40,16 @@ pub fn build_resource_logs(
     for change in &changes.processes {
         records.push(process_record(change, observed_unix_nano));
     }
+    // What rides on every metric point (Datadog's tags) rides on every record too, so a log
+    // search by the same tags finds them.
+    for record in &mut records {
+        record.attributes.extend(
+            target
+                .point_attributes
+                .iter()
+                .map(|(key, value)| string(key, value)),
+        );
+    }
     Some(ResourceLogs {
         resource: Some(Resource {
             attributes: resource_attributes(target, identification, version)
@@ -59,6 +69,31 @@ pub fn build_resource_logs(
         }],
         schema_url: String::new(),
     })
+}
+
+/// Appends the records of one target's changes as field 1 (`resource_logs`) of an
+/// `ExportLogsServiceRequest`, the layout the export layer batches; returns how many records
+/// (none written when nothing changed).
+pub fn encode_resource_logs(
+    target: &TargetIdentity,
+    identification: Option<&str>,
+    version: Option<&str>,
+    changes: &Changes,
+    observed_unix_nano: u64,
+    out: &mut Vec<u8>,
+) -> u64 {
+    let Some(resource) =
+        build_resource_logs(target, identification, version, changes, observed_unix_nano)
+    else {
+        return 0;
+    };
+    let records = resource
+        .scope_logs
+        .iter()
+        .map(|scope| scope.log_records.len() as u64)
+        .sum();
+    prost::encoding::message::encode(1, &resource, out);
+    records
 }
 
 /// The severity of a process change.

@@ -1,5 +1,7 @@
 //! Poll outcomes → OTLP: one `ResourceMetrics` per target, one scope, one `Metric` per enabled
-//! metric holding all of its points.
+//! metric holding all of its points: a `Gauge`, or for the counts the scrape layer keeps
+//! (`PollData::restarts`, `PollData::exits`) a monotonic `Sum` with the temporality the counts
+//! were made in.
 //!
 //! A poll is first [`collect`]ed into borrowed points (which metrics, which values, which
 //! attributes: the one place that decides), then turned into either the generated OTLP structs
@@ -14,13 +16,15 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::schema::definitions::{self as defs, AttributeDef, MetricId, METRICS};
+use crate::schema::definitions::{self as defs, AttributeDef, MetricId, MetricKind, METRICS};
 use crate::schema::MetricToggles;
-use crate::scrape::outcome::{PollData, PollOutcome, TargetIdentity};
+use crate::scrape::outcome::{Counts, PollData, PollOutcome, TargetIdentity};
+use crate::settings::Temporality;
 use crate::vocab::Status;
 use crate::vocab::{ProcessState, SupervisorState};
 
@@ -44,8 +48,8 @@ pub fn build_resource_metrics(outcome: &PollOutcome, toggles: &MetricToggles) ->
 /// One attribute, borrowed: key and string value.
 pub(crate) type Attribute<'a> = (&'a str, &'a str);
 
-/// One data point before it becomes OTLP. Its attributes, in order: the every-point one (if
-/// any), then `process` and `group` for per-process metrics, then `label`.
+/// One data point before it becomes OTLP. Its attributes, in order: the every-point ones (if
+/// any), then `process` and `group` for per-process metrics, then `label`, then `expected`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Point<'a> {
     pub value: i64,
@@ -53,6 +57,10 @@ pub(crate) struct Point<'a> {
     pub process: Option<(&'a str, &'a str)>,
     /// The one-hot dimension: status, process state or supervisor state.
     pub label: Option<Attribute<'static>>,
+    /// Sums only: where the count starts; 0 (left out) for gauges.
+    pub start_time_unix_nano: u64,
+    /// The exit count's `expected`, a boolean attribute.
+    pub expected: Option<bool>,
 }
 
 /// Everything one poll exports, borrowed from its outcome.
@@ -64,6 +72,9 @@ pub(crate) struct Collected<'a> {
     pub on_every_point: Vec<Attribute<'a>>,
     /// Indexed by `MetricId as usize`; a metric without points is left out of the output.
     pub points: [Vec<Point<'a>>; MetricId::ALL.len()],
+    /// Indexed by `MetricId as usize`: the temporality of a sum's points (as the scrape layer
+    /// made them); unused for gauges.
+    pub temporality: [Temporality; MetricId::ALL.len()],
 }
 
 impl<'a> Collected<'a> {
@@ -80,6 +91,14 @@ impl<'a> Collected<'a> {
             .chain(point.label)
     }
 
+    /// The OTLP `aggregation_temporality` of a sum's points.
+    pub fn aggregation_temporality(&self, id: MetricId) -> AggregationTemporality {
+        match self.temporality.get(id as usize) {
+            Some(Temporality::Delta) => AggregationTemporality::Delta,
+            Some(Temporality::Cumulative) | None => AggregationTemporality::Cumulative,
+        }
+    }
+
     /// The metrics that have points, with their definitions, in table order.
     pub fn metrics(&self) -> impl Iterator<Item = (&'static defs::MetricDef, &[Point<'a>])> {
         METRICS
@@ -92,14 +111,23 @@ impl<'a> Collected<'a> {
     fn to_resource_metrics(&self) -> ResourceMetrics {
         let metrics = self
             .metrics()
-            .map(|(def, points)| Metric {
-                name: def.name.to_string(),
-                description: def.description.to_string(),
-                unit: def.unit.to_string(),
-                metadata: Vec::new(),
-                data: Some(metric::Data::Gauge(Gauge {
-                    data_points: points.iter().map(|p| self.to_point(p)).collect(),
-                })),
+            .map(|(def, points)| {
+                let data_points = points.iter().map(|p| self.to_point(p)).collect();
+                let data = match def.kind {
+                    MetricKind::Gauge => metric::Data::Gauge(Gauge { data_points }),
+                    MetricKind::Sum { monotonic, .. } => metric::Data::Sum(Sum {
+                        data_points,
+                        aggregation_temporality: self.aggregation_temporality(def.id) as i32,
+                        is_monotonic: monotonic,
+                    }),
+                };
+                Metric {
+                    name: def.name.to_string(),
+                    description: def.description.to_string(),
+                    unit: def.unit.to_string(),
+                    metadata: Vec::new(),
+                    data: Some(data),
+                }
             })
             .collect();
         ResourceMetrics {
@@ -125,11 +153,16 @@ impl<'a> Collected<'a> {
     }
 
     fn to_point(&self, point: &Point<'a>) -> NumberDataPoint {
+        let expected = point
+            .expected
+            .map(|expected| bool_key_value(defs::EXPECTED.key, expected));
         NumberDataPoint {
             attributes: self
                 .attributes(point)
                 .map(|(k, v)| key_value(k, v))
+                .chain(expected)
                 .collect(),
+            start_time_unix_nano: point.start_time_unix_nano,
             time_unix_nano: self.time_unix_nano,
             value: Some(number_data_point::Value::AsInt(point.value)),
             ..Default::default()
@@ -148,10 +181,11 @@ pub(crate) fn collect<'a>(outcome: &'a PollOutcome, toggles: &'a MetricToggles) 
     let mut points = PointsBuilder {
         toggles,
         points: Default::default(),
+        temporality: Default::default(),
     };
     let resource = match &outcome.result {
         Ok(data) => {
-            points.reserve_for_processes(data.processes.len());
+            points.reserve_for(data);
             record_poll(&mut points, data);
             resource_attributes(
                 target,
@@ -170,6 +204,7 @@ pub(crate) fn collect<'a>(outcome: &'a PollOutcome, toggles: &'a MetricToggles) 
         resource,
         on_every_point,
         points: points.points,
+        temporality: points.temporality,
     }
 }
 
@@ -195,6 +230,8 @@ fn record_poll<'a>(points: &mut PointsBuilder<'a>, data: &'a PollData) {
             points.record_process(MetricId::ProcessStartTime, identity, start, None);
         }
     }
+    points.record_counts(MetricId::ProcessRestarts, &data.restarts);
+    points.record_counts(MetricId::ProcessExits, &data.exits);
 
     if let Some(state) = data.supervisor_state {
         points.record_supervisor_state(state);
@@ -257,11 +294,13 @@ impl StatusCounts {
 struct PointsBuilder<'a> {
     toggles: &'a MetricToggles,
     points: [Vec<Point<'a>>; MetricId::ALL.len()],
+    temporality: [Temporality; MetricId::ALL.len()],
 }
 
 impl<'a> PointsBuilder<'a> {
-    /// Sizes each metric's point list for `processes` processes, so recording never regrows.
-    fn reserve_for_processes(&mut self, processes: usize) {
+    /// Sizes each metric's point list for the poll, so recording never regrows.
+    fn reserve_for(&mut self, data: &PollData) {
+        let processes = data.processes.len();
         for id in MetricId::ALL {
             if !self.toggles.is_enabled(id) {
                 continue;
@@ -275,6 +314,8 @@ impl<'a> PointsBuilder<'a> {
                 MetricId::ProcessUptime
                 | MetricId::ProcessExitStatus
                 | MetricId::ProcessStartTime => processes,
+                MetricId::ProcessRestarts => data.restarts.points.len(),
+                MetricId::ProcessExits => data.exits.points.len(),
             };
             if let Some(points) = self.points.get_mut(id as usize) {
                 points.reserve(per_target);
@@ -323,6 +364,27 @@ impl<'a> PointsBuilder<'a> {
         }
     }
 
+    /// A count's points as they are (the scrape layer already made them in the temporality it
+    /// was given), as a monotonic sum of that temporality.
+    fn record_counts(&mut self, id: MetricId, counts: &'a Counts) {
+        if !self.toggles.is_enabled(id) {
+            return;
+        }
+        if let Some(slot) = self.temporality.get_mut(id as usize) {
+            *slot = counts.temporality;
+        }
+        if let Some(points) = self.points.get_mut(id as usize) {
+            points.extend(counts.points.iter().map(|count| Point {
+                // OTLP's int points are signed; no count reaches 2^63.
+                value: i64::try_from(count.value).unwrap_or(i64::MAX),
+                process: Some((count.name.as_str(), count.group.as_str())),
+                label: None,
+                start_time_unix_nano: count.start_time_unix_nano,
+                expected: count.expected,
+            }));
+        }
+    }
+
     /// One point per supervisord state: 1 for `current`, 0 for the others.
     fn record_supervisor_state(&mut self, current: SupervisorState) {
         if self.toggles.is_enabled(MetricId::SupervisorState) {
@@ -349,6 +411,8 @@ impl<'a> PointsBuilder<'a> {
                 value,
                 process,
                 label,
+                start_time_unix_nano: 0,
+                expected: None,
             });
         }
     }
@@ -368,12 +432,22 @@ fn key_value(key: &str, value: &str) -> KeyValue {
     }
 }
 
+fn bool_key_value(key: &str, value: bool) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::BoolValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::scrape::outcome::MonitoredProcess;
+    use crate::scrape::outcome::{CountPoint, MonitoredProcess};
     use crate::vocab::ProcessInfo;
 
     fn outcome(result: Result<PollData, String>) -> PollOutcome {
@@ -522,6 +596,133 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn count(name: &str, expected: Option<bool>, start: u64, value: u64) -> CountPoint {
+        CountPoint {
+            name: name.into(),
+            group: "g".into(),
+            expected,
+            start_time_unix_nano: start,
+            value,
+        }
+    }
+
+    fn sum_of(rm: &ResourceMetrics, id: MetricId) -> Option<&Sum> {
+        let metric = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == id.name())?;
+        match metric.data.as_ref() {
+            Some(metric::Data::Sum(s)) => Some(s),
+            other => panic!("{} is not a sum: {other:?}", id.name()),
+        }
+    }
+
+    fn with_counts() -> PollData {
+        PollData {
+            processes: vec![process("a", ProcessState::Running, Status::Up)],
+            restarts: Counts {
+                temporality: Temporality::Cumulative,
+                points: vec![count("a", None, 7, 2), count("b", None, 8, 0)],
+            },
+            exits: Counts {
+                temporality: Temporality::Delta,
+                points: vec![
+                    count("a", Some(true), 30, 1),
+                    count("a", Some(false), 30, 0),
+                ],
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_are_monotonic_sums_in_their_temporality() {
+        let mut o = outcome(Ok(with_counts()));
+        o.target = Arc::new(TargetIdentity {
+            point_attributes: vec![(defs::SUPERVISORD_SERVER.key.into(), "web-1".into())],
+            ..(*o.target).clone()
+        });
+        let request = build_request(&[o], &MetricToggles::default());
+        let rm = &request.resource_metrics[0];
+
+        let restarts = sum_of(rm, MetricId::ProcessRestarts).expect("restarts");
+        assert!(restarts.is_monotonic);
+        assert_eq!(
+            restarts.aggregation_temporality,
+            AggregationTemporality::Cumulative as i32
+        );
+        let seen: Vec<_> = restarts
+            .data_points
+            .iter()
+            .map(|p| {
+                let keys: Vec<_> = p.attributes.iter().map(|a| a.key.as_str()).collect();
+                (keys, p.start_time_unix_nano, p.time_unix_nano, int(p))
+            })
+            .collect();
+        let keys = vec![
+            defs::SUPERVISORD_SERVER.key,
+            defs::PROCESS.key,
+            defs::GROUP.key,
+        ];
+        assert_eq!(seen, [(keys.clone(), 7, 42, 2), (keys, 8, 42, 0)]);
+
+        let exits = sum_of(rm, MetricId::ProcessExits).expect("exits");
+        assert!(exits.is_monotonic);
+        assert_eq!(
+            exits.aggregation_temporality,
+            AggregationTemporality::Delta as i32
+        );
+        let expected: Vec<_> = exits
+            .data_points
+            .iter()
+            .map(|p| {
+                let last = p.attributes.last().unwrap();
+                assert_eq!(last.key, defs::EXPECTED.key);
+                assert_eq!(
+                    attr(&p.attributes, defs::SUPERVISORD_SERVER.key),
+                    Some("web-1")
+                );
+                let value = last.value.as_ref().and_then(|v| v.value.clone());
+                (value, int(p))
+            })
+            .collect();
+        assert_eq!(
+            expected,
+            [
+                (Some(any_value::Value::BoolValue(true)), 1),
+                (Some(any_value::Value::BoolValue(false)), 0)
+            ]
+        );
+        // Gauges keep no start time.
+        assert!(points(rm, MetricId::ProcessUptime)
+            .iter()
+            .all(|p| p.start_time_unix_nano == 0));
+    }
+
+    #[test]
+    fn counts_are_left_out_when_disabled_or_empty() {
+        let mut toggles = MetricToggles::default();
+        toggles
+            .set_enabled(MetricId::ProcessExits.name(), false)
+            .unwrap();
+        let request = build_request(&[outcome(Ok(with_counts()))], &toggles);
+        let rm = &request.resource_metrics[0];
+        assert!(sum_of(rm, MetricId::ProcessExits).is_none());
+        assert_eq!(
+            sum_of(rm, MetricId::ProcessRestarts).map(|s| s.data_points.len()),
+            Some(2)
+        );
+
+        let data = PollData {
+            processes: vec![process("a", ProcessState::Running, Status::Up)],
+            ..Default::default()
+        };
+        let request = build_request(&[outcome(Ok(data))], &MetricToggles::default());
+        let rm = &request.resource_metrics[0];
+        assert!(sum_of(rm, MetricId::ProcessRestarts).is_none());
+        assert!(sum_of(rm, MetricId::ProcessExits).is_none());
     }
 
     #[test]

@@ -16,13 +16,16 @@
 use prost::encoding::{encode_varint, encoded_len_varint};
 
 use super::builder::{collect, Collected, Point};
-use crate::schema::definitions::{MetricDef, GROUP, PROCESS, SCOPE_NAME, SCOPE_VERSION};
+use crate::schema::definitions::{
+    MetricDef, MetricKind, EXPECTED, GROUP, PROCESS, SCOPE_NAME, SCOPE_VERSION,
+};
 use crate::schema::MetricToggles;
 use crate::scrape::outcome::PollOutcome;
 
 /// Wire types of the protobuf encoding.
 const LEN: u8 = 2;
 const I64: u8 = 1;
+const VARINT: u8 = 0;
 
 /// A field key of a tag below 16: one byte.
 const fn key(tag: u8, wire_type: u8) -> u8 {
@@ -47,7 +50,8 @@ struct Writer<'c, 'a> {
     scope_len: usize,
     /// The every-point attributes as whole `attributes` fields, written once and copied.
     common: Vec<u8>,
-    /// Per metric with points, in output order: its definition, points, gauge and body length.
+    /// Per metric with points, in output order: its definition, points, the length of its
+    /// gauge or sum, and of its body.
     metrics: Vec<(&'static MetricDef, &'c [Point<'a>], usize, usize)>,
     scope_metrics_len: usize,
     resource_metrics_len: usize,
@@ -75,15 +79,21 @@ impl<'c, 'a> Writer<'c, 'a> {
             resource_metrics_len: 0,
         };
         for (def, points) in collected.metrics() {
-            let gauge_len: usize = points
+            let points_len: usize = points
                 .iter()
                 .map(|p| message_field_len(writer.point_len(p)))
                 .sum();
+            let data_len = match def.kind {
+                MetricKind::Gauge => points_len,
+                // aggregation_temporality = 2 (an enum, never 0 here: one key byte, one value
+                // byte), is_monotonic = 3 (left out when false).
+                MetricKind::Sum { monotonic, .. } => points_len + 2 + 2 * usize::from(monotonic),
+            };
             let len = string_field_len(def.name)
                 + string_field_len(def.description)
                 + string_field_len(def.unit)
-                + message_field_len(gauge_len);
-            writer.metrics.push((def, points, gauge_len, len));
+                + message_field_len(data_len);
+            writer.metrics.push((def, points, data_len, len));
         }
         writer.scope_metrics_len = message_field_len(scope_len)
             + writer
@@ -113,32 +123,43 @@ impl<'c, 'a> Writer<'c, 'a> {
         write_string(out, key(1, LEN), SCOPE_NAME);
         write_string(out, key(2, LEN), SCOPE_VERSION);
         let mut points = 0u64;
-        for &(def, metric_points, gauge_len, len) in &self.metrics {
+        for &(def, metric_points, data_len, len) in &self.metrics {
             // ScopeMetrics.metrics = 2
             write_len_prefix(out, key(2, LEN), len);
-            // Metric.name = 1, .description = 2, .unit = 3, .gauge = 5
+            // Metric.name = 1, .description = 2, .unit = 3, .gauge = 5 or .sum = 7
             write_string(out, key(1, LEN), def.name);
             write_string(out, key(2, LEN), def.description);
             write_string(out, key(3, LEN), def.unit);
-            write_len_prefix(out, key(5, LEN), gauge_len);
+            let data_tag = match def.kind {
+                MetricKind::Gauge => 5,
+                MetricKind::Sum { .. } => 7,
+            };
+            write_len_prefix(out, key(data_tag, LEN), data_len);
             for point in metric_points {
-                // Gauge.data_points = 1
+                // Gauge.data_points = 1, Sum.data_points = 1
                 self.write_point(out, point);
+            }
+            if let MetricKind::Sum { monotonic, .. } = def.kind {
+                // Sum.aggregation_temporality = 2, .is_monotonic = 3
+                let temporality = self.collected.aggregation_temporality(def.id) as u64;
+                out.push(key(2, VARINT));
+                encode_varint(temporality, out);
+                if monotonic {
+                    out.push(key(3, VARINT));
+                    out.push(1);
+                }
             }
             points += metric_points.len() as u64;
         }
         points
     }
 
-    /// A `NumberDataPoint`: time_unix_nano = 3 (fixed64, left out when 0), as_int = 6
-    /// (sfixed64, a oneof member: always written), attributes = 7 in [`Collected::attributes`]
-    /// order.
+    /// A `NumberDataPoint`: start_time_unix_nano = 2 and time_unix_nano = 3 (fixed64, left out
+    /// when 0), as_int = 6 (sfixed64, a oneof member: always written), attributes = 7 in
+    /// [`Collected::attributes`] order, then `expected` as a bool.
     fn point_len(&self, point: &Point<'_>) -> usize {
-        let time = if self.collected.time_unix_nano != 0 {
-            9
-        } else {
-            0
-        };
+        let fixed64 = |value: u64| if value != 0 { 9 } else { 0 };
+        let time = fixed64(point.start_time_unix_nano) + fixed64(self.collected.time_unix_nano);
         let process = point.process.map_or(0, |(name, group)| {
             message_field_len(key_value_len(PROCESS.key, name))
                 + message_field_len(key_value_len(GROUP.key, group))
@@ -146,11 +167,18 @@ impl<'c, 'a> Writer<'c, 'a> {
         let label = point
             .label
             .map_or(0, |(k, v)| message_field_len(key_value_len(k, v)));
-        time + 9 + self.common.len() + process + label
+        let expected = point
+            .expected
+            .map_or(0, |_| message_field_len(bool_key_value_len(EXPECTED.key)));
+        time + 9 + self.common.len() + process + label + expected
     }
 
     fn write_point(&self, out: &mut Vec<u8>, point: &Point<'a>) {
         write_len_prefix(out, key(1, LEN), self.point_len(point));
+        if point.start_time_unix_nano != 0 {
+            out.push(key(2, I64));
+            out.extend_from_slice(&point.start_time_unix_nano.to_le_bytes());
+        }
         let time = self.collected.time_unix_nano;
         if time != 0 {
             out.push(key(3, I64));
@@ -165,6 +193,9 @@ impl<'c, 'a> Writer<'c, 'a> {
         }
         if let Some((k, v)) = point.label {
             write_key_value(out, key(7, LEN), k, v);
+        }
+        if let Some(expected) = point.expected {
+            write_bool_key_value(out, key(7, LEN), EXPECTED.key, expected);
         }
     }
 }
@@ -181,6 +212,20 @@ fn write_key_value(out: &mut Vec<u8>, field_key: u8, k: &str, v: &str) {
     write_len_prefix(out, key(2, LEN), message_field_len(v.len()));
     write_len_prefix(out, key(1, LEN), v.len());
     out.extend_from_slice(v.as_bytes());
+}
+
+/// A `KeyValue` with a bool `AnyValue`: key = 1 (left out when empty), value = 2 holding
+/// bool_value = 2 (a oneof member: written even when false), two bytes.
+fn bool_key_value_len(k: &str) -> usize {
+    string_field_len(k) + message_field_len(2)
+}
+
+fn write_bool_key_value(out: &mut Vec<u8>, field_key: u8, k: &str, v: bool) {
+    write_len_prefix(out, field_key, bool_key_value_len(k));
+    write_string(out, key(1, LEN), k);
+    write_len_prefix(out, key(2, LEN), 2);
+    out.push(key(2, VARINT));
+    out.push(u8::from(v));
 }
 
 /// A proto3 string field: absent when empty.
@@ -221,7 +266,8 @@ mod tests {
     use crate::metrics::builder::build_resource_metrics;
     use crate::schema::definitions::SUPERVISORD_SERVER;
     use crate::schema::MetricId;
-    use crate::scrape::outcome::{MonitoredProcess, PollData, TargetIdentity};
+    use crate::scrape::outcome::{CountPoint, Counts, MonitoredProcess, PollData, TargetIdentity};
+    use crate::settings::Temporality;
     use crate::vocab::Status;
     use crate::vocab::{ProcessInfo, ProcessState, SupervisorState};
 
@@ -299,11 +345,13 @@ mod tests {
             let counted: usize = decoded.resource_metrics[0].scope_metrics[0]
                 .metrics
                 .iter()
-                .map(|m| match &m.data {
-                    Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) => {
-                        g.data_points.len()
+                .map(|m| {
+                    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+                    match &m.data {
+                        Some(Data::Gauge(g)) => g.data_points.len(),
+                        Some(Data::Sum(s)) => s.data_points.len(),
+                        _ => 0,
                     }
-                    _ => 0,
                 })
                 .sum();
             assert_eq!(points, counted as u64);
@@ -314,7 +362,85 @@ mod tests {
         toggles
             .set_enabled(MetricId::CanConnect.name(), false)
             .unwrap();
+        toggles
+            .set_enabled(MetricId::ProcessExits.name(), false)
+            .unwrap();
         assert_eq!(ours(outcome, &toggles).0, prost_bytes(outcome, &toggles));
+    }
+
+    fn count(name: &str, expected: Option<bool>, start: u64, value: u64) -> CountPoint {
+        CountPoint {
+            name: name.into(),
+            group: format!("{name}-group"),
+            expected,
+            start_time_unix_nano: start,
+            value,
+        }
+    }
+
+    /// Restarts and exits (with `expected` both ways) in the given temporalities, start times
+    /// and values at the edges (0, which proto3 leaves out, and past i64).
+    fn counts(restarts: Temporality, exits: Temporality) -> (Counts, Counts) {
+        (
+            Counts {
+                temporality: restarts,
+                points: vec![
+                    count("web", None, 1_700_000_000_000_000_000, 3),
+                    count("wörker:0", None, 0, 0),
+                    count("", None, u64::MAX, u64::MAX),
+                ],
+            },
+            Counts {
+                temporality: exits,
+                points: vec![
+                    count("web", Some(true), 5, 1),
+                    count("web", Some(false), 5, 0),
+                    count("", Some(false), 0, 1 << 40),
+                ],
+            },
+        )
+    }
+
+    #[test]
+    fn sums_encode_as_prost_does_in_both_temporalities() {
+        let both_ways = [Temporality::Cumulative, Temporality::Delta];
+        for restarts_temporality in both_ways {
+            for exits_temporality in both_ways {
+                let (restarts, exits) = counts(restarts_temporality, exits_temporality);
+                let data = PollData {
+                    processes: vec![process("web", "web", ProcessState::Running, 100)],
+                    restarts,
+                    exits,
+                    ..Default::default()
+                };
+                let o = outcome("sums", vec![("env".into(), "prod".into())], 9, Ok(data));
+                assert_same(&o);
+                let decoded = ExportMetricsServiceRequest::decode(
+                    ours(&o, &MetricToggles::default()).0.as_slice(),
+                )
+                .unwrap();
+                let sums = decoded.resource_metrics[0].scope_metrics[0]
+                    .metrics
+                    .iter()
+                    .filter(|m| {
+                        matches!(
+                            m.data,
+                            Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(
+                                _
+                            ))
+                        )
+                    })
+                    .count();
+                assert_eq!(sums, 2);
+            }
+        }
+        // A sum alone, without any other metric or attribute.
+        let (restarts, _) = counts(Temporality::Delta, Temporality::Delta);
+        let data = PollData {
+            restarts,
+            ..Default::default()
+        };
+        assert_same(&outcome("", vec![], 0, Ok(data)));
     }
 
     #[test]
@@ -369,6 +495,35 @@ mod tests {
         prop::sample::select(ProcessState::ALL.to_vec())
     }
 
+    fn any_temporality() -> impl Strategy<Value = Temporality> {
+        prop::sample::select(vec![Temporality::Cumulative, Temporality::Delta])
+    }
+
+    fn any_counts() -> impl Strategy<Value = Counts> {
+        let point = (
+            "\\PC{0,40}",
+            "\\PC{0,20}",
+            prop::option::of(any::<bool>()),
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(
+                |(name, group, expected, start_time_unix_nano, value)| CountPoint {
+                    name,
+                    group,
+                    expected,
+                    start_time_unix_nano,
+                    value,
+                },
+            );
+        (any_temporality(), prop::collection::vec(point, 0..10)).prop_map(
+            |(temporality, points)| Counts {
+                temporality,
+                points,
+            },
+        )
+    }
+
     proptest! {
         #[test]
         fn generated_polls_encode_as_prost_does(
@@ -376,18 +531,22 @@ mod tests {
             target in "\\PC{0,300}",
             time in any::<u64>(),
             state in prop::option::of(prop::sample::select(SupervisorState::ALL.to_vec())),
+            restarts in any_counts(),
+            exits in any_counts(),
         ) {
             let processes = names
                 .iter()
                 .map(|(n, g, s, start)| process(n, g, *s, *start))
                 .collect();
-            let data = PollData {
+            let mut data = PollData {
                 processes,
                 supervisor_state: state,
                 identification: Some(target.clone()),
                 version: None,
                 ..Default::default()
             };
+            data.restarts = restarts;
+            data.exits = exits;
             let o = outcome(&target, vec![(target.clone(), "v".repeat(150))], time, Ok(data));
             let toggles = MetricToggles::default();
             for o in both(&o) {

@@ -19,6 +19,10 @@ pub enum AttributeValues {
     ProcessState,
     /// [`SupervisorState`] names: `RUNNING`, `RESTARTING`, `SHUTDOWN`, `FATAL`.
     SupervisorState,
+    /// A boolean, written as an OTLP `bool_value` (not the strings `"true"`/`"false"`):
+    /// Datadog's OTLP ingest makes the tag `key:true` or `key:false` of it all the same
+    /// (`AsString()` of the value), and other backends keep the type.
+    Bool,
 }
 
 impl AttributeValues {
@@ -30,6 +34,7 @@ impl AttributeValues {
             AttributeValues::SupervisorState => {
                 SupervisorState::ALL.iter().map(|s| s.name()).collect()
             }
+            AttributeValues::Bool => vec!["true", "false"],
         }
     }
 }
@@ -131,8 +136,19 @@ pub static SUPERVISOR_STATE: AttributeDef = AttributeDef {
     description: "supervisord's own state.",
 };
 
+/// Whether a process's exit was expected: shared by the exit count
+/// (`supervisord.process.exits`) and the state-change log event ([`super::events`]), so the
+/// key and its meaning are written once.
+pub static EXPECTED: AttributeDef = AttributeDef {
+    key: "expected",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Bool,
+    description: "Whether the exit status is one of the program's `exitcodes`; only \
+                  supervisord's events say, so only push mode sets it.",
+};
+
 /// Every attribute, in documentation order.
-pub static ATTRIBUTES: [&AttributeDef; 9] = [
+pub static ATTRIBUTES: [&AttributeDef; 10] = [
     &SUPERVISOR_SERVER,
     &SUPERVISORD_IDENTIFICATION,
     &SUPERVISORD_VERSION,
@@ -142,20 +158,75 @@ pub static ATTRIBUTES: [&AttributeDef; 9] = [
     &STATUS,
     &PROCESS_STATE,
     &SUPERVISOR_STATE,
+    &EXPECTED,
 ];
 
-/// The OTLP data type. Everything here is a gauge: the values are snapshots read from
-/// supervisord, not counts accumulated by the receiver. (The receiver's own metrics are
-/// OpenTelemetry instruments instead: [`SelfInstrument`].)
+/// The OTLP data type. Most metrics are gauges: values read from supervisord at each poll.
+/// The counts the receiver keeps itself (restarts, exits) are sums, sent with the temporality
+/// the configuration prefers (`settings::TemporalityPreference`, which maps a [`CountSource`]
+/// to a temporality). (The receiver's own metrics are OpenTelemetry instruments instead:
+/// [`SelfInstrument`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     Gauge,
+    /// An OTLP `Sum`; `monotonic`: it only grows (a count).
+    Sum {
+        monotonic: bool,
+        source: CountSource,
+    },
 }
 
 impl MetricKind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             MetricKind::Gauge => "gauge",
+            MetricKind::Sum {
+                monotonic: true, ..
+            } => "monotonic sum",
+            MetricKind::Sum {
+                monotonic: false, ..
+            } => "sum",
+        }
+    }
+
+    /// Where a sum's count comes from; `None` for a gauge.
+    pub fn count_source(self) -> Option<CountSource> {
+        match self {
+            MetricKind::Gauge => None,
+            MetricKind::Sum { source, .. } => Some(source),
+        }
+    }
+}
+
+/// How the receiver arrives at a count, in the terms of the OpenTelemetry specification's
+/// instruments: it decides which temporality the `lowmemory` preference gives the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountSource {
+    /// Derived by comparing successive observations (polls): what an asynchronous counter
+    /// reports.
+    Snapshots,
+    /// Accumulated from events the receiver is told of, one by one: what a synchronous counter
+    /// records.
+    Events,
+}
+
+impl CountSource {
+    /// The specification's `lowmemory` preference (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_
+    /// PREFERENCE`): delta for synchronous counters, cumulative for asynchronous counters (and
+    /// up-down counters, which the table has none of). The one place that rule is written;
+    /// `settings::TemporalityPreference` and the generated documentation read it.
+    pub fn delta_under_low_memory(self) -> bool {
+        match self {
+            CountSource::Snapshots => false,
+            CountSource::Events => true,
+        }
+    }
+
+    /// The specification's instrument of the same kind, for the documentation.
+    pub(crate) fn instrument(self) -> &'static str {
+        match self {
+            CountSource::Snapshots => "asynchronous counter",
+            CountSource::Events => "synchronous counter",
         }
     }
 }
@@ -190,12 +261,23 @@ pub struct MetricDef {
     pub enabled_by_default: bool,
 }
 
+/// The `kind:` of a [`metric_table!`] entry, a gauge when it has none.
+macro_rules! kind_or_gauge {
+    () => {
+        MetricKind::Gauge
+    };
+    ($kind:expr) => {
+        $kind
+    };
+}
+
 /// Declares [`MetricId`] and [`METRICS`] from one list, so the enum's discriminant is always
-/// the metric's index in the table.
+/// the metric's index in the table. An entry without `kind:` is a gauge.
 macro_rules! metric_table {
     ($( $(#[$doc:meta])* $id:ident {
         name: $name:literal,
         unit: $unit:literal,
+        $(kind: $kind:expr,)?
         attributes: [$($attr:expr),* $(,)?],
         description: $description:literal,
         enabled: $enabled:literal $(,)?
@@ -216,7 +298,7 @@ macro_rules! metric_table {
                 id: MetricId::$id,
                 name: $name,
                 unit: $unit,
-                kind: MetricKind::Gauge,
+                kind: kind_or_gauge!($($kind)?),
                 value_type: ValueType::Int,
                 attributes: &[$($attr),*],
                 description: $description,
@@ -278,6 +360,35 @@ metric_table! {
         unit: "s",
         attributes: [&PROCESS, &GROUP],
         description: "Unix time the process last started; absent when it never started.",
+        enabled: true,
+    },
+    // The two counts follow the other per-process metrics, before supervisord's own state.
+    /// A count derived by comparing polls (or, in push mode, counted from start events).
+    ProcessRestarts {
+        name: "supervisord.process.restarts",
+        unit: "{restart}",
+        kind: MetricKind::Sum {
+            monotonic: true,
+            source: CountSource::Snapshots,
+        },
+        attributes: [&PROCESS, &GROUP],
+        description: "Every new start of the process after the receiver first saw it: when \
+                      polling, a change of start time or pid between two polls (so a crash and \
+                      restart between two polls counts); in push mode, each start event.",
+        enabled: true,
+    },
+    /// Counted from the exit events only push mode receives.
+    ProcessExits {
+        name: "supervisord.process.exits",
+        unit: "{exit}",
+        kind: MetricKind::Sum {
+            monotonic: true,
+            source: CountSource::Events,
+        },
+        attributes: [&PROCESS, &GROUP, &EXPECTED],
+        description: "Exits of the process, by whether the exit status was expected; push mode \
+                      only (counted from supervisord's exit events), absent when polling, which \
+                      cannot tell how many exits happened between two polls.",
         enabled: true,
     },
     SupervisorState {
@@ -368,8 +479,9 @@ pub static SELF_ATTRIBUTES: [&AttributeDef; 4] = [
     &ERROR_TYPE,
 ];
 
-/// The OpenTelemetry instrument a self-telemetry metric is declared as. Every one is exported
-/// with cumulative temporality.
+/// The OpenTelemetry instrument a self-telemetry metric is declared as. The OpenTelemetry SDK
+/// exports them with the same temporality preference as the targets' sums, applying the
+/// specification's rules per instrument (cumulative by default).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SelfInstrument {
     /// A count that only grows: a monotonic sum in OTLP.
@@ -597,6 +709,59 @@ mod tests {
                 .all(|a| a.level == AttributeLevel::Point));
             assert!(keys.insert(SUPERVISORD_SERVER.key), "{}", metric.name);
         }
+    }
+
+    #[test]
+    fn sums_are_int_counts_with_a_source_and_the_rest_are_gauges() {
+        let mut sums = Vec::new();
+        for metric in &METRICS {
+            match metric.kind {
+                MetricKind::Sum { monotonic, source } => {
+                    assert!(monotonic, "{}", metric.name);
+                    assert_eq!(metric.value_type, ValueType::Int, "{}", metric.name);
+                    assert_eq!(metric.kind.count_source(), Some(source));
+                    sums.push((metric.id, source));
+                }
+                MetricKind::Gauge => assert_eq!(metric.kind.count_source(), None),
+            }
+        }
+        assert_eq!(
+            sums,
+            [
+                (MetricId::ProcessRestarts, CountSource::Snapshots),
+                (MetricId::ProcessExits, CountSource::Events),
+            ]
+        );
+        assert_eq!(
+            MetricId::ProcessExits.def().attributes,
+            [&PROCESS, &GROUP, &EXPECTED]
+        );
+        assert_eq!(MetricId::ProcessRestarts.def().unit, "{restart}");
+        assert_eq!(MetricId::ProcessExits.def().unit, "{exit}");
+    }
+
+    #[test]
+    fn attributes_are_listed_once_and_keys_repeat_only_for_state() {
+        for (i, a) in ATTRIBUTES.iter().enumerate() {
+            for b in &ATTRIBUTES[i + 1..] {
+                assert!(!std::ptr::eq(*a, *b), "{} listed twice", a.key);
+                if a.key == b.key {
+                    assert_eq!(a.key, PROCESS_STATE.key);
+                    assert_ne!(a.values, b.values);
+                }
+            }
+        }
+        for metric in &METRICS {
+            for attribute in metric.attributes {
+                assert!(
+                    ATTRIBUTES.iter().any(|a| std::ptr::eq(*a, *attribute)),
+                    "{}: '{}' is not in ATTRIBUTES",
+                    metric.name,
+                    attribute.key
+                );
+            }
+        }
+        assert_eq!(AttributeValues::Bool.names(), ["true", "false"]);
     }
 
     #[test]

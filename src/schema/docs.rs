@@ -20,12 +20,16 @@ pub fn metrics_page() -> String {
     out.push_str(&markdown_table());
     out.push('\n');
     out.push_str(NOTES);
+    out.push('\n');
+    out.push_str(&temporality_section());
     out
 }
 
 const INTRO: &str = "\
-One OTLP Resource per target, one scope `supervisord-receiver` (version = the crate's). All
-supervisord metrics are gauges; each can be switched off in the native format (`metrics:`).
+One OTLP Resource per target, one scope `supervisord-receiver` (version = the crate's). The
+supervisord metrics are gauges, except the counts the receiver keeps itself (restarts, exits),
+which are monotonic sums (see [Temporality](#temporality)); each can be switched off in the
+native format (`metrics:`).
 The receiver's own metrics (last tables) are OpenTelemetry instruments, sent by the
 OpenTelemetry SDK on an exporter of their own under their own resource and scope (see
 [operations](operations.md)).
@@ -43,10 +47,64 @@ const NOTES: &str = "\
   and `sum by (state)` counts processes per state.
 - **A failed poll** emits only `supervisord.can_connect` = 0 for that target; every other
   target is unaffected.
+- **Counts**: `supervisord.process.restarts` has one series per monitored process, counting
+  from when the receiver first saw it; `supervisord.process.exits` two (`expected` true and
+  false), in push mode only.
 - **Datadog format**: every point also carries `supervisord_server`, the user's `tags` (a key
   given twice, twice) and `service`, because Datadog's OTLP ingest tags metrics with point
   attributes only.
 - Nothing that changes every poll (pid, description, timestamps) is an attribute.
+";
+
+/// The `## Temporality` section: how the sums' temporality is chosen, rendered from the sources
+/// of the counts in the table.
+fn temporality_section() -> String {
+    let sums_of = |delta_under_low_memory: bool| {
+        METRICS
+            .iter()
+            .filter(|m| {
+                m.kind
+                    .count_source()
+                    .is_some_and(|s| s.delta_under_low_memory() == delta_under_low_memory)
+            })
+            .map(|m| format!("`{}`", m.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from("## Temporality\n\n");
+    out.push_str(TEMPORALITY_INTRO);
+    let _ = writeln!(
+        out,
+        "- `lowmemory`: delta for the counts accumulated from events, as for the \
+         specification's {}s ({}); cumulative for the counts derived by comparing polls, as \
+         for its {}s ({}).",
+        CountSource::Events.instrument(),
+        sums_of(true),
+        CountSource::Snapshots.instrument(),
+        sums_of(false)
+    );
+    out.push('\n');
+    out.push_str(TEMPORALITY_NOTES);
+    out
+}
+
+const TEMPORALITY_INTRO: &str = "\
+A cumulative point counts from when the receiver first saw the process (its
+`start_time_unix_nano`); a delta point counts from where the previous point of its series ended,
+so a backend that adds the delta points up gets the cumulative count back. Sums are cumulative
+unless the native format's `metrics_temporality` says otherwise or, when the file does not set
+it (always in the Datadog format), `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` does,
+with the OpenTelemetry specification's values (in any case):
+
+- `cumulative` (the default): every sum cumulative.
+- `delta`: every sum delta.
+";
+
+const TEMPORALITY_NOTES: &str = "\
+Datadog's OTLP intake takes delta sums only; through the Datadog Agent a cumulative sum loses
+its first point (it becomes the base of the next delta), so `delta` suits Datadog. The gauges
+have no temporality. The receiver's own metrics follow the same preference, through the
+OpenTelemetry SDK's rules for each instrument (see their tables above).
 ";
 
 /// The metric and attribute tables, rendered from the definitions.
@@ -66,13 +124,21 @@ pub fn markdown_table() -> String {
         } else {
             " Disabled by default."
         };
+        let temporality = match metric.kind.count_source() {
+            None => "",
+            Some(source) if source.delta_under_low_memory() => {
+                "; delta with `delta` or `lowmemory`"
+            }
+            Some(_) => "; delta with `delta`",
+        };
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "| `{}` | {} ({}) | `{}` | {} | {}{} |",
+            "| `{}` | {} ({}){} | `{}` | {} | {}{} |",
             metric.name,
             metric.kind.name(),
             metric.value_type.name(),
+            temporality,
             metric.unit,
             attributes,
             escape_cell(metric.description),
@@ -108,9 +174,12 @@ fn self_telemetry_table(out: &mut String) {
     let _ = write!(
         out,
         "\nThe receiver's own metrics (self-telemetry): resource `{}={}`, scope `{}`; \
-         `supervisor_server` is a point attribute here. Every instrument is exported with \
-         cumulative temporality: a counter as a monotonic sum, an up-down counter as a \
-         non-monotonic sum.\n\n",
+         `supervisor_server` is a point attribute here. A counter is exported as a monotonic \
+         sum, an up-down counter as a non-monotonic sum. Temporality follows the same \
+         preference as the targets' sums ([Temporality](#temporality)), by the SDK's rules: \
+         cumulative by default; under `delta` the counters and the histogram are delta and the \
+         up-down counters stay cumulative; under `lowmemory` only the histogram (a synchronous \
+         instrument) is delta, the counters being asynchronous.\n\n",
         SERVICE_NAME.key, SELF_SERVICE_NAME, SELF_SCOPE_NAME
     );
     out.push_str("| Metric | Instrument | Unit | Attributes | Description |\n");
@@ -185,6 +254,38 @@ mod tests {
             assert!(md.contains(&format!("| `{}` |", attribute.key)));
         }
         assert!(md.contains("`up`, `down`, `unknown`") || md.contains("`down`, `up`, `unknown`"));
+        assert!(
+            md.contains("| `expected` | point | `true`, `false` |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn sums_show_their_type_and_temporality() {
+        let md = markdown_table();
+        let row = |id: MetricId| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", id.name())))
+                .unwrap_or_else(|| panic!("no row for {}", id.name()))
+                .to_string()
+        };
+        assert!(row(MetricId::ProcessUptime).contains("| gauge (int) |"));
+        assert!(
+            row(MetricId::ProcessRestarts)
+                .contains("| monotonic sum (int); delta with `delta` | `{restart}` |"),
+            "{}",
+            row(MetricId::ProcessRestarts)
+        );
+        assert!(row(MetricId::ProcessExits).contains(
+            "| monotonic sum (int); delta with `delta` or `lowmemory` | `{exit}` | \
+             `supervisord_process`, `supervisord_group`, `expected` |"
+        ));
+        let page = metrics_page();
+        let section = &page[page.find("## Temporality").expect("a temporality section")..];
+        assert!(section.contains("`metrics_temporality`"));
+        assert!(section.contains("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"));
+        assert!(section.contains("synchronous counters (`supervisord.process.exits`); cumulative"));
+        assert!(section.contains("asynchronous counters (`supervisord.process.restarts`)."));
     }
 
     #[test]

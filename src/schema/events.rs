@@ -5,6 +5,10 @@
 
 use super::definitions::{AttributeDef, AttributeLevel, AttributeValues, GROUP, PROCESS, STATUS};
 
+/// One definition with the exit count's attribute (`supervisord.process.exits`), re-exported so
+/// the events' attributes are all found here.
+pub use super::definitions::EXPECTED;
+
 /// A process's new state (the same key as the metrics' `state`).
 pub static STATE: AttributeDef = AttributeDef {
     key: "state",
@@ -34,14 +38,6 @@ pub static EXIT_STATUS: AttributeDef = AttributeDef {
     description: "The exit status of the exit that led here (integer).",
 };
 
-pub static EXPECTED: AttributeDef = AttributeDef {
-    key: "expected",
-    level: AttributeLevel::Point,
-    values: AttributeValues::Free,
-    description: "Whether the exit status is one of the program's `exitcodes` (boolean); only \
-                  supervisord's events say, so only push mode sets it.",
-};
-
 pub static SPAWNERR: AttributeDef = AttributeDef {
     key: "spawnerr",
     level: AttributeLevel::Point,
@@ -52,7 +48,7 @@ pub static SPAWNERR: AttributeDef = AttributeDef {
 pub static RESTARTED: AttributeDef = AttributeDef {
     key: "restarted",
     level: AttributeLevel::Point,
-    values: AttributeValues::Free,
+    values: AttributeValues::Bool,
     description: "true when the state is the same as at the previous poll but the process \
                   started again in between (a crash and restart between two polls).",
 };
@@ -147,6 +143,27 @@ mod tests {
             assert_eq!(EVENTS[i].id, id);
             assert!(names.insert(id.name()));
             assert!(id.name().starts_with("supervisord."));
+        }
+    }
+
+    /// An event attribute whose key a metric attribute has is that very definition, unless
+    /// its meaning differs (`state` here is the state a process or supervisord entered).
+    #[test]
+    fn attributes_shared_with_the_metrics_are_defined_once() {
+        use crate::schema::definitions::ATTRIBUTES;
+        let differs: [&AttributeDef; 2] = [&STATE, &SUPERVISORD_STATE];
+        for event in &EVENTS {
+            for attribute in event.attributes {
+                let metric_keys = ATTRIBUTES.iter().any(|a| a.key == attribute.key);
+                let same = ATTRIBUTES.iter().any(|a| std::ptr::eq(*a, *attribute));
+                let allowed = differs.iter().any(|a| std::ptr::eq(*a, *attribute));
+                assert!(
+                    !metric_keys || same || allowed,
+                    "{}: '{}' is defined twice",
+                    event.name,
+                    attribute.key
+                );
+            }
         }
     }
 

@@ -13,11 +13,17 @@
 //!
 //! Nothing is reported for the first poll of a target, nor for the first successful poll after
 //! failed ones: what happened while the receiver could not see is not invented. A process that
-//! appears is a baseline, one that disappears is forgotten (its restart count too).
+//! appears is a baseline, one that disappears is forgotten (its counts too).
+//!
+//! In push mode ([`Source::Events`]) supervisord's events tell each transition as it happens
+//! and the tracker counts from them ([`ChangeTracker::observe_event`]); polls then only keep the
+//! list of processes.
 
 use std::collections::HashMap;
 
-use crate::scrape::outcome::MonitoredProcess;
+use crate::scrape::counts::CountSeries;
+use crate::scrape::outcome::{CountPoint, Counts, MonitoredProcess};
+use crate::settings::Temporality;
 use crate::vocab::{ProcessInfo, ProcessState, Status, SupervisorState};
 
 /// One process's change of state between two polls.
@@ -65,26 +71,66 @@ struct Seen {
     pid: i64,
 }
 
-/// The last poll of one target and the restarts counted since the receiver first saw each
-/// process.
+/// A process by `(group, name)`: supervisord names a process uniquely only within its group.
+type Key = (String, String);
+
+/// The temporality each count is reported with (decided by the app from the metric table and
+/// the temporality preference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CountTemporality {
+    pub restarts: Temporality,
+    pub exits: Temporality,
+}
+
+/// Where transitions and counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Comparing consecutive polls (`run`).
+    #[default]
+    Polls,
+    /// supervisord's events (`listen`): they see every transition, so polls only keep the
+    /// baseline and the list of processes; comparing them too would report each change twice.
+    Events,
+}
+
+/// The last poll of one target and the counts kept since the receiver first saw each process.
 #[derive(Debug, Default)]
 pub struct ChangeTracker {
     /// By `(group, name)`; `None` before the first poll and after a failed one.
-    last: Option<HashMap<(String, String), Seen>>,
+    last: Option<HashMap<Key, Seen>>,
     supervisor: Option<SupervisorState>,
-    restarts: HashMap<(String, String), u64>,
+    restarts: HashMap<Key, CountSeries>,
+    /// Push mode only: by process and `expected`.
+    exits: HashMap<(Key, bool), CountSeries>,
+    temporality: CountTemporality,
+    source: Source,
 }
 
 impl ChangeTracker {
-    /// Compares a successful poll with the previous one and remembers it.
+    pub fn new(source: Source, temporality: CountTemporality) -> ChangeTracker {
+        ChangeTracker {
+            source,
+            temporality,
+            ..ChangeTracker::default()
+        }
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Compares a successful poll with the previous one and remembers it; `now` is when the
+    /// poll started (a process first seen now starts its counts then).
     pub fn observe(
         &mut self,
         processes: &[MonitoredProcess],
         supervisor: Option<SupervisorState>,
+        now_unix_nano: u64,
     ) -> Changes {
         let mut changes = Changes::default();
         let previous = self.last.take();
-        let mut now = HashMap::with_capacity(processes.len());
+        let mut current = HashMap::with_capacity(processes.len());
+        let from_polls = self.source == Source::Polls;
         for process in processes {
             let info = &process.info;
             let key = (info.group.clone(), info.name.clone());
@@ -93,27 +139,31 @@ impl ChangeTracker {
                 start: info.start,
                 pid: info.pid,
             };
-            if let Some(before) = previous.as_ref().and_then(|p| p.get(&key)) {
-                let restarted = started_again(before, &seen);
-                if restarted {
-                    *self.restarts.entry(key.clone()).or_insert(0) += 1;
+            match previous.as_ref().and_then(|p| p.get(&key)) {
+                Some(before) if from_polls => {
+                    let restarted = started_again(before, &seen);
+                    if restarted {
+                        self.series(&key, now_unix_nano).add(1);
+                    }
+                    if before.state != seen.state {
+                        changes
+                            .processes
+                            .push(transition(process, before.state, false));
+                    } else if restarted {
+                        changes
+                            .processes
+                            .push(transition(process, before.state, true));
+                    }
                 }
-                if before.state != seen.state {
-                    changes
-                        .processes
-                        .push(transition(process, before.state, false));
-                } else if restarted {
-                    changes
-                        .processes
-                        .push(transition(process, before.state, true));
+                _ => {
+                    self.series(&key, now_unix_nano);
                 }
-            } else {
-                self.restarts.entry(key.clone()).or_insert(0);
             }
-            now.insert(key, seen);
+            current.insert(key, seen);
         }
-        self.restarts.retain(|key, _| now.contains_key(key));
-        if previous.is_some() {
+        self.restarts.retain(|key, _| current.contains_key(key));
+        self.exits.retain(|(key, _), _| current.contains_key(key));
+        if previous.is_some() && from_polls {
             if let (Some(before), Some(state)) = (self.supervisor, supervisor) {
                 if before != state {
                     changes.supervisor = Some(SupervisorTransition {
@@ -123,22 +173,138 @@ impl ChangeTracker {
                 }
             }
         }
-        self.last = Some(now);
+        self.last = Some(current);
         self.supervisor = supervisor;
         changes
     }
 
-    /// A failed poll: the next successful one is a new baseline.
+    /// A process event (push mode): counts a start of a process already seen as a restart and
+    /// an exit by `expected`, and keeps the baseline current. Returns whether the process is
+    /// one the receiver had seen (a start of one it had not is its first sight).
+    pub fn observe_event(&mut self, change: &ProcessTransition, now_unix_nano: u64) -> bool {
+        let key = (change.group.clone(), change.name.clone());
+        let known = self.restarts.contains_key(&key);
+        let series = self.series(&key, now_unix_nano);
+        if known && change.state == ProcessState::Starting {
+            series.add(1);
+        }
+        if let (ProcessState::Exited, Some(expected)) = (change.state, change.expected) {
+            if let Some(exits) = self.exits.get_mut(&(key.clone(), expected)) {
+                exits.add(1);
+            }
+        }
+        if let Some(seen) = self.last.as_mut().and_then(|last| last.get_mut(&key)) {
+            seen.state = change.state;
+            seen.pid = change.pid.unwrap_or(0);
+        }
+        known
+    }
+
+    /// supervisord's own change told by an event; `None` when it is no change.
+    pub fn observe_supervisor(&mut self, state: SupervisorState) -> Option<SupervisorTransition> {
+        let previous = self.supervisor.replace(state)?;
+        (previous != state).then_some(SupervisorTransition { previous, state })
+    }
+
+    /// A failed poll: the next successful one is a new baseline. The counts stay: the process
+    /// is the same program, and its series goes on.
     pub fn lost_sight(&mut self) {
         self.last = None;
         self.supervisor = None;
+    }
+
+    /// The points of every count at `now`, each with its temporality (a delta point moves the
+    /// series on). Exits only in push mode, where events count them.
+    pub fn counts(&mut self, now_unix_nano: u64) -> (Counts, Counts) {
+        let restarts = Counts {
+            temporality: self.temporality.restarts,
+            points: points(
+                &mut self.restarts,
+                self.temporality.restarts,
+                now_unix_nano,
+                |_| None,
+            ),
+        };
+        let exits = Counts {
+            temporality: self.temporality.exits,
+            points: points(
+                &mut self.exits,
+                self.temporality.exits,
+                now_unix_nano,
+                |k| Some(k.1),
+            ),
+        };
+        (restarts, exits)
     }
 
     /// Restarts counted per `(group, name)` since the receiver first saw the process.
     pub fn restarts(&self, group: &str, name: &str) -> Option<u64> {
         self.restarts
             .get(&(group.to_string(), name.to_string()))
-            .copied()
+            .map(CountSeries::total)
+    }
+
+    /// Exits counted from events per `(group, name)` and `expected`.
+    pub fn exits(&self, group: &str, name: &str, expected: bool) -> Option<u64> {
+        self.exits
+            .get(&((group.to_string(), name.to_string()), expected))
+            .map(CountSeries::total)
+    }
+
+    /// The restart series of a process, started now when it is new (with its exit series in
+    /// push mode).
+    fn series(&mut self, key: &Key, now_unix_nano: u64) -> &mut CountSeries {
+        if self.source == Source::Events && !self.restarts.contains_key(key) {
+            for expected in [false, true] {
+                self.exits
+                    .entry((key.clone(), expected))
+                    .or_insert_with(|| CountSeries::new(now_unix_nano));
+            }
+        }
+        self.restarts
+            .entry(key.clone())
+            .or_insert_with(|| CountSeries::new(now_unix_nano))
+    }
+}
+
+/// One point per series, in a stable order (group, name, then `expected`).
+fn points<K: Ord + Clone + std::hash::Hash + HasProcess>(
+    series: &mut HashMap<K, CountSeries>,
+    temporality: Temporality,
+    now_unix_nano: u64,
+    expected: impl Fn(&K) -> Option<bool>,
+) -> Vec<CountPoint> {
+    let mut keys: Vec<K> = series.keys().cloned().collect();
+    keys.sort();
+    keys.into_iter()
+        .filter_map(|key| {
+            let (start, value) = series.get_mut(&key)?.point(temporality, now_unix_nano);
+            let (group, name) = key.process();
+            Some(CountPoint {
+                name: name.clone(),
+                group: group.clone(),
+                expected: expected(&key),
+                start_time_unix_nano: start,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// The process a series key belongs to.
+trait HasProcess {
+    fn process(&self) -> &Key;
+}
+
+impl HasProcess for Key {
+    fn process(&self) -> &Key {
+        self
+    }
+}
+
+impl HasProcess for (Key, bool) {
+    fn process(&self) -> &Key {
+        &self.0
     }
 }
 
@@ -214,6 +380,7 @@ mod tests {
         let changes = t.observe(
             &[process("a", ProcessState::Running, 10, 7)],
             Some(SupervisorState::Running),
+            0,
         );
         assert_eq!(changes, Changes::default());
         assert_eq!(t.restarts("a", "a"), Some(0));
@@ -222,10 +389,10 @@ mod tests {
     #[test]
     fn a_state_change_is_one_transition_timed_by_supervisord() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None);
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 0);
         let mut stopped = process("a", ProcessState::Stopped, 10, 0);
         stopped.info.stop = 500;
-        let changes = t.observe(&[stopped], None);
+        let changes = t.observe(&[stopped], None, 0);
         assert_eq!(changes.processes.len(), 1);
         let c = &changes.processes[0];
         assert_eq!(
@@ -240,11 +407,11 @@ mod tests {
     #[test]
     fn a_crash_and_restart_between_polls_counts_and_is_reported() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None);
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 0);
         let mut again = process("a", ProcessState::Running, 20, 8);
         again.info.stop = 19;
         again.info.exitstatus = 3;
-        let changes = t.observe(&[again], None);
+        let changes = t.observe(&[again], None, 0);
         let c = &changes.processes[0];
         assert!(c.restarted);
         assert_eq!(
@@ -256,7 +423,7 @@ mod tests {
         assert_eq!(t.restarts("a", "a"), Some(1));
         // Nothing new: nothing reported, nothing counted.
         assert!(t
-            .observe(&[process("a", ProcessState::Running, 20, 8)], None)
+            .observe(&[process("a", ProcessState::Running, 20, 8)], None, 0)
             .processes
             .is_empty());
         assert_eq!(t.restarts("a", "a"), Some(1));
@@ -265,8 +432,8 @@ mod tests {
     #[test]
     fn a_start_after_a_stop_counts_as_a_restart() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Stopped, 10, 0)], None);
-        let changes = t.observe(&[process("a", ProcessState::Running, 30, 9)], None);
+        t.observe(&[process("a", ProcessState::Stopped, 10, 0)], None, 0);
+        let changes = t.observe(&[process("a", ProcessState::Running, 30, 9)], None, 0);
         assert_eq!(changes.processes[0].state, ProcessState::Running);
         assert!(
             !changes.processes[0].restarted,
@@ -278,11 +445,11 @@ mod tests {
     #[test]
     fn fatal_carries_the_exit_status_and_spawn_error() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Backoff, 10, 0)], None);
+        t.observe(&[process("a", ProcessState::Backoff, 10, 0)], None, 0);
         let mut fatal = process("a", ProcessState::Fatal, 10, 0);
         fatal.info.exitstatus = 1;
         fatal.info.spawnerr = "Exited too quickly (process log may have details)".into();
-        let c = &t.observe(&[fatal], None).processes[0];
+        let c = &t.observe(&[fatal], None, 0).processes[0];
         assert_eq!(c.exit_status, Some(1));
         assert_eq!(
             c.spawnerr.as_deref(),
@@ -297,10 +464,12 @@ mod tests {
         t.observe(
             &[process("a", ProcessState::Running, 10, 7)],
             Some(SupervisorState::Running),
+            0,
         );
         let changes = t.observe(
             &[process("a", ProcessState::Running, 10, 7)],
             Some(SupervisorState::Restarting),
+            0,
         );
         assert_eq!(
             changes.supervisor,
@@ -313,6 +482,7 @@ mod tests {
         let after = t.observe(
             &[process("a", ProcessState::Running, 99, 70)],
             Some(SupervisorState::Running),
+            0,
         );
         assert_eq!(after, Changes::default());
         assert_eq!(t.restarts("a", "a"), Some(0));
@@ -321,10 +491,111 @@ mod tests {
     #[test]
     fn processes_that_come_and_go_are_baselined_and_forgotten() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None);
-        let changes = t.observe(&[process("b", ProcessState::Running, 10, 8)], None);
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 0);
+        let changes = t.observe(&[process("b", ProcessState::Running, 10, 8)], None, 0);
         assert!(changes.processes.is_empty());
         assert_eq!(t.restarts("a", "a"), None);
         assert_eq!(t.restarts("b", "b"), Some(0));
+    }
+
+    fn event(name: &str, state: ProcessState, expected: Option<bool>) -> ProcessTransition {
+        ProcessTransition {
+            name: name.into(),
+            group: name.into(),
+            previous: ProcessState::Running,
+            state,
+            status: crate::vocab::StatusMapping::default().status(state),
+            pid: None,
+            exit_status: None,
+            expected,
+            spawnerr: None,
+            restarted: false,
+            time_unix_nano: None,
+        }
+    }
+
+    #[test]
+    fn counts_report_each_process_with_its_temporality() {
+        let mut t = ChangeTracker::new(
+            Source::Polls,
+            CountTemporality {
+                restarts: Temporality::Delta,
+                exits: Temporality::Delta,
+            },
+        );
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 100);
+        let (restarts, exits) = t.counts(100);
+        assert_eq!(restarts.temporality, Temporality::Delta);
+        assert_eq!(
+            restarts.points,
+            vec![CountPoint {
+                name: "a".into(),
+                group: "a".into(),
+                expected: None,
+                start_time_unix_nano: 100,
+                value: 0
+            }]
+        );
+        assert!(exits.points.is_empty(), "polling counts no exits");
+        t.observe(&[process("a", ProcessState::Running, 20, 8)], None, 200);
+        let (restarts, _) = t.counts(200);
+        assert_eq!(
+            (
+                restarts.points[0].start_time_unix_nano,
+                restarts.points[0].value
+            ),
+            (100, 1)
+        );
+        // A failed poll and a new baseline keep the series going.
+        t.lost_sight();
+        t.observe(&[process("a", ProcessState::Running, 90, 9)], None, 300);
+        let (restarts, _) = t.counts(300);
+        assert_eq!(
+            (
+                restarts.points[0].start_time_unix_nano,
+                restarts.points[0].value
+            ),
+            (200, 0)
+        );
+    }
+
+    #[test]
+    fn push_mode_counts_from_events_and_polls_only_keep_the_list() {
+        let mut t = ChangeTracker::new(Source::Events, CountTemporality::default());
+        // Boot: the first start of a process not yet seen is its first sight.
+        assert!(!t.observe_event(&event("a", ProcessState::Starting, None), 50));
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 100);
+        // A poll that sees a new start time reports nothing: the events did.
+        let polled = t.observe(&[process("a", ProcessState::Running, 20, 8)], None, 150);
+        assert_eq!(polled, Changes::default());
+        assert_eq!(t.restarts("a", "a"), Some(0));
+        assert!(t.observe_event(&event("a", ProcessState::Exited, Some(false)), 200));
+        assert!(t.observe_event(&event("a", ProcessState::Starting, None), 201));
+        assert!(t.observe_event(&event("a", ProcessState::Exited, Some(true)), 300));
+        assert_eq!(t.restarts("a", "a"), Some(1));
+        assert_eq!(t.exits("a", "a", false), Some(1));
+        assert_eq!(t.exits("a", "a", true), Some(1));
+        let (restarts, exits) = t.counts(400);
+        assert_eq!(restarts.points.len(), 1);
+        let exits: Vec<_> = exits
+            .points
+            .iter()
+            .map(|p| (p.expected, p.start_time_unix_nano, p.value))
+            .collect();
+        assert_eq!(exits, vec![(Some(false), 50, 1), (Some(true), 50, 1)]);
+    }
+
+    #[test]
+    fn supervisord_events_report_real_changes_only() {
+        let mut t = ChangeTracker::new(Source::Events, CountTemporality::default());
+        assert_eq!(t.observe_supervisor(SupervisorState::Running), None);
+        assert_eq!(t.observe_supervisor(SupervisorState::Running), None);
+        assert_eq!(
+            t.observe_supervisor(SupervisorState::Shutdown),
+            Some(SupervisorTransition {
+                previous: SupervisorState::Running,
+                state: SupervisorState::Shutdown
+            })
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Per-target polling: schedule, filters, status mapping.
 pub mod backoff;
 pub mod changes;
+pub mod counts;
 pub mod outcome;
 pub mod poller;
 
@@ -26,5 +27,6 @@ pub fn monitored(target: &Target, snapshot: Snapshot) -> PollData {
         version: snapshot.version,
         restarts: Default::default(),
         exits: Default::default(),
+        changes: Default::default(),
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::scrape::changes::Changes;
 use crate::settings::{Target, Temporality};
 use crate::vocab::Status;
 use crate::vocab::{ProcessInfo, SupervisorState};
@@ -48,6 +49,9 @@ pub struct PollData {
     /// `supervisord.process.exits`: in push mode, two points (`expected` true and false) per
     /// monitored process; empty when polling, which cannot tell how many exits there were.
     pub exits: Counts,
+    /// What changed since the previous poll (empty on a first poll, and in push mode, where
+    /// events report the changes).
+    pub changes: Changes,
 }
 
 /// One point of a count the receiver keeps for a process (restarts, exits), ready to write as

@@ -1,9 +1,10 @@
 //! One target's poll: ask supervisord, filter, map, and log what went wrong.
 
 use crate::clock::unix_nanos_now;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::scrape::backoff::FailureBackoff;
+use crate::scrape::changes::ChangeTracker;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
 use crate::settings::Target;
 use crate::supervisor::client::{PollError, SupervisorClient};
@@ -24,6 +25,12 @@ pub struct TargetPoller {
     telemetry: Option<Arc<Telemetry>>,
     /// Spreads out the attempts of a target that keeps failing.
     backoff: FailureBackoff,
+    /// What changed since the last poll, and the counts kept per process. Shared so a reload
+    /// can hand it to the task that replaces this one; locked only while a poll is compared.
+    tracker: Arc<Mutex<ChangeTracker>>,
+    /// supervisord's identification and version from the last successful poll, for the
+    /// resource of records made between polls (push mode's events).
+    described: (Option<String>, Option<String>),
 }
 
 impl TargetPoller {
@@ -39,7 +46,30 @@ impl TargetPoller {
             last_failure: None,
             last_problems: Vec::new(),
             telemetry: None,
+            tracker: Arc::default(),
+            described: (None, None),
         })
+    }
+
+    /// Uses `tracker` (a new one, or the one of the task this poller replaces) for changes and
+    /// counts.
+    pub fn with_tracker(mut self, tracker: Arc<Mutex<ChangeTracker>>) -> Self {
+        self.tracker = tracker;
+        self
+    }
+
+    pub fn tracker(&self) -> &Arc<Mutex<ChangeTracker>> {
+        &self.tracker
+    }
+
+    /// The target's resource identity.
+    pub fn identity(&self) -> &Arc<TargetIdentity> {
+        &self.identity
+    }
+
+    /// supervisord's identification and version, as last polled.
+    pub fn described(&self) -> (Option<&str>, Option<&str>) {
+        (self.described.0.as_deref(), self.described.1.as_deref())
     }
 
     pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
@@ -92,9 +122,20 @@ impl TargetPoller {
                     tracing::info!(target_name = %self.target.name, "supervisord is reachable again");
                 }
                 self.log_problems(&polled.problems);
-                Ok(crate::scrape::monitored(&self.target, polled.snapshot))
+                let mut data = crate::scrape::monitored(&self.target, polled.snapshot);
+                self.described = (data.identification.clone(), data.version.clone());
+                // A panic elsewhere while holding the lock leaves plain data behind: usable.
+                let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
+                data.changes =
+                    tracker.observe(&data.processes, data.supervisor_state, time_unix_nano);
+                (data.restarts, data.exits) = tracker.counts(time_unix_nano);
+                Ok(data)
             }
             Err(error) => {
+                self.tracker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .lost_sight();
                 self.backoff.record_failure();
                 let message = error.message(&self.target);
                 self.log_failure(&error, &message);

@@ -114,6 +114,52 @@ pub enum TemporalityPreference {
     LowMemory,
 }
 
+impl TemporalityPreference {
+    /// Every preference, in the order the values are listed in messages.
+    pub const ALL: [TemporalityPreference; 3] = [
+        TemporalityPreference::Cumulative,
+        TemporalityPreference::Delta,
+        TemporalityPreference::LowMemory,
+    ];
+
+    /// The specification's spelling: `cumulative`, `delta`, `lowmemory`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TemporalityPreference::Cumulative => "cumulative",
+            TemporalityPreference::Delta => "delta",
+            TemporalityPreference::LowMemory => "lowmemory",
+        }
+    }
+
+    /// One of the specification's values, in any case (`Delta`, `LOWMEMORY`); anything else,
+    /// surrounding spaces included, is `None`.
+    pub fn parse(text: &str) -> Option<TemporalityPreference> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text))
+    }
+
+    /// The temporality of a count that comes from `source`: cumulative or delta as preferred;
+    /// `lowmemory` gives delta to counts accumulated from events (synchronous counters) and
+    /// cumulative to counts derived from snapshots (asynchronous counters).
+    pub fn temporality(self, source: crate::schema::definitions::CountSource) -> Temporality {
+        match self {
+            TemporalityPreference::Cumulative => Temporality::Cumulative,
+            TemporalityPreference::Delta => Temporality::Delta,
+            TemporalityPreference::LowMemory if source.delta_under_low_memory() => {
+                Temporality::Delta
+            }
+            TemporalityPreference::LowMemory => Temporality::Cumulative,
+        }
+    }
+
+    /// The temporality `metric` is sent with; `None` for a gauge, which has none.
+    pub fn for_metric(self, metric: crate::schema::MetricId) -> Option<Temporality> {
+        let source = metric.def().kind.count_source()?;
+        Some(self.temporality(source))
+    }
+}
+
 /// Which log records are produced (native `logs:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogSettings {
@@ -254,12 +300,28 @@ impl OtlpProtocol {
     }
 }
 
+/// One OTLP exporter: where and how it sends, and which signals it carries.
+///
+/// As in the OpenTelemetry Collector, where an `otlp` exporter named in two pipelines is two
+/// exporters, each signal it carries gets a sending queue and a sender of its own (see
+/// `crate::export::pipeline`): logs never wait behind metrics, nor metrics behind logs. The
+/// connection settings (protocol, headers, compression, timeout, TLS) are shared.
 #[derive(Debug, Clone)]
 pub struct OtlpSettings {
     pub protocol: OtlpProtocol,
     /// For gRPC, the server's base URL (`http://localhost:4317`). For HTTP, the full URL metrics
-    /// are POSTed to, with `/v1/metrics` already resolved by the OTLP spec's path rules.
+    /// are POSTed to, with `/v1/metrics` already resolved by the OTLP spec's path rules. Set
+    /// even when the exporter carries no metrics (the receiver's own metrics may use it); an
+    /// HTTP exporter carrying logs only, configured with its logs URL alone, repeats that URL.
     pub endpoint: String,
+    /// Where logs go: for gRPC the same base URL as `endpoint` (the method path tells the
+    /// signals apart); for HTTP the full URL logs are POSTed to, `/v1/logs` resolved by the same
+    /// rules, or the signal-specific URL as given.
+    pub logs_endpoint: String,
+    /// The signals this exporter carries: never empty, each once, in [`Signal::ALL`] order.
+    /// Both unless configured otherwise, so a backend that takes only metrics can be kept from
+    /// logs.
+    pub signals: Vec<Signal>,
     /// Header values may hold API keys (`dd-api-key`), so they are secrets.
     pub headers: Vec<(String, Secret)>,
     pub gzip: bool,

@@ -45,10 +45,12 @@
 //! `OTEL_METRIC_EXPORT_INTERVAL` > the collection interval, see [`export_interval`]) on a
 //! thread of its own and hands the result to the exporter, the OTLP one of
 //! `opentelemetry-otlp` built by `crate::app::self_telemetry` from one OTLP exporter's settings
-//! ([`destination`]). Temporality is cumulative: the data exporter has no temporality setting
-//! (its metrics are gauges), and a cumulative series survives a lost export, so the exporter
-//! does not retry either. [`SelfMetrics::shutdown`] makes the last collection and export,
-//! bounded by the time the caller gives it.
+//! ([`destination`]). Temporality follows the same preference as the targets' sums
+//! (`metrics_temporality`, else `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else
+//! cumulative; see [`sdk_temporality`]), applied by the SDK per instrument. The exporter does
+//! not retry: a cumulative series survives a lost export, the next one carrying the totals; a
+//! delta export that is lost is lost. [`SelfMetrics::shutdown`] makes the last collection and
+//! export, bounded by the time the caller gives it.
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +67,9 @@ use opentelemetry_sdk::Resource;
 
 use super::{RateLimitedLog, Telemetry};
 use crate::schema::definitions::{self as defs, SelfInstrument, SelfMetricId, SELF_METRICS};
-use crate::settings::{ExporterSettings, OtlpSettings, TelemetrySettings};
+use crate::settings::{
+    ExporterSettings, OtlpSettings, Signal, TelemetrySettings, TemporalityPreference,
+};
 
 /// The environment variable of the OpenTelemetry SDK specification: the export interval in
 /// milliseconds.
@@ -201,6 +205,19 @@ pub fn export_interval(
     }
 }
 
+/// The SDK's temporality for the preference: the same three values, which the SDK applies per
+/// instrument as the specification says. `cumulative`: everything cumulative. `delta`: counters
+/// (ours are asynchronous) and the histogram delta, up-down counters cumulative. `lowmemory`:
+/// synchronous counters and the histogram delta, asynchronous counters and up-down counters
+/// cumulative; here that makes only `poll.duration` delta.
+pub fn sdk_temporality(preference: TemporalityPreference) -> Temporality {
+    match preference {
+        TemporalityPreference::Cumulative => Temporality::Cumulative,
+        TemporalityPreference::Delta => Temporality::Delta,
+        TemporalityPreference::LowMemory => Temporality::LowMemory,
+    }
+}
+
 /// The OTLP exporter whose endpoint, protocol, headers, compression, timeout and TLS the
 /// receiver's own metrics use: the one `telemetry.exporter` names, else the first OTLP
 /// exporter. `None` with debug exporters only: then they are not exported at all.
@@ -214,7 +231,8 @@ pub fn destination<'a>(
     });
     match &settings.exporter {
         Some(name) => otlp.find(|o| &o.name == name),
-        None => otlp.next(),
+        // An exporter that carries logs only is meant for a backend that may not take metrics.
+        None => otlp.find(|o| o.signals.contains(&Signal::Metrics)),
     }
 }
 

@@ -11,13 +11,17 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::*;
 
-/// Keeps every export as the OTLP request the OTLP exporter would send.
+/// Keeps every export as the OTLP request the OTLP exporter would send; asks the SDK for
+/// `temporality`, as the OTLP exporter does for the configured preference.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<ExportMetricsServiceRequest>>>);
+struct Capture {
+    requests: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+    temporality: Temporality,
+}
 
 impl Capture {
     fn last(&self) -> ExportMetricsServiceRequest {
-        let requests = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         requests.last().cloned().unwrap_or_default()
     }
 }
@@ -25,7 +29,7 @@ impl Capture {
 impl PushMetricExporter for Capture {
     fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
         let request = ExportMetricsServiceRequest::from(metrics);
-        self.0
+        self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(request);
@@ -38,12 +42,22 @@ impl PushMetricExporter for Capture {
         Ok(())
     }
     fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
+        self.temporality
     }
 }
 
 fn start(telemetry: &Arc<Telemetry>) -> (SelfMetrics, Capture) {
-    let capture = Capture::default();
+    start_with(telemetry, TemporalityPreference::Cumulative)
+}
+
+fn start_with(
+    telemetry: &Arc<Telemetry>,
+    preference: TemporalityPreference,
+) -> (SelfMetrics, Capture) {
+    let capture = Capture {
+        temporality: sdk_temporality(preference),
+        ..Capture::default()
+    };
     let metrics = SelfMetrics::start(
         telemetry,
         capture.clone(),
@@ -265,6 +279,74 @@ fn a_forgotten_target_loses_its_counter_series_and_counts_grow() {
     assert_eq!(start(&first), start(&second));
 }
 
+/// The temporality of a sum or histogram metric, and its points' integer values (a histogram's
+/// counts), in export order.
+fn temporality_and_values(
+    request: &ExportMetricsServiceRequest,
+    id: SelfMetricId,
+) -> (AggregationTemporality, Vec<i64>) {
+    let m = metric(request, id).unwrap_or_else(|| panic!("no {}", id.name()));
+    let (temporality, values) = match &m.data {
+        Some(metric::Data::Sum(s)) => (
+            s.aggregation_temporality,
+            s.data_points.iter().map(int).collect(),
+        ),
+        Some(metric::Data::Histogram(h)) => (
+            h.aggregation_temporality,
+            h.data_points.iter().map(|p| p.count as i64).collect(),
+        ),
+        other => panic!("{}: {other:?}", id.name()),
+    };
+    let temporality = AggregationTemporality::try_from(temporality).unwrap();
+    (temporality, values)
+}
+
+/// The preference reaches every instrument by the specification's rules, and the counters'
+/// delta points, computed by the SDK from the totals the callbacks observe, count only what
+/// happened since the previous export.
+#[test]
+fn the_temporality_preference_applies_per_instrument() {
+    use AggregationTemporality::{Cumulative, Delta};
+    // counters, up-down counters, histogram
+    let cases = [
+        (TemporalityPreference::Cumulative, Cumulative, Cumulative),
+        (TemporalityPreference::Delta, Delta, Delta),
+        (TemporalityPreference::LowMemory, Cumulative, Delta),
+    ];
+    for (preference, counters, histogram) in cases {
+        let telemetry = Arc::new(Telemetry::default());
+        let (metrics, capture) = start_with(&telemetry, preference);
+        telemetry.export.add_sent(40);
+        telemetry.export.set_queue(2, 2048);
+        telemetry
+            .polls
+            .record("web", Duration::from_millis(3), None);
+        metrics.force_flush().unwrap();
+        telemetry.export.add_sent(5);
+        telemetry
+            .polls
+            .record("web", Duration::from_millis(3), None);
+        metrics.force_flush().unwrap();
+        let request = capture.last();
+
+        let (temporality, sent) = temporality_and_values(&request, SelfMetricId::PointsSent);
+        assert_eq!(temporality, counters, "{preference:?}");
+        let expected_sent = if counters == Delta { 5 } else { 45 };
+        assert_eq!(sent, [expected_sent], "{preference:?}");
+        let (temporality, polls) = temporality_and_values(&request, SelfMetricId::Polls);
+        assert_eq!(temporality, counters, "{preference:?}");
+        assert_eq!(polls, [if counters == Delta { 1 } else { 2 }]);
+
+        let (temporality, queued) = temporality_and_values(&request, SelfMetricId::QueueBatches);
+        assert_eq!(temporality, Cumulative, "{preference:?}: up-down counters");
+        assert_eq!(queued, [2]);
+
+        let (temporality, durations) = temporality_and_values(&request, SelfMetricId::PollDuration);
+        assert_eq!(temporality, histogram, "{preference:?}");
+        assert_eq!(durations, [if histogram == Delta { 1 } else { 2 }]);
+    }
+}
+
 #[test]
 fn shutdown_makes_a_last_export() {
     let telemetry = Arc::new(Telemetry::default());
@@ -338,6 +420,8 @@ fn the_destination_is_the_named_or_first_otlp_exporter() {
         ExporterSettings::Otlp(OtlpSettings {
             protocol: crate::settings::OtlpProtocol::Grpc,
             endpoint: format!("http://{name}:4317"),
+            logs_endpoint: format!("http://{name}:4317"),
+            signals: crate::settings::Signal::ALL.to_vec(),
             headers: Vec::new(),
             gzip: false,
             timeout: Duration::from_secs(1),

@@ -1,5 +1,7 @@
-//! A real OTLP metrics server for tests: gRPC (tonic) and HTTP (hyper, protobuf and JSON), both
-//! accepting gzip. It keeps every decoded request so tests can check what an exporter sent.
+//! A real OTLP server for tests, of metrics and logs: gRPC (tonic, `MetricsService` and
+//! `LogsService`) and HTTP (hyper, `POST /v1/metrics` and `/v1/logs`, protobuf and JSON), all
+//! accepting gzip. It keeps every decoded request so tests can check what an exporter sent:
+//! metrics in [`OtlpSink::requests`], logs in [`OtlpSink::logs`].
 //!
 //! The API is synchronous: the servers run on their own thread with their own runtime, so tests
 //! need no async runtime of their own.
@@ -14,6 +16,12 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -57,15 +65,41 @@ impl ReceivedRequest {
     }
 }
 
+/// One logs export request as the sink decoded it.
+#[derive(Debug, Clone)]
+pub struct ReceivedLogs {
+    pub protocol: Protocol,
+    /// Lower-case header names, in arrival order (gRPC: the request metadata).
+    pub headers: Vec<(String, String)>,
+    /// `Content-Encoding: gzip` (HTTP) or `grpc-encoding: gzip` (gRPC).
+    pub gzip: bool,
+    pub request: ExportLogsServiceRequest,
+}
+
+impl ReceivedLogs {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Default)]
 struct Received {
     requests: Vec<ReceivedRequest>,
     /// Bodies the sink could not decode: the exporter sent something malformed.
     errors: Vec<String>,
-    /// How many more export requests are answered with a retryable failure.
+    /// How many more metrics export requests are answered with a retryable failure.
     fail_remaining: usize,
     /// The requests that were answered with a failure (not in `requests`).
     failed: Vec<ReceivedRequest>,
+    logs: Vec<ReceivedLogs>,
+    /// How many more logs export requests are answered with a retryable failure: counted apart
+    /// from the metrics ones, so scripting one signal's failures leaves the other alone.
+    logs_fail_remaining: usize,
+    failed_logs: Vec<ReceivedLogs>,
 }
 
 #[derive(Default)]
@@ -89,6 +123,22 @@ impl Shared {
             false
         } else {
             received.requests.push(request);
+            true
+        };
+        drop(received);
+        self.changed.notify_all();
+        accepted
+    }
+
+    /// Like [`Shared::accept`], for a logs request.
+    fn accept_logs(&self, request: ReceivedLogs) -> bool {
+        let mut received = self.lock();
+        let accepted = if received.logs_fail_remaining > 0 {
+            received.logs_fail_remaining -= 1;
+            received.failed_logs.push(request);
+            false
+        } else {
+            received.logs.push(request);
             true
         };
         drop(received);
@@ -140,12 +190,22 @@ impl OtlpSink {
         sink
     }
 
-    /// Like [`OtlpSink::start`], but the first `n` export requests (either protocol) are answered
-    /// with a retryable failure, as by a backend that is not ready yet: gRPC `UNAVAILABLE`, HTTP
-    /// 503. They are recorded in [`OtlpSink::failed`], not in [`OtlpSink::requests`].
+    /// Like [`OtlpSink::start`], but the first `n` metrics export requests (either protocol) are
+    /// answered with a retryable failure, as by a backend that is not ready yet: gRPC
+    /// `UNAVAILABLE`, HTTP 503. They are recorded in [`OtlpSink::failed`], not in
+    /// [`OtlpSink::requests`]. Logs requests are not counted (see
+    /// [`OtlpSink::start_failing_first_logs`]).
     pub fn start_failing_first(n: usize) -> OtlpSink {
         let sink = OtlpSink::start();
         sink.shared.lock().fail_remaining = n;
+        sink
+    }
+
+    /// Like [`OtlpSink::start_failing_first`], for the first `n` logs export requests; they are
+    /// recorded in [`OtlpSink::failed_logs`]. Metrics requests are not counted.
+    pub fn start_failing_first_logs(n: usize) -> OtlpSink {
+        let sink = OtlpSink::start();
+        sink.shared.lock().logs_fail_remaining = n;
         sink
     }
 
@@ -230,6 +290,49 @@ impl OtlpSink {
         self.shared.lock().errors.clone()
     }
 
+    /// Every logs request decoded so far, in arrival order.
+    pub fn logs(&self) -> Vec<ReceivedLogs> {
+        self.shared.lock().logs.clone()
+    }
+
+    /// The logs requests answered with a scripted failure, in arrival order.
+    pub fn failed_logs(&self) -> Vec<ReceivedLogs> {
+        self.shared.lock().failed_logs.clone()
+    }
+
+    /// Waits until `done` holds for the logs requests received so far and returns them; panics
+    /// with a summary of what did arrive when `timeout` passes first.
+    pub fn wait_for_logs(
+        &self,
+        mut done: impl FnMut(&[ReceivedLogs]) -> bool,
+        timeout: Duration,
+    ) -> Vec<ReceivedLogs> {
+        let deadline = Instant::now() + timeout;
+        let mut received = self.shared.lock();
+        loop {
+            if done(&received.logs) {
+                return received.logs.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let summary = summarize_logs(&received.logs);
+                let errors = received.errors.join("\n");
+                drop(received);
+                panic!(
+                    "OTLP sink: logs condition not met within {timeout:?}.\nreceived: {summary}\n\
+                     undecodable bodies: [{errors}]"
+                );
+            }
+            let wait = (deadline - now).min(Duration::from_millis(250));
+            received = self
+                .shared
+                .changed
+                .wait_timeout(received, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Waits until `done` holds for the requests received so far and returns them; panics with a
     /// summary of what did arrive when `timeout` passes first.
     pub fn wait_for(
@@ -304,10 +407,15 @@ async fn serve(
         shared: shared.clone(),
     })
     .accept_compressed(CompressionEncoding::Gzip);
+    let logs_service = LogsServiceServer::new(GrpcSink {
+        shared: shared.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip);
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let mut grpc_stopping = stopping.clone();
     let grpc = tonic::transport::Server::builder()
         .add_service(service)
+        .add_service(logs_service)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener),
             async move {
@@ -355,6 +463,29 @@ impl MetricsService for GrpcSink {
             return Err(tonic::Status::unavailable("OTLP sink: scripted failure"));
         }
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let headers = header_pairs(&request.metadata().clone().into_headers());
+        let gzip = headers
+            .iter()
+            .any(|(k, v)| k == "grpc-encoding" && v.eq_ignore_ascii_case("gzip"));
+        let accepted = self.shared.accept_logs(ReceivedLogs {
+            protocol: Protocol::Grpc,
+            headers,
+            gzip,
+            request: request.into_inner(),
+        });
+        if !accepted {
+            return Err(tonic::Status::unavailable("OTLP sink: scripted failure"));
+        }
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
 
@@ -419,10 +550,14 @@ async fn handle_http(
         }
         Ok(response)
     };
-    if req.method() != http::Method::POST || req.uri().path() != "/v1/metrics" {
-        shared.push_error(format!("unexpected {} {}", req.method(), req.uri()));
-        return reply(StatusCode::NOT_FOUND, "text/plain", b"not found".to_vec());
-    }
+    let logs = match (req.method(), req.uri().path()) {
+        (&http::Method::POST, "/v1/metrics") => false,
+        (&http::Method::POST, "/v1/logs") => true,
+        _ => {
+            shared.push_error(format!("unexpected {} {}", req.method(), req.uri()));
+            return reply(StatusCode::NOT_FOUND, "text/plain", b"not found".to_vec());
+        }
+    };
     let headers = header_pairs(req.headers());
     let header = |name: &str| {
         headers
@@ -450,46 +585,70 @@ async fn handle_http(
     } else {
         body.to_vec()
     };
-    let (protocol, decoded) = if content_type.starts_with("application/x-protobuf") {
-        (
-            Protocol::HttpProtobuf,
-            ExportMetricsServiceRequest::decode(&body[..]).map_err(|e| e.to_string()),
-        )
+    let protocol = if content_type.starts_with("application/x-protobuf") {
+        Protocol::HttpProtobuf
     } else if content_type.starts_with("application/json") {
-        (
-            Protocol::HttpJson,
-            serde_json::from_slice::<ExportMetricsServiceRequest>(&body).map_err(|e| e.to_string()),
-        )
+        Protocol::HttpJson
     } else {
         shared.push_error(format!("unexpected content-type '{content_type}'"));
         return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", Vec::new());
     };
-    match decoded {
-        Ok(request) => {
-            let accepted = shared.accept(ReceivedRequest {
+    let accepted = if logs {
+        match decode_body::<ExportLogsServiceRequest>(protocol, &body) {
+            Ok(request) => shared.accept_logs(ReceivedLogs {
                 protocol,
                 headers,
                 gzip,
                 request,
-            });
-            if !accepted {
-                return reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    b"OTLP sink: scripted failure".to_vec(),
-                );
-            }
-            if protocol == Protocol::HttpJson {
-                reply(StatusCode::OK, "application/json", b"{}".to_vec())
-            } else {
-                let body = ExportMetricsServiceResponse::default().encode_to_vec();
-                reply(StatusCode::OK, "application/x-protobuf", body)
+            }),
+            Err(e) => {
+                shared.push_error(format!("{protocol:?} logs body does not decode: {e}"));
+                return reply(StatusCode::BAD_REQUEST, "text/plain", Vec::new());
             }
         }
-        Err(e) => {
-            shared.push_error(format!("{protocol:?} body does not decode: {e}"));
-            reply(StatusCode::BAD_REQUEST, "text/plain", Vec::new())
+    } else {
+        match decode_body::<ExportMetricsServiceRequest>(protocol, &body) {
+            Ok(request) => shared.accept(ReceivedRequest {
+                protocol,
+                headers,
+                gzip,
+                request,
+            }),
+            Err(e) => {
+                shared.push_error(format!("{protocol:?} body does not decode: {e}"));
+                return reply(StatusCode::BAD_REQUEST, "text/plain", Vec::new());
+            }
         }
+    };
+    if !accepted {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            b"OTLP sink: scripted failure".to_vec(),
+        );
+    }
+    if protocol == Protocol::HttpJson {
+        reply(StatusCode::OK, "application/json", b"{}".to_vec())
+    } else {
+        // Both responses encode to nothing when empty; each signal gets its own all the same.
+        let body = if logs {
+            ExportLogsServiceResponse::default().encode_to_vec()
+        } else {
+            ExportMetricsServiceResponse::default().encode_to_vec()
+        };
+        reply(StatusCode::OK, "application/x-protobuf", body)
+    }
+}
+
+/// A request body as protobuf or OTLP/JSON.
+fn decode_body<T>(protocol: Protocol, body: &[u8]) -> Result<T, String>
+where
+    T: Message + Default + serde::de::DeserializeOwned,
+{
+    if protocol == Protocol::HttpJson {
+        serde_json::from_slice::<T>(body).map_err(|e| e.to_string())
+    } else {
+        T::decode(body).map_err(|e| e.to_string())
     }
 }
 
@@ -789,6 +948,89 @@ pub fn summarize(requests: &[ReceivedRequest]) -> String {
                 if p.metric == "supervisord.can_connect" {
                     key.push_str(&format!("={}", p.value));
                 }
+                *counts.entry(key).or_default() += 1;
+            }
+            format!("\n  {:?} gzip={} {:?}", r.protocol, r.gzip, counts)
+        })
+        .collect()
+}
+
+/// One log record, flattened with its resource and scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub resource_attrs: BTreeMap<String, String>,
+    pub scope: String,
+    pub attrs: BTreeMap<String, String>,
+    pub event_name: String,
+    pub severity_text: String,
+    pub severity_number: i32,
+    /// The body rendered as [`any_value_string`] renders attribute values.
+    pub body: String,
+    pub time_unix_nano: u64,
+    pub observed_time_unix_nano: u64,
+}
+
+impl Record {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).map(String::as_str)
+    }
+
+    pub fn resource_attr(&self, key: &str) -> Option<&str> {
+        self.resource_attrs.get(key).map(String::as_str)
+    }
+
+    /// The target this record came from.
+    pub fn server(&self) -> Option<&str> {
+        self.resource_attr(SERVER_ATTR)
+    }
+}
+
+/// Every log record of every logs request, in arrival order.
+pub fn all_records(requests: &[ReceivedLogs]) -> Vec<Record> {
+    let mut out = Vec::new();
+    for received in requests {
+        for rl in &received.request.resource_logs {
+            let resource_attrs = rl
+                .resource
+                .as_ref()
+                .map(|r| attr_map(&r.attributes))
+                .unwrap_or_default();
+            for sl in &rl.scope_logs {
+                let scope = sl
+                    .scope
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                for record in &sl.log_records {
+                    out.push(Record {
+                        resource_attrs: resource_attrs.clone(),
+                        scope: scope.clone(),
+                        attrs: attr_map(&record.attributes),
+                        event_name: record.event_name.clone(),
+                        severity_text: record.severity_text.clone(),
+                        severity_number: record.severity_number,
+                        body: any_value_string(record.body.as_ref()),
+                        time_unix_nano: record.time_unix_nano,
+                        observed_time_unix_nano: record.observed_time_unix_nano,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One line per logs request: protocol, gzip, and event names per target with record counts.
+pub fn summarize_logs(requests: &[ReceivedLogs]) -> String {
+    if requests.is_empty() {
+        return "no logs requests".to_string();
+    }
+    requests
+        .iter()
+        .map(|r| {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for record in all_records(std::slice::from_ref(r)) {
+                let key = format!("{}@{}", record.event_name, record.server().unwrap_or("?"));
                 *counts.entry(key).or_default() += 1;
             }
             format!("\n  {:?} gzip={} {:?}", r.protocol, r.gzip, counts)

@@ -189,6 +189,8 @@ pub struct Options {
     /// Required by both servers when set.
     pub auth: Option<Auth>,
     pub programs: Vec<Program>,
+    /// More sections, as written (an `[eventlistener:x]`).
+    pub sections: Vec<String>,
 }
 
 impl Default for Options {
@@ -199,6 +201,7 @@ impl Default for Options {
             unix: true,
             auth: None,
             programs: mixed_programs(),
+            sections: Vec::new(),
         }
     }
 }
@@ -223,6 +226,12 @@ impl Options {
 
     pub fn programs(mut self, programs: Vec<Program>) -> Options {
         self.programs = programs;
+        self
+    }
+
+    /// Adds a section to supervisord.conf, as written.
+    pub fn section(mut self, text: &str) -> Options {
+        self.sections.push(text.to_string());
         self
     }
 }
@@ -558,6 +567,10 @@ fn config_text(dir: &Path, tcp_port: Option<u16>, socket: Option<&Path>, opts: &
             "[group:{group}]\nprograms={}\n\n",
             members.join(",")
         ));
+    }
+    for section in &opts.sections {
+        text.push_str(section);
+        text.push_str("\n\n");
     }
     text
 }

@@ -1,6 +1,7 @@
 //! The exporters against real OTLP servers: the shared sink for the happy paths (gRPC, HTTP
-//! protobuf, HTTP JSON, with and without gzip, headers), and small inline servers for the
-//! failure replies the sink never sends.
+//! protobuf, HTTP JSON, with and without gzip, headers), of metrics and logs, and small inline
+//! servers for the failure replies the sink never sends. The export pipeline (queues, senders,
+//! persistence) against the sink, with both signals.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,16 +10,21 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use crate::testkit::otlp_sink::{OtlpSink, Protocol, ReceivedRequest};
+use crate::testkit::otlp_sink::{self, OtlpSink, Protocol, ReceivedLogs, ReceivedRequest};
 use crate::testkit::WAIT;
+use supervisord_receiver::export::pipeline::{EncodedBatch, ExportPipeline};
 use supervisord_receiver::export::{ExportError, Exporter};
 use supervisord_receiver::metrics::build_request;
 use supervisord_receiver::schema::MetricToggles;
@@ -26,7 +32,11 @@ use supervisord_receiver::scrape::outcome::{
     MonitoredProcess, PollData, PollOutcome, TargetIdentity,
 };
 use supervisord_receiver::settings::secret::Secret;
-use supervisord_receiver::settings::{ExporterSettings, OtlpProtocol, OtlpSettings, TlsSettings};
+use supervisord_receiver::settings::{
+    DebugVerbosity, ExporterSettings, OtlpProtocol, OtlpSettings, QueueSettings, RetrySettings,
+    Signal, TlsSettings,
+};
+use supervisord_receiver::telemetry::Telemetry;
 use supervisord_receiver::vocab::Status;
 use supervisord_receiver::vocab::{ProcessInfo, ProcessState, SupervisorState};
 
@@ -78,7 +88,9 @@ fn request() -> ExportMetricsServiceRequest {
 fn otlp(protocol: OtlpProtocol, endpoint: String, gzip: bool) -> OtlpSettings {
     OtlpSettings {
         protocol,
+        logs_endpoint: endpoint.replace("/v1/metrics", "/v1/logs"),
         endpoint,
+        signals: Signal::ALL.to_vec(),
         headers: vec![
             ("dd-api-key".into(), Secret::new(API_KEY)),
             ("X-Scope-OrgID".into(), Secret::new("tenant-7")),
@@ -188,6 +200,379 @@ fn json_body_follows_the_otlp_json_encoding() {
         resource["resource"]["attributes"][0]["value"]["stringValue"],
         "web-1"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+
+/// Two targets' state changes, as the logs translation shapes them: a resource per target,
+/// scope `supervisord-receiver`, records with an event name, severity, attributes and a body.
+fn logs_resources() -> Vec<ResourceLogs> {
+    let text = |key: &str, value: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    };
+    let record =
+        |time: u64, severity: SeverityNumber, text_severity: &str, process: &str| LogRecord {
+            time_unix_nano: time,
+            observed_time_unix_nano: time + 5,
+            severity_number: severity as i32,
+            severity_text: text_severity.into(),
+            event_name: "supervisord.process.state_change".into(),
+            attributes: vec![
+                text("supervisord_process", process),
+                text("state", "BACKOFF"),
+                KeyValue {
+                    key: "pid".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::IntValue(4242)),
+                    }),
+                    ..Default::default()
+                },
+            ],
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!(
+                    "{process} is BACKOFF (was STARTING)"
+                ))),
+            }),
+            ..Default::default()
+        };
+    let resource = |server: &str, records: Vec<LogRecord>| ResourceLogs {
+        resource: Some(Resource {
+            attributes: vec![text("supervisor_server", server), text("env", "prod")],
+            ..Default::default()
+        }),
+        scope_logs: vec![ScopeLogs {
+            scope: Some(InstrumentationScope {
+                name: "supervisord-receiver".into(),
+                version: "0.1.0".into(),
+                ..Default::default()
+            }),
+            log_records: records,
+            schema_url: String::new(),
+        }],
+        schema_url: String::new(),
+    };
+    vec![
+        resource(
+            "web-1",
+            vec![
+                record(
+                    1_700_000_000_000_000_001,
+                    SeverityNumber::Warn,
+                    "WARN",
+                    "web_00",
+                ),
+                record(
+                    1_700_000_000_000_000_002,
+                    SeverityNumber::Error,
+                    "ERROR",
+                    "web_01",
+                ),
+            ],
+        ),
+        resource(
+            "db-1",
+            vec![record(
+                1_700_000_000_000_000_003,
+                SeverityNumber::Info,
+                "INFO",
+                "pg",
+            )],
+        ),
+    ]
+}
+
+fn logs_request() -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: logs_resources(),
+    }
+}
+
+/// Exports the logs request once to the sink and returns what it decoded.
+async fn export_logs_to_sink(sink: &OtlpSink, settings: OtlpSettings) -> ReceivedLogs {
+    let sent = logs_request();
+    exporter(settings)
+        .export_logs(&sent)
+        .await
+        .expect("export succeeds");
+    let received = tokio::task::block_in_place(|| sink.wait_for_logs(|r| !r.is_empty(), WAIT));
+    assert_eq!(received.len(), 1, "one export, one request");
+    assert!(
+        sink.requests().is_empty(),
+        "nothing went to the metrics service"
+    );
+    assert!(sink.errors().is_empty(), "{:?}", sink.errors());
+    let received = received.into_iter().next().unwrap();
+    assert_eq!(
+        received.request, sent,
+        "the sink decoded exactly what was built"
+    );
+    let records = otlp_sink::all_records(std::slice::from_ref(&received));
+    let servers: Vec<_> = records.iter().map(|r| r.server().unwrap()).collect();
+    assert_eq!(servers, ["web-1", "web-1", "db-1"]);
+    assert_eq!(records[1].attr("supervisord_process"), Some("web_01"));
+    assert_eq!(records[1].attr("pid"), Some("4242"));
+    assert_eq!(records[1].severity_text, "ERROR");
+    assert_eq!(records[1].body, "web_01 is BACKOFF (was STARTING)");
+    assert_eq!(records[2].resource_attr("env"), Some("prod"));
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_over_grpc() {
+    for gzip in [false, true] {
+        let sink = OtlpSink::start();
+        let received =
+            export_logs_to_sink(&sink, otlp(OtlpProtocol::Grpc, sink.grpc_endpoint(), gzip)).await;
+        assert_eq!(received.protocol, Protocol::Grpc);
+        assert_eq!(received.gzip, gzip);
+        assert_eq!(received.header("dd-api-key"), Some(API_KEY));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_over_http_protobuf_and_json() {
+    for (protocol, expected, content_type) in [
+        (
+            OtlpProtocol::HttpProtobuf,
+            Protocol::HttpProtobuf,
+            "application/x-protobuf",
+        ),
+        (
+            OtlpProtocol::HttpJson,
+            Protocol::HttpJson,
+            "application/json",
+        ),
+    ] {
+        for gzip in [false, true] {
+            let sink = OtlpSink::start();
+            let endpoint = format!("{}/v1/metrics", sink.http_endpoint());
+            let received = export_logs_to_sink(&sink, otlp(protocol, endpoint, gzip)).await;
+            assert_eq!(received.protocol, expected);
+            assert_eq!(received.gzip, gzip);
+            assert_eq!(received.header("content-type"), Some(content_type));
+            assert_eq!(received.header("x-scope-orgid"), Some("tenant-7"));
+        }
+    }
+}
+
+/// OTLP/JSON of logs: lowerCamelCase names, 64-bit integers as strings, enums as numbers.
+#[test]
+fn logs_json_body_follows_the_otlp_json_encoding() {
+    let json = serde_json::to_value(logs_request()).unwrap();
+    let record = &json["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+    assert_eq!(record["timeUnixNano"], "1700000000000000001");
+    assert_eq!(record["severityNumber"], SeverityNumber::Warn as i32);
+    assert_eq!(record["eventName"], "supervisord.process.state_change");
+    assert_eq!(
+        record["body"]["stringValue"],
+        "web_00 is BACKOFF (was STARTING)"
+    );
+    assert_eq!(record["attributes"][2]["value"]["intValue"], "4242");
+}
+
+#[tokio::test]
+async fn logs_partial_success_is_still_success() {
+    let addr = fixed_http_reply(
+        200,
+        &[("content-type", "application/json")],
+        br#"{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"too old"}}"#.to_vec(),
+    )
+    .await;
+    let endpoint = format!("http://{addr}/v1/metrics");
+    let accepted = exporter(otlp(OtlpProtocol::HttpJson, endpoint, false))
+        .export_logs(&logs_request())
+        .await
+        .expect("a partial success is logged, not failed");
+    assert_eq!(accepted.rejected_points, 1);
+}
+
+/// Resources written one after the other as field 1, as the application writes a batch.
+fn encoded_batch<M: Message>(
+    signal: Signal,
+    resources: &[M],
+    count: impl Fn(&M) -> u64,
+) -> EncodedBatch {
+    let mut buffer = Vec::new();
+    let mut ranges = Vec::new();
+    for resource in resources {
+        let start = buffer.len();
+        prost::encoding::message::encode(1, resource, &mut buffer);
+        ranges.push((start..buffer.len(), count(resource)));
+    }
+    EncodedBatch {
+        buffer: Bytes::from(buffer),
+        resources: ranges,
+        signal,
+    }
+}
+
+fn logs_batch() -> EncodedBatch {
+    encoded_batch(Signal::Logs, &logs_resources(), |rl: &ResourceLogs| {
+        rl.scope_logs
+            .iter()
+            .map(|s| s.log_records.len() as u64)
+            .sum()
+    })
+}
+
+fn metrics_batch() -> EncodedBatch {
+    // The counts are what telemetry reports; the sink checks the content.
+    encoded_batch(Signal::Metrics, &request().resource_metrics, |_| 1)
+}
+
+fn with_signals(mut settings: OtlpSettings, name: &str, signals: &[Signal]) -> OtlpSettings {
+    settings.name = name.into();
+    settings.signals = signals.to_vec();
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_sends_each_signal_to_its_endpoint_and_only_where_carried() {
+    let both_http = OtlpSink::start();
+    let both_grpc = OtlpSink::start();
+    let metrics_only = OtlpSink::start();
+    let http_endpoint = format!("{}/v1/metrics", both_http.http_endpoint());
+    let exporters = [
+        ExporterSettings::Otlp(with_signals(
+            otlp(OtlpProtocol::HttpProtobuf, http_endpoint, true),
+            "otlp/http",
+            &Signal::ALL,
+        )),
+        ExporterSettings::Otlp(with_signals(
+            otlp(OtlpProtocol::Grpc, both_grpc.grpc_endpoint(), false),
+            "otlp/grpc",
+            &Signal::ALL,
+        )),
+        ExporterSettings::Otlp(with_signals(
+            otlp(OtlpProtocol::Grpc, metrics_only.grpc_endpoint(), false),
+            "otlp/metrics",
+            &[Signal::Metrics],
+        )),
+        ExporterSettings::Debug {
+            verbosity: DebugVerbosity::Basic,
+        },
+    ];
+    let telemetry = Arc::new(Telemetry::default());
+    let pipeline = ExportPipeline::new(&exporters, telemetry.clone()).expect("pipeline builds");
+    let lines = pipeline.describe();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert!(
+        lines[1].starts_with(&format!(
+            "otlp http/protobuf {}/v1/logs [otlp/http logs], sending queue in memory",
+            both_http.http_endpoint()
+        )),
+        "{lines:#?}"
+    );
+    let running = pipeline.start();
+    running.dispatch(&logs_batch()).await;
+    running.dispatch(&metrics_batch()).await;
+    running.finish().await;
+
+    for sink in [&both_http, &both_grpc] {
+        let logs = sink.logs();
+        assert_eq!(logs.len(), 1, "one logs request");
+        assert_eq!(logs[0].request, logs_request());
+        let metrics = sink.requests();
+        assert_eq!(metrics.len(), 1, "one metrics request");
+        assert_eq!(metrics[0].request, request());
+        assert!(sink.errors().is_empty(), "{:?}", sink.errors());
+    }
+    assert!(
+        metrics_only.logs().is_empty(),
+        "logs kept from a metrics-only backend"
+    );
+    assert_eq!(metrics_only.requests().len(), 1);
+    // Three log records to each of the two exporters carrying logs, and the metrics counts.
+    let sent = telemetry
+        .export
+        .sent_points
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, 2 * 3 + 3 * 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_queue_keeps_logs_and_metrics_across_a_restart() {
+    let mut sink = OtlpSink::start();
+    tokio::task::block_in_place(|| sink.stop());
+    let storage = tempfile::tempdir().unwrap();
+    let endpoint = format!("{}/v1/metrics", sink.http_endpoint());
+    let mut settings = otlp(OtlpProtocol::HttpProtobuf, endpoint, false);
+    settings.delivery.queue = QueueSettings {
+        storage: Some(storage.path().to_path_buf()),
+        ..QueueSettings::default()
+    };
+    settings.delivery.retry = RetrySettings {
+        initial_interval: Duration::from_millis(50),
+        max_interval: Duration::from_millis(200),
+        ..RetrySettings::default()
+    };
+    let exporters = [ExporterSettings::Otlp(settings)];
+
+    // The backend is down for the whole first run: the stop leaves both batches on disk.
+    let pipeline = ExportPipeline::new(&exporters, Arc::new(Telemetry::default())).unwrap();
+    let running = pipeline.start();
+    running.dispatch(&logs_batch()).await;
+    running.dispatch(&metrics_batch()).await;
+    running.finish().await;
+    let otlp_dir = storage.path().join("otlp");
+    assert!(
+        otlp_dir.join("queue.redb").is_file(),
+        "metrics where they always were"
+    );
+    assert!(
+        otlp_dir.join("logs").join("queue.redb").is_file(),
+        "logs beside them"
+    );
+    assert!(sink.logs().is_empty() && sink.requests().is_empty());
+
+    tokio::task::block_in_place(|| sink.restart());
+    let pipeline = ExportPipeline::new(&exporters, Arc::new(Telemetry::default())).unwrap();
+    let running = pipeline.start();
+    let logs = tokio::task::block_in_place(|| sink.wait_for_logs(|r| !r.is_empty(), WAIT));
+    let metrics = tokio::task::block_in_place(|| sink.wait_for(|r| !r.is_empty(), WAIT));
+    running.finish().await;
+    assert_eq!(logs.len(), 1);
+    assert_eq!(
+        logs[0].request,
+        logs_request(),
+        "the logs sent after the restart"
+    );
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0].request, request());
+    assert!(sink.errors().is_empty(), "{:?}", sink.errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_retried_like_metrics() {
+    let sink = OtlpSink::start_failing_first_logs(2);
+    let mut settings = otlp(OtlpProtocol::Grpc, sink.grpc_endpoint(), false);
+    settings.delivery.retry = RetrySettings {
+        initial_interval: Duration::from_millis(20),
+        max_interval: Duration::from_millis(50),
+        randomization_factor: 0.0,
+        ..RetrySettings::default()
+    };
+    let pipeline = ExportPipeline::new(
+        &[ExporterSettings::Otlp(settings)],
+        Arc::new(Telemetry::default()),
+    )
+    .unwrap();
+    let running = pipeline.start();
+    running.dispatch(&logs_batch()).await;
+    let logs = tokio::task::block_in_place(|| sink.wait_for_logs(|r| !r.is_empty(), WAIT));
+    running.finish().await;
+    assert_eq!(
+        sink.failed_logs().len(),
+        2,
+        "two scripted failures, then success"
+    );
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].request, logs_request());
 }
 
 // ---------------------------------------------------------------------------------------------

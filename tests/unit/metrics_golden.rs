@@ -3,6 +3,8 @@
 //! - Golden files: each case decodes a fixture from `tests/fixtures/xmlrpc/`, applies the
 //!   target's filters and mapping, builds the export request and compares it, as OTLP/JSON, with
 //!   `tests/golden/<case>.json`. Timestamps and the order of metrics and points are ignored.
+//!   Some cases add the counts the scrape layer would have kept (restarts, exits), so the sums
+//!   are held to their files too.
 //!   `UPDATE_GOLDEN=1 cargo test --test unit metrics_golden` rewrites the files; review the diff.
 //! - Datadog's unit vectors: the process counts and uptimes its check's tests expect, read back
 //!   from the produced OTLP.
@@ -13,16 +15,22 @@ use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, NumberDataPoint};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, NumberDataPoint,
+};
 use serde_json::Value as Json;
 use supervisord_receiver::settings::pattern::NamePattern;
 
 use supervisord_receiver::metrics::build_request;
-use supervisord_receiver::schema::definitions::{PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER};
+use supervisord_receiver::schema::definitions::{
+    EXPECTED, GROUP, PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER,
+};
 use supervisord_receiver::schema::{metrics_page, MetricId, MetricToggles};
 use supervisord_receiver::scrape::monitored;
-use supervisord_receiver::scrape::outcome::{PollOutcome, TargetIdentity};
-use supervisord_receiver::settings::{Endpoint, Target};
+use supervisord_receiver::scrape::outcome::{
+    CountPoint, Counts, PollData, PollOutcome, TargetIdentity,
+};
+use supervisord_receiver::settings::{Endpoint, Target, Temporality};
 use supervisord_receiver::supervisor::decode;
 use supervisord_receiver::supervisor::xmlrpc::{self, Value};
 use supervisord_receiver::vocab::Status;
@@ -113,8 +121,67 @@ impl Format {
 }
 
 fn build(target: &Target, snapshot: Snapshot, format: Format) -> ExportMetricsServiceRequest {
+    build_counted(target, snapshot, format, |_| {})
+}
+
+/// [`build`], with counts added to the poll as the scrape layer would have kept them.
+fn build_counted(
+    target: &Target,
+    snapshot: Snapshot,
+    format: Format,
+    count: impl FnOnce(&mut PollData),
+) -> ExportMetricsServiceRequest {
     let target = format.apply(target);
-    build_request(&[outcome(&target, snapshot)], &MetricToggles::default())
+    let mut outcome = outcome(&target, snapshot);
+    if let Ok(data) = &mut outcome.result {
+        count(data);
+    }
+    build_request(&[outcome], &MetricToggles::default())
+}
+
+/// Arbitrary, before the poll: golden comparison drops it.
+const FIRST_SEEN_UNIX_NANO: u64 = POLL_TIME_UNIX_NANO - 60_000_000_000;
+
+/// A restart count per monitored process (0, 1, 2, 0, ...), as polling keeps them.
+fn restarts(data: &mut PollData, temporality: Temporality) {
+    let points = data
+        .processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| CountPoint {
+            name: p.info.name.clone(),
+            group: p.info.group.clone(),
+            expected: None,
+            start_time_unix_nano: FIRST_SEEN_UNIX_NANO,
+            value: i as u64 % 3,
+        })
+        .collect();
+    data.restarts = Counts {
+        temporality,
+        points,
+    };
+}
+
+/// Exit counts per monitored process, `expected` true and false, as push mode keeps them.
+fn exits(data: &mut PollData, temporality: Temporality) {
+    let points = data
+        .processes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            [(true, 1), (false, i as u64)].map(|(expected, value)| CountPoint {
+                name: p.info.name.clone(),
+                group: p.info.group.clone(),
+                expected: Some(expected),
+                start_time_unix_nano: FIRST_SEEN_UNIX_NANO,
+                value,
+            })
+        })
+        .collect();
+    data.exits = Counts {
+        temporality,
+        points,
+    };
 }
 
 /// A `proc_regex` pattern as the Datadog format reads it (Python's syntax).
@@ -220,12 +287,17 @@ fn golden_server0_datadog_format_with_tags_and_filter() {
         ("team".into(), "web".into()),
         ("team".into(), "ops".into()),
     ];
+    // Push mode's counts, in delta, as a Datadog user would send them.
     check_golden(
         "datadog_server0_auth_datadog",
-        &build(
+        &build_counted(
             &target,
             processes_snapshot("datadog_server0_auth.xml"),
             Format::Datadog,
+            |data| {
+                restarts(data, Temporality::Delta);
+                exits(data, Temporality::Delta);
+            },
         ),
     );
 }
@@ -246,12 +318,14 @@ fn golden_ruby_backoff() {
 #[test]
 fn golden_multicall_with_state_identification_and_version() {
     let target = target("server1");
+    // Polling's counts: restarts only, cumulative (the default).
     check_golden(
         "multicall_ok_native",
-        &build(
+        &build_counted(
             &target,
             multicall_snapshot("multicall_ok.xml"),
             Format::Native,
+            |data| restarts(data, Temporality::Cumulative),
         ),
     );
 }
@@ -288,6 +362,22 @@ fn gauge_points(request: &ExportMetricsServiceRequest, id: MetricId) -> Vec<&Num
         .flat_map(|m| match &m.data {
             Some(metric::Data::Gauge(g)) => g.data_points.iter().collect::<Vec<_>>(),
             other => panic!("{} is not a gauge: {other:?}", m.name),
+        })
+        .collect()
+}
+
+/// Every point of `id`, gauge or sum.
+fn number_points(request: &ExportMetricsServiceRequest, id: MetricId) -> Vec<&NumberDataPoint> {
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name == id.name())
+        .flat_map(|m| match &m.data {
+            Some(metric::Data::Gauge(g)) => g.data_points.iter().collect::<Vec<_>>(),
+            Some(metric::Data::Sum(s)) => s.data_points.iter().collect::<Vec<_>>(),
+            other => panic!("{} is neither a gauge nor a sum: {other:?}", m.name),
         })
         .collect()
 }
@@ -490,10 +580,26 @@ fn unit_extract_uptime() {
 
 #[test]
 fn datadog_format_tags_every_point_with_the_server() {
-    let request = server1(|_| {});
+    let request = build_counted(
+        &target("server1"),
+        processes_snapshot("datadog_server1.xml"),
+        Format::Datadog,
+        |data| {
+            restarts(data, Temporality::Cumulative);
+            exits(data, Temporality::Delta);
+        },
+    );
     let mut seen = 0;
     for id in MetricId::ALL {
-        for point in gauge_points(&request, id) {
+        let points = number_points(&request, id);
+        // The fixture has no supervisord state; everything else is there, sums included.
+        assert_eq!(
+            points.is_empty(),
+            id == MetricId::SupervisorState,
+            "{}",
+            id.name()
+        );
+        for point in points {
             assert_eq!(
                 attribute(point, SUPERVISORD_SERVER.key),
                 "server1",
@@ -504,6 +610,62 @@ fn datadog_format_tags_every_point_with_the_server() {
         }
     }
     assert!(seen > 0);
+}
+
+#[test]
+fn counts_are_monotonic_sums_with_their_temporality_and_a_bool_expected() {
+    let request = build_counted(
+        &target("server1"),
+        processes_snapshot("datadog_server1.xml"),
+        Format::Native,
+        |data| {
+            restarts(data, Temporality::Cumulative);
+            exits(data, Temporality::Delta);
+        },
+    );
+    let sum = |id: MetricId| {
+        request.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == id.name())
+            .and_then(|m| match &m.data {
+                Some(metric::Data::Sum(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{} is not a sum", id.name()))
+    };
+    let restarts = sum(MetricId::ProcessRestarts);
+    assert!(restarts.is_monotonic);
+    assert_eq!(
+        restarts.aggregation_temporality,
+        AggregationTemporality::Cumulative as i32
+    );
+    let exits = sum(MetricId::ProcessExits);
+    assert!(exits.is_monotonic);
+    assert_eq!(
+        exits.aggregation_temporality,
+        AggregationTemporality::Delta as i32
+    );
+    // Three processes, each with an expected and an unexpected series.
+    assert_eq!(exits.data_points.len(), 6);
+    for point in restarts.data_points.iter().chain(&exits.data_points) {
+        assert_eq!(point.start_time_unix_nano, FIRST_SEEN_UNIX_NANO);
+        assert_eq!(point.time_unix_nano, POLL_TIME_UNIX_NANO);
+        let keys: Vec<_> = point.attributes.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys[..2], [PROCESS.key, GROUP.key]);
+    }
+    let expected: Vec<_> = exits
+        .data_points
+        .iter()
+        .map(|p| {
+            let kv = p.attributes.iter().find(|kv| kv.key == EXPECTED.key);
+            match kv.and_then(|kv| kv.value.as_ref()?.value.as_ref()) {
+                Some(any_value::Value::BoolValue(b)) => *b,
+                other => panic!("expected is not a bool: {other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(expected, [true, false, true, false, true, false]);
 }
 
 // ---------------------------------------------------------------------------------------------

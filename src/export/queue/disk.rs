@@ -1,6 +1,14 @@
-//! The persistent side of a sending queue: one redb file per exporter,
-//! `<storage>/<exporter name>/queue.redb`, one entry per batch keyed by a sequence number
-//! (oldest first), valued by its point count and its encoded OTLP request.
+//! The persistent side of a sending queue: one redb file per exporter and signal, one entry
+//! per batch keyed by a sequence number (oldest first), valued by its point (or log record)
+//! count and its encoded OTLP request.
+//!
+//! The layout under the storage directory, the exporter key escaped (see [`exporter_dir`]):
+//! - metrics: `<storage>/<exporter>/queue.redb`, where it always was, so a queue left on disk
+//!   before logs existed is found and sent;
+//! - logs: `<storage>/<exporter>/logs/queue.redb`, beside it. A sub-directory rather than a
+//!   sibling named after the key (`otlp/logs` escaped to `otlp%2Flogs`), which would be the
+//!   metrics directory of an exporter keyed `otlp/logs`: escaped keys never hold a `/`, so no
+//!   exporter's directory is ever another's logs directory.
 //!
 //! redb commits are atomic and durable when `commit` returns (checksummed pages, fsync), and a
 //! file left by a crash is repaired on open, so a batch is either wholly queued or not at all.
@@ -12,10 +20,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 
-/// Sequence number -> (data points, OTLP `ExportMetricsServiceRequest` protobuf).
+use crate::settings::Signal;
+
+/// Sequence number -> (data points or log records, OTLP `ExportMetricsServiceRequest` or
+/// `ExportLogsServiceRequest` protobuf: the file's signal).
 const BATCHES: TableDefinition<u64, (u64, &[u8])> = TableDefinition::new("batches");
 
 pub(crate) const FILE_NAME: &str = "queue.redb";
+
+/// The sub-directory of an exporter's directory that holds its logs queue.
+pub(crate) const LOGS_DIR: &str = "logs";
 
 /// redb's page cache; the queue is written once and read once, so little cache is needed.
 const CACHE_BYTES: usize = 4 << 20;
@@ -62,10 +76,24 @@ pub(crate) fn exporter_dir(storage: &Path, exporter: &str) -> PathBuf {
     storage.join(name)
 }
 
+/// The directory of one exporter's queue of one signal (see the module's layout).
+pub(crate) fn queue_dir(storage: &Path, exporter: &str, signal: Signal) -> PathBuf {
+    let dir = exporter_dir(storage, exporter);
+    match signal {
+        Signal::Metrics => dir,
+        Signal::Logs => dir.join(LOGS_DIR),
+    }
+}
+
 impl DiskStore {
-    /// Opens (or creates) the exporter's queue file and lists the batches it holds, oldest first.
-    pub fn open(storage: &Path, exporter: &str) -> Result<(DiskStore, Vec<StoredBatch>), String> {
-        let dir = exporter_dir(storage, exporter);
+    /// Opens (or creates) the queue file of the exporter's `signal` and lists the batches it
+    /// holds, oldest first.
+    pub fn open(
+        storage: &Path,
+        exporter: &str,
+        signal: Signal,
+    ) -> Result<(DiskStore, Vec<StoredBatch>), String> {
+        let dir = queue_dir(storage, exporter, signal);
         create_private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let file = dir.join(FILE_NAME);
         let db = match open_db(&file) {
@@ -219,7 +247,7 @@ fn set_aside(file: &Path) -> Result<PathBuf, String> {
     Ok(aside)
 }
 
-/// The queue holds the metrics and nothing else, but it is nobody else's business either.
+/// The queue holds the data and nothing else, but it is nobody else's business either.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -249,19 +277,33 @@ mod tests {
             exporter_dir(root, "otlp/a_b"),
             exporter_dir(root, "otlp_a/b")
         );
+        assert_eq!(
+            queue_dir(root, "otlp", Signal::Metrics),
+            Path::new("/q/otlp"),
+            "metrics stay where queues were before logs"
+        );
+        assert_eq!(
+            queue_dir(root, "otlp/backend", Signal::Logs),
+            Path::new("/q/otlp%2Fbackend/logs")
+        );
+        assert_ne!(
+            queue_dir(root, "otlp", Signal::Logs),
+            queue_dir(root, "otlp/logs", Signal::Metrics),
+            "no exporter's queue is another's logs queue"
+        );
     }
 
     #[test]
     fn batches_survive_reopening_in_order() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (store, found) = DiskStore::open(dir.path(), "otlp/a").unwrap();
+            let (store, found) = DiskStore::open(dir.path(), "otlp/a", Signal::Metrics).unwrap();
             assert!(found.is_empty());
             store.commit(Some((1, 10, b"one")), &[]).unwrap();
             store.commit(Some((2, 20, b"two!")), &[]).unwrap();
             store.commit(Some((3, 30, b"three")), &[1]).unwrap();
         }
-        let (store, found) = DiskStore::open(dir.path(), "otlp/a").unwrap();
+        let (store, found) = DiskStore::open(dir.path(), "otlp/a", Signal::Metrics).unwrap();
         assert_eq!(
             found,
             [
@@ -282,15 +324,15 @@ mod tests {
             [Some(b"three".to_vec()), None, Some(b"two!".to_vec())]
         );
         // Another exporter's queue is separate.
-        let (_, other) = DiskStore::open(dir.path(), "otlp/b").unwrap();
+        let (_, other) = DiskStore::open(dir.path(), "otlp/b", Signal::Metrics).unwrap();
         assert!(other.is_empty());
     }
 
     #[test]
     fn a_second_process_cannot_share_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (_held, _) = DiskStore::open(dir.path(), "otlp").unwrap();
-        let err = DiskStore::open(dir.path(), "otlp").unwrap_err();
+        let (_held, _) = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap();
+        let err = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap_err();
         assert!(err.contains("in use by another process"), "{err}");
     }
 
@@ -301,7 +343,7 @@ mod tests {
             let file = exporter_dir(dir.path(), "otlp").join(FILE_NAME);
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
             std::fs::write(&file, damage).unwrap();
-            let (store, found) = DiskStore::open(dir.path(), "otlp").unwrap();
+            let (store, found) = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap();
             assert!(found.is_empty());
             store.commit(Some((1, 1, b"x")), &[]).unwrap();
             let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
@@ -333,7 +375,7 @@ mod tests {
         let Some(dir) = std::env::var_os(CRASH_DIR_VAR) else {
             return;
         };
-        let (store, found) = DiskStore::open(Path::new(&dir), "otlp").unwrap();
+        let (store, found) = DiskStore::open(Path::new(&dir), "otlp", Signal::Metrics).unwrap();
         let mut oldest = found.first().map_or(0, |b| b.seq);
         let mut seq = found.last().map_or(0, |b| b.seq + 1);
         let mut announced = false;
@@ -391,7 +433,7 @@ mod tests {
             child.kill().unwrap();
             child.wait().unwrap();
 
-            let (store, found) = DiskStore::open(dir.path(), "otlp").unwrap();
+            let (store, found) = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap();
             assert!(
                 !found.is_empty(),
                 "round {round}: the first commit was durable"
@@ -416,7 +458,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = exporter_dir(dir.path(), "otlp").join(FILE_NAME);
         {
-            let (store, _) = DiskStore::open(dir.path(), "otlp").unwrap();
+            let (store, _) = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap();
             for seq in 0..20u64 {
                 store
                     .commit(Some((seq, seq, &vec![seq as u8; 1000])), &[])
@@ -428,7 +470,7 @@ mod tests {
         // lists reads back whole.
         for keep in [full.len() / 2, full.len() - 1, 4096, 100] {
             std::fs::write(&file, &full[..keep]).unwrap();
-            let (store, found) = DiskStore::open(dir.path(), "otlp").unwrap();
+            let (store, found) = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap();
             let seqs: Vec<u64> = found.iter().map(|b| b.seq).collect();
             for (seq, bytes) in seqs.iter().zip(store.read(&seqs).unwrap()) {
                 assert_eq!(bytes, Some(vec![*seq as u8; 1000]));

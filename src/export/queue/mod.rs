@@ -1,4 +1,7 @@
-//! The sending queue of one OTLP exporter: bounded by batches and by bytes, in memory or on disk.
+//! The sending queue of one OTLP exporter for one signal: bounded by batches and by bytes, in
+//! memory or on disk. An exporter carrying metrics and logs has two, each with the configured
+//! limits (as the Collector's exporters in a metrics and a logs pipeline do), so a flood of one
+//! signal never evicts the other's batches.
 //!
 //! The pipeline pushes batches without ever waiting for the backend; the exporter's sender takes
 //! the oldest ones, sends them, and only then removes them ([`SendingQueue::finish`]), so a batch
@@ -22,12 +25,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use prost::Message;
 use tokio::sync::Notify;
 
-use crate::export::EncodedRequest;
-use crate::settings::QueueSettings;
+use crate::export::encoded::decodes_as;
+use crate::export::{items, EncodedRequest};
+use crate::settings::{QueueSettings, Signal};
 use crate::telemetry::Telemetry;
 use disk::DiskStore;
 
@@ -119,7 +121,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[derive(Debug)]
 pub struct SendingQueue {
+    /// For messages: the exporter's key, with ` (logs)` for its logs queue.
     exporter: String,
+    signal: Signal,
     max_batches: u64,
     max_bytes: u64,
     state: Mutex<State>,
@@ -130,10 +134,11 @@ pub struct SendingQueue {
 }
 
 impl SendingQueue {
-    /// An in-memory queue, or the exporter's persistent one under `settings.storage` with what a
-    /// previous run left in it.
+    /// An in-memory queue, or the exporter's persistent one for `signal` under
+    /// `settings.storage` with what a previous run left in it.
     pub fn open(
         exporter: &str,
+        signal: Signal,
         settings: &QueueSettings,
         gauges: Arc<QueueGauges>,
         telemetry: Arc<Telemetry>,
@@ -153,9 +158,11 @@ impl SendingQueue {
             overflow: None,
             disk_failing: false,
         };
+        let name = display_name(exporter, signal);
+        let what = items(signal);
         if let (true, Some(storage)) = (settings.enabled, &settings.storage) {
             let (store, found) =
-                DiskStore::open(storage, exporter).map_err(|e| (storage.clone(), e))?;
+                DiskStore::open(storage, exporter, signal).map_err(|e| (storage.clone(), e))?;
             for b in &found {
                 state.bytes += b.bytes;
                 state.entries.push_back(Entry {
@@ -168,19 +175,20 @@ impl SendingQueue {
             state.next_seq = found.last().map_or(0, |b| b.seq + 1);
             if !found.is_empty() {
                 tracing::info!(
-                    exporter,
+                    exporter = name,
                     file = %store.file().display(),
                     batches = found.len(),
                     points = found.iter().map(|b| b.points).sum::<u64>(),
-                    "the persistent sending queue holds batches from a previous run; sending \
-                     them oldest first"
+                    "the persistent sending queue holds batches from a previous run ({what}); \
+                     sending them oldest first"
                 );
             }
             state.store = Some(store);
         }
         let slot = gauges.register();
         let queue = SendingQueue {
-            exporter: exporter.to_string(),
+            exporter: name,
+            signal,
             max_batches,
             max_bytes,
             state: Mutex::new(state),
@@ -195,13 +203,25 @@ impl SendingQueue {
         let evicted = disk_seqs(state.entries.iter().take(evict));
         if let Some(store) = &state.store {
             if let Err(e) = store.commit(None, &evicted) {
-                tracing::warn!(exporter, "cannot trim the persistent sending queue: {e}");
+                tracing::warn!(
+                    exporter = %queue.exporter,
+                    "cannot trim the persistent sending queue: {e}"
+                );
             }
         }
         queue.evict(&mut state, evict);
         queue.publish(&state);
         drop(state);
         Ok(queue)
+    }
+
+    /// The exporter's key, with ` (logs)` for a logs queue: how messages name it.
+    pub fn name(&self) -> &str {
+        &self.exporter
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.signal
     }
 
     pub fn is_persistent(&self) -> bool {
@@ -234,7 +254,8 @@ impl SendingQueue {
             tracing::warn!(
                 exporter = %self.exporter,
                 points,
-                "sending queue full with batches being sent: {points} new points dropped"
+                "sending queue full with batches being sent: {points} new {} dropped",
+                items(self.signal)
             );
             return;
         };
@@ -307,8 +328,9 @@ impl SendingQueue {
             if let Some((batches, points)) = state.overflow.take() {
                 tracing::info!(
                     exporter = %self.exporter,
-                    "the sending queue has room again; {batches} batches ({points} points) were \
-                     dropped while it was full"
+                    "the sending queue has room again; {batches} batches ({points} {}) were \
+                     dropped while it was full",
+                    items(self.signal)
                 );
             }
             return;
@@ -383,7 +405,7 @@ impl SendingQueue {
                 None => read
                     .next()
                     .flatten()
-                    .filter(|bytes| ExportMetricsServiceRequest::decode(bytes.as_slice()).is_ok())
+                    .filter(|bytes| decodes_as(self.signal, bytes))
                     .map(Bytes::from),
             };
             match request {
@@ -399,7 +421,8 @@ impl SendingQueue {
             tracing::error!(
                 exporter = %self.exporter,
                 "a batch in the persistent sending queue does not decode: {unreadable_points} \
-                 points dropped"
+                 {} dropped",
+                items(self.signal)
             );
         }
         state.in_flight = count;
@@ -497,16 +520,28 @@ impl SendingQueue {
     }
 }
 
-/// Where an exporter's persistent queue lives under a storage directory.
+/// How messages name the queue of an exporter's signal: the key alone for metrics (as before
+/// logs existed), `otlp (logs)` for logs.
+fn display_name(exporter: &str, signal: Signal) -> String {
+    match signal {
+        Signal::Metrics => exporter.to_string(),
+        Signal::Logs => format!("{exporter} (logs)"),
+    }
+}
+
+/// Where an exporter's persistent queue of one signal lives under a storage directory.
 #[cfg(test)]
-fn queue_file(storage: &std::path::Path, exporter: &str) -> PathBuf {
-    disk::exporter_dir(storage, exporter).join(disk::FILE_NAME)
+fn queue_file(storage: &std::path::Path, exporter: &str, signal: Signal) -> PathBuf {
+    disk::queue_dir(storage, exporter, signal).join(disk::FILE_NAME)
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
 
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::metrics::v1::{
         metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
@@ -552,6 +587,7 @@ mod tests {
         let telemetry = Arc::new(Telemetry::default());
         let queue = SendingQueue::open(
             "otlp/test",
+            Signal::Metrics,
             settings,
             QueueGauges::new(telemetry.clone()),
             telemetry.clone(),
@@ -678,8 +714,95 @@ mod tests {
         assert_eq!(taken.points, 7);
         assert_eq!(
             queue.file(),
-            Some(queue_file(dir.path(), "otlp/test")),
+            Some(queue_file(dir.path(), "otlp/test", Signal::Metrics)),
             "one file per exporter, under its name"
         );
+    }
+
+    fn logs_message(name: &str, records: usize) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![
+                        LogRecord {
+                            event_name: name.into(),
+                            time_unix_nano: 1,
+                            ..Default::default()
+                        };
+                        records
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn an_exporter_keeps_its_logs_in_a_queue_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = QueueSettings {
+            storage: Some(dir.path().to_path_buf()),
+            ..QueueSettings::default()
+        };
+        let telemetry = Arc::new(Telemetry::default());
+        let gauges = QueueGauges::new(telemetry.clone());
+        let open_signal = |signal| {
+            SendingQueue::open("otlp", signal, &settings, gauges.clone(), telemetry.clone())
+                .unwrap()
+        };
+        {
+            // Both open at once: two files, neither locking the other.
+            let metrics = open_signal(Signal::Metrics);
+            let logs = open_signal(Signal::Logs);
+            metrics.push(request("m", 2));
+            logs.push(EncodedRequest::from_logs(&logs_message("l", 3)));
+            assert_eq!(logs.name(), "otlp (logs)");
+            assert_eq!(
+                logs.file(),
+                Some(dir.path().join("otlp").join("logs").join("queue.redb"))
+            );
+            assert_eq!(
+                metrics.file(),
+                Some(dir.path().join("otlp").join("queue.redb"))
+            );
+        }
+        let logs = open_signal(Signal::Logs);
+        let taken = logs.take(u64::MAX).unwrap();
+        assert_eq!(taken.points, 3, "log records are counted");
+        assert_eq!(taken.request.decode_logs().unwrap(), logs_message("l", 3));
+        let metrics = open_signal(Signal::Metrics);
+        assert_eq!(names(&metrics.take(u64::MAX).unwrap().request), ["m"]);
+    }
+
+    #[test]
+    fn a_record_of_the_wrong_signal_on_disk_is_dropped_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = QueueSettings {
+            storage: Some(dir.path().to_path_buf()),
+            ..QueueSettings::default()
+        };
+        let (telemetry, gauges) = {
+            let t = Arc::new(Telemetry::default());
+            (t.clone(), QueueGauges::new(t))
+        };
+        {
+            let store = SendingQueue::open(
+                "otlp",
+                Signal::Logs,
+                &settings,
+                gauges.clone(),
+                telemetry.clone(),
+            )
+            .unwrap();
+            // A metrics batch where logs belong (only a damaged or foreign file holds one): a
+            // metric's name is field 1, where a log record has a fixed64.
+            store.push(request("m", 2));
+        }
+        let logs =
+            SendingQueue::open("otlp", Signal::Logs, &settings, gauges, telemetry.clone()).unwrap();
+        let taken = logs.take(u64::MAX).unwrap();
+        assert!(taken.request.is_empty());
+        assert_eq!(dropped(&telemetry), 2);
     }
 }

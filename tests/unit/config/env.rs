@@ -1,6 +1,7 @@
 //! `${env:...}` in both formats, and the OTEL_* variables.
 
 use super::*;
+use supervisord_receiver::settings::Signal;
 
 #[test]
 fn env_expansion_in_both_formats() {
@@ -41,10 +42,14 @@ c.yaml:3:5: targets[0].endpoint: unsupported substitution '${HOST}'; only ${env:
 
 const NATIVE_NO_EXPORTER: &str = TARGET;
 
+/// The exporter the variables make for metrics (with `otlp/logs` beside it when the logs
+/// variables differ).
 fn env_exporter(vars: &[(&str, &str)]) -> OtlpSettings {
     let s = load_text(NATIVE_NO_EXPORTER, vars).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.exporters.len(), 1);
-    otlp(&s).clone()
+    let o = otlp(&s).clone();
+    assert_eq!(o.name, "otlp");
+    assert!(o.signals.contains(&Signal::Metrics));
+    o
 }
 
 #[test]
@@ -108,6 +113,25 @@ fn otel_signal_specific_variables_win() {
     assert_eq!(headers, [("b", "specific")]);
     assert!(o.gzip);
     assert_eq!(o.timeout, Duration::from_millis(2500));
+    assert_eq!(o.signals, [Signal::Metrics]);
+    // Logs keep the generic variables: a second exporter.
+    let s = load_text(
+        NATIVE_NO_EXPORTER,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=generic"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.exporters.len(), 2);
+    let ExporterSettings::Otlp(logs) = &s.exporters[1] else {
+        panic!("{:?}", s.exporters[1]);
+    };
+    assert_eq!(logs.name, "otlp/logs");
+    assert_eq!(logs.signals, [Signal::Logs]);
+    assert_eq!(logs.protocol, OtlpProtocol::Grpc);
+    assert_eq!(logs.headers[0].1.expose(), "generic");
 }
 
 #[test]

@@ -47,6 +47,10 @@ fn native_example_loads_with_every_option_on() {
     let s = load_text(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
 
     assert_eq!(s.initial_delay, Duration::from_secs(1));
+    assert_eq!(
+        s.temporality,
+        supervisord_receiver::settings::TemporalityPreference::Delta
+    );
     let names: Vec<_> = s.targets.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["web-1", "local", "secure"]);
     let web = &s.targets[0];

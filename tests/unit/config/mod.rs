@@ -6,6 +6,7 @@ mod env;
 mod examples;
 mod native;
 mod robustness;
+mod temporality;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

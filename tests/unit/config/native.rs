@@ -16,7 +16,7 @@ fn native_unknown_keys_are_errors_with_a_suggestion() {
     );
     assert_eq!(
         messages(&format!("{TARGET}metrics:\n  supervisord.proces.count: {{enabled: false}}\n")),
-        ["metrics.supervisord.proces.count: unknown metric 'supervisord.proces.count'; did you mean 'supervisord.process.count'?; valid metrics: supervisord.can_connect, supervisord.process.count, supervisord.process.uptime, supervisord.process.status, supervisord.process.state, supervisord.process.exit_status, supervisord.process.start_time, supervisord.state"]
+        ["metrics.supervisord.proces.count: unknown metric 'supervisord.proces.count'; did you mean 'supervisord.process.count'?; valid metrics: supervisord.can_connect, supervisord.process.count, supervisord.process.uptime, supervisord.process.status, supervisord.process.state, supervisord.process.exit_status, supervisord.process.start_time, supervisord.process.restarts, supervisord.process.exits, supervisord.state"]
     );
     assert_eq!(
         messages(&format!("{TARGET}exporters:\n  otpl: {{}}\n")),
@@ -50,7 +50,7 @@ c.yaml:8:5: targets[1].endpoint: invalid endpoint 'http://h:9001/status': the pa
 c.yaml:9:5: targets[1].username: set password too, or neither
 c.yaml:10:22: targets[1].status_mapping.STOPED: unknown supervisord state 'STOPED'; expected one of STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL, UNKNOWN
 c.yaml:10:34: targets[1].status_mapping.RUNNING: invalid status 'fine': expected up, down or unknown
-c.yaml:11:27: targets[1].resource_attributes.status: 'status' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state
+c.yaml:11:27: targets[1].resource_attributes.status: 'status' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state, expected
 c.yaml:11:38: targets[1].resource_attributes.n: expected a string (quote numbers and booleans), found a number (1)"
     );
 }
@@ -123,4 +123,16 @@ fn native_otlp_endpoint_rules() {
             "exporters.otlp.metrics_endpoint: applies to the http/protobuf and http/json protocols only",
         ]
     );
+}
+
+#[test]
+fn the_counts_switch_like_every_metric() {
+    let s = ok(&format!(
+        "{TARGET}metrics:\n  supervisord.process.exits: {{enabled: false}}\n"
+    ));
+    assert!(!s.metrics.is_enabled(MetricId::ProcessExits));
+    assert!(s.metrics.is_enabled(MetricId::ProcessRestarts));
+    let s = ok(&dd("name: s\nmetric_patterns:\n  exclude: ['restarts$']"));
+    assert!(!s.metrics.is_enabled(MetricId::ProcessRestarts));
+    assert!(s.metrics.is_enabled(MetricId::ProcessExits));
 }

@@ -1,0 +1,261 @@
+//! Push mode for real: supervisord runs the receiver as an event listener from an
+//! `[eventlistener:otel]` section; programs are stopped, started and killed; the records and
+//! counts arrive at a real OTLP server, also after the backend was down for a while, and
+//! supervisord keeps managing its programs meanwhile.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use supervisord_receiver::schema::MetricId;
+
+use super::state_changes::{crash, restarting, wait_for_new_pid};
+use crate::testkit::config::{self, otlp_exporter, target};
+use crate::testkit::expect::PROCESS;
+use crate::testkit::otlp_sink::{all_records, OtlpSink, Record};
+use crate::testkit::receiver::BIN;
+use crate::testkit::supervisord::{Auth, Options, Program, Supervisord};
+use crate::testkit::WAIT;
+
+/// The listener's section: run by supervisord, logs to a file the test reads.
+fn listener_section(config: &Path, log: &Path) -> String {
+    format!(
+        "[eventlistener:otel]\n\
+         command={BIN} listen --config {}\n\
+         events=PROCESS_STATE,SUPERVISOR_STATE_CHANGE,TICK_5\n\
+         buffer_size=100\n\
+         autorestart=true\n\
+         startsecs=0\n\
+         stderr_logfile={}\n\
+         environment=RUST_LOG=\"info\"",
+        config.display(),
+        log.display()
+    )
+}
+
+/// A receiver config for the supervisord that runs it: its URL from the environment.
+fn listener_config(dir: &Path, auth: Option<&Auth>, sink: &OtlpSink) -> std::path::PathBuf {
+    let cfg = config::native(
+        &[target("host-p", "${env:SUPERVISOR_SERVER_URL}").auth(auth)],
+        &[otlp_exporter("grpc", &sink.grpc_endpoint(), "none", &[])],
+    );
+    // Polls every 5 s: the records must come from the events, not from polls.
+    let cfg = cfg.replace("collection_interval: 1s", "collection_interval: 5s");
+    config::write(
+        dir,
+        "listener.yaml",
+        &format!("{cfg}telemetry:\n  metrics: false\n"),
+    )
+}
+
+fn changes<'a>(records: &'a [Record], process: &str) -> Vec<(&'a str, &'a str)> {
+    records
+        .iter()
+        .filter(|r| r.attr(PROCESS) == Some(process))
+        .map(|r| {
+            (
+                r.attr("previous_state").unwrap_or("?"),
+                r.attr("state").unwrap_or("?"),
+            )
+        })
+        .collect()
+}
+
+fn wait_for_listener(svd: &Supervisord) {
+    svd.wait_for_states(&[("otel", "RUNNING")], WAIT);
+}
+
+#[test]
+fn the_listener_reports_every_transition_as_it_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = OtlpSink::start();
+    let config = listener_config(dir.path(), None, &sink);
+    let log = dir.path().join("listener.log");
+    let svd = Supervisord::start(
+        Options::default()
+            .unix_only()
+            .programs(vec![Program::running("web"), restarting("crashy")])
+            .section(&listener_section(&config, &log)),
+    );
+    wait_for_listener(&svd);
+    svd.wait_for_states(&[("web", "RUNNING")], WAIT);
+    // The first poll is the baseline of the counts.
+    // The listener is one of supervisord's processes too.
+    sink.wait_for_processes("host-p", &["web", "crashy", "otel"], WAIT);
+
+    svd.ctl(&["stop", "web"]);
+    svd.ctl(&["start", "web"]);
+    // Boot gave web STOPPED → STARTING → RUNNING already; these are the steps after it.
+    let steps = [
+        ("RUNNING", "STOPPING"),
+        ("STOPPING", "STOPPED"),
+        ("STOPPED", "STARTING"),
+        ("STARTING", "RUNNING"),
+    ];
+    let in_order = |web: &[(&str, &str)]| {
+        let mut from = web.iter().position(|w| *w == steps[0]);
+        for step in &steps[1..] {
+            from = from.and_then(|at| {
+                web[at + 1..]
+                    .iter()
+                    .position(|w| w == step)
+                    .map(|p| at + 1 + p)
+            });
+        }
+        from.is_some()
+    };
+    // Every step, in order, straight from the events (polls come only every 5 s).
+    let logs = sink.wait_for_logs(|logs| in_order(&changes(&all_records(logs), "web")), WAIT);
+    let records = all_records(&logs);
+    let running = records
+        .iter()
+        .find(|r| r.attr(PROCESS) == Some("web") && r.attr("state") == Some("RUNNING"))
+        .unwrap();
+    assert_eq!(running.server(), Some("host-p"));
+    assert!(running.attr("pid").is_some());
+    assert!(running.resource_attr("supervisord.version").is_some());
+
+    // A crash: an unexpected exit, then a start, both counted from the events.
+    let old = crash(&svd, "crashy");
+    wait_for_new_pid(&svd, "crashy", &old);
+    let exits = MetricId::ProcessExits.name();
+    let restarts = MetricId::ProcessRestarts.name();
+    let poll = sink.wait_for_poll(
+        "host-p",
+        |p| {
+            p.value(exits, &[(PROCESS, "crashy"), ("expected", "false")]) == Some(1)
+                && p.value(restarts, &[(PROCESS, "web")]) == Some(1)
+        },
+        WAIT,
+    );
+    assert_eq!(
+        poll.expect(exits, &[(PROCESS, "web"), ("expected", "false")]),
+        0,
+        "a stop is not an exit"
+    );
+    assert_eq!(poll.expect(restarts, &[(PROCESS, "crashy")]), 1);
+    let crash = all_records(&sink.logs())
+        .into_iter()
+        .find(|r| r.attr(PROCESS) == Some("crashy") && r.attr("state") == Some("EXITED"))
+        .unwrap();
+    assert_eq!(crash.attr("expected"), Some("false"));
+    assert_eq!(crash.severity_text, "ERROR");
+
+    // Nothing but the protocol went to supervisord: it would have logged a protocol error.
+    let listener_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        listener_log.contains("listening to supervisord's events"),
+        "{listener_log}"
+    );
+    assert!(
+        !svd.logs().contains("violated the eventlistener protocol"),
+        "{}",
+        svd.logs()
+    );
+}
+
+#[test]
+fn with_the_backend_down_nothing_is_lost_and_supervisord_is_never_held_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = OtlpSink::start();
+    let auth = Auth::new("listener", "push-secret-91c");
+    let config = listener_config(dir.path(), Some(&auth), &sink);
+    let log = dir.path().join("listener.log");
+    let programs = (0..4)
+        .map(|i| Program::running(&format!("app{i}")))
+        .collect();
+    let svd = Supervisord::start(
+        Options::default()
+            .tcp_only()
+            .with_auth(&auth.username, &auth.password)
+            .programs(programs)
+            .section(&listener_section(&config, &log)),
+    );
+    wait_for_listener(&svd);
+    sink.wait_for_processes("host-p", &["app0", "app1", "app2", "app3", "otel"], WAIT);
+
+    sink.stop();
+    // supervisord goes on managing while every export fails: each command returns at once.
+    let started = Instant::now();
+    for round in 0..3 {
+        for i in 0..4 {
+            svd.ctl(&["stop", &format!("app{i}")]);
+        }
+        for i in 0..4 {
+            svd.ctl(&["start", &format!("app{i}")]);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "supervisord slowed down in round {round}"
+        );
+    }
+    svd.wait_for_states(
+        &[
+            ("app0", "RUNNING"),
+            ("app1", "RUNNING"),
+            ("app2", "RUNNING"),
+            ("app3", "RUNNING"),
+        ],
+        WAIT,
+    );
+    sink.restart();
+    // Every transition made while the backend was down arrives once it is back: 3 rounds of
+    // 4 steps (stopping, stopped, starting, running) per program.
+    let logs = sink.wait_for_logs(
+        |logs| {
+            let records = all_records(logs);
+            (0..4).all(|i| changes(&records, &format!("app{i}")).len() >= 12)
+        },
+        WAIT + Duration::from_secs(40),
+    );
+    let records = all_records(&logs);
+    for i in 0..4 {
+        let app = changes(&records, &format!("app{i}"));
+        assert_eq!(
+            app.iter()
+                .filter(|c| **c == ("STOPPING", "STOPPED"))
+                .count(),
+            3,
+            "app{i}: {app:?}"
+        );
+    }
+    let listener_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!listener_log.contains("push-secret-91c"));
+    assert!(
+        !listener_log.contains("listener_event_dropped"),
+        "{listener_log}"
+    );
+}
+
+#[test]
+fn a_listener_without_credentials_says_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = OtlpSink::start();
+    let config = listener_config(dir.path(), None, &sink);
+    let log = dir.path().join("listener.log");
+    let svd = Supervisord::start(
+        Options::default()
+            .unix_only()
+            .with_auth("admin", "never-shown-5d2")
+            .programs(vec![Program::running("web")])
+            .section(&listener_section(&config, &log)),
+    );
+    wait_for_listener(&svd);
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("does not pass its credentials") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(text.contains("asks for a username and password"), "{text}");
+    assert!(text.contains("listener.yaml"), "names the file: {text}");
+    // Events are still answered: supervisord keeps managing.
+    svd.ctl(&["stop", "web"]);
+    svd.wait_for_states(&[("web", "STOPPED")], WAIT);
+    let logs = sink.wait_for_logs(
+        |logs| changes(&all_records(logs), "web").contains(&("STOPPING", "STOPPED")),
+        WAIT,
+    );
+    assert!(!logs.is_empty());
+}
