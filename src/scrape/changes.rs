@@ -102,6 +102,11 @@ pub struct ChangeTracker {
     restarts: HashMap<Key, CountSeries>,
     /// Push mode only: by process and `expected`.
     exits: HashMap<(Key, bool), CountSeries>,
+    /// Push mode only: each process's state as the events last told it (or as a poll first saw
+    /// it). Polls do not overwrite it: an event queued by supervisord before the listener was
+    /// ready can arrive after a poll that already shows its outcome, and a poll can land
+    /// between two events of one restart.
+    pushed: HashMap<Key, ProcessState>,
     temporality: CountTemporality,
     source: Source,
 }
@@ -159,10 +164,14 @@ impl ChangeTracker {
                     self.series(&key, now_unix_nano);
                 }
             }
+            if !from_polls {
+                self.pushed.entry(key.clone()).or_insert(seen.state);
+            }
             current.insert(key, seen);
         }
         self.restarts.retain(|key, _| current.contains_key(key));
         self.exits.retain(|(key, _), _| current.contains_key(key));
+        self.pushed.retain(|key, _| current.contains_key(key));
         if previous.is_some() && from_polls {
             if let (Some(before), Some(state)) = (self.supervisor, supervisor) {
                 if before != state {
@@ -179,23 +188,26 @@ impl ChangeTracker {
     }
 
     /// A process event (push mode): counts a start of a process already seen as a restart and
-    /// an exit by `expected`, and keeps the baseline current. Returns whether the process is
-    /// one the receiver had seen (a start of one it had not is its first sight).
+    /// an exit by `expected`. Returns whether the process is one the receiver had seen (a start
+    /// of one it had not is its first sight).
+    ///
+    /// A start counts only when the process was last known not to run: a STARTING event for a
+    /// process already known as STARTING or RUNNING tells of the start the receiver saw first
+    /// (at boot, supervisord queues the first events until the listener is ready, and the first
+    /// poll may come before them).
     pub fn observe_event(&mut self, change: &ProcessTransition, now_unix_nano: u64) -> bool {
         let key = (change.group.clone(), change.name.clone());
-        let known = self.restarts.contains_key(&key);
+        let before = self.pushed.insert(key.clone(), change.state);
+        let known = before.is_some() || self.restarts.contains_key(&key);
         let series = self.series(&key, now_unix_nano);
-        if known && change.state == ProcessState::Starting {
+        let was_running = matches!(before, Some(ProcessState::Starting | ProcessState::Running));
+        if known && change.state == ProcessState::Starting && !was_running {
             series.add(1);
         }
         if let (ProcessState::Exited, Some(expected)) = (change.state, change.expected) {
-            if let Some(exits) = self.exits.get_mut(&(key.clone(), expected)) {
+            if let Some(exits) = self.exits.get_mut(&(key, expected)) {
                 exits.add(1);
             }
-        }
-        if let Some(seen) = self.last.as_mut().and_then(|last| last.get_mut(&key)) {
-            seen.state = change.state;
-            seen.pid = change.pid.unwrap_or(0);
         }
         known
     }
@@ -583,6 +595,29 @@ mod tests {
             .map(|p| (p.expected, p.start_time_unix_nano, p.value))
             .collect();
         assert_eq!(exits, vec![(Some(false), 50, 1), (Some(true), 50, 1)]);
+    }
+
+    #[test]
+    fn late_boot_events_and_polls_between_events_count_no_restart_twice() {
+        let mut t = ChangeTracker::new(Source::Events, CountTemporality::default());
+        // The first poll comes before the boot events that supervisord queued.
+        t.observe(&[process("a", ProcessState::Starting, 10, 7)], None, 100);
+        t.observe_event(&event("a", ProcessState::Starting, None), 110);
+        t.observe_event(&event("a", ProcessState::Running, None), 120);
+        assert_eq!(
+            t.restarts("a", "a"),
+            Some(0),
+            "the boot start is the first sight"
+        );
+        // A crash, a poll that already sees the new start, then the start's event.
+        t.observe_event(&event("a", ProcessState::Exited, Some(false)), 200);
+        t.observe(&[process("a", ProcessState::Starting, 20, 8)], None, 210);
+        t.observe_event(&event("a", ProcessState::Starting, None), 220);
+        assert_eq!(t.restarts("a", "a"), Some(1));
+        // A failed start retried from BACKOFF is a new start too.
+        t.observe_event(&event("a", ProcessState::Backoff, None), 300);
+        t.observe_event(&event("a", ProcessState::Starting, None), 310);
+        assert_eq!(t.restarts("a", "a"), Some(2));
     }
 
     #[test]

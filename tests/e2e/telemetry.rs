@@ -327,8 +327,9 @@ fn own_metrics_arrive_over_grpc_with_their_histogram_and_growing_counts() {
         None,
         "a target that never failed has no error series"
     );
-    assert_eq!(latest(&points, CAPACITY_BATCHES, &[]), Some(123.0));
-    assert_eq!(latest(&points, CAPACITY_BYTES, &[]), Some(8388608.0));
+    // Each signal (metrics, logs) has a queue of its own with the configured limits.
+    assert_eq!(latest(&points, CAPACITY_BATCHES, &[]), Some(2.0 * 123.0));
+    assert_eq!(latest(&points, CAPACITY_BYTES, &[]), Some(2.0 * 8388608.0));
     assert!(latest(&points, QUEUE_BATCHES, &[]).is_some());
     assert!(latest(&points, LATE, &[]).is_some(), "polls.late is there");
 

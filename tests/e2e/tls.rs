@@ -575,7 +575,8 @@ fn otlp_tls_from_the_standard_environment_variables() {
         pki.client_key.to_string_lossy().to_string(),
     );
     let endpoint = front.url();
-    // The generic and the metrics-specific forms, mixed: each is honoured.
+    // The generic and the signal-specific forms, mixed: each is honoured. (Each signal needs
+    // its certificate and key: the logs one has its own variable here.)
     let receiver = Running::start(
         &path,
         &[
@@ -583,6 +584,7 @@ fn otlp_tls_from_the_standard_environment_variables() {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
             ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", &cert),
+            ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", &cert),
             ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &key),
         ],
     );

@@ -74,6 +74,9 @@ pub struct ReceivedLogs {
     /// `Content-Encoding: gzip` (HTTP) or `grpc-encoding: gzip` (gRPC).
     pub gzip: bool,
     pub request: ExportLogsServiceRequest,
+    /// When the sink had the request decoded, before it is stored: the arrival instant the
+    /// latency benchmark (`examples/push_latency`) measures to.
+    pub received_at: Instant,
 }
 
 impl ReceivedLogs {
@@ -481,6 +484,7 @@ impl LogsService for GrpcSink {
             headers,
             gzip,
             request: request.into_inner(),
+            received_at: Instant::now(),
         });
         if !accepted {
             return Err(tonic::Status::unavailable("OTLP sink: scripted failure"));
@@ -600,6 +604,7 @@ async fn handle_http(
                 headers,
                 gzip,
                 request,
+                received_at: Instant::now(),
             }),
             Err(e) => {
                 shared.push_error(format!("{protocol:?} logs body does not decode: {e}"));

@@ -1,0 +1,269 @@
+//! How long after a program's state changes its OTLP log record is at the backend, in push mode
+//! (the receiver as supervisord's event listener) and in polling mode (`run`, polling every
+//! second).
+//!
+//! `cargo build --release && cargo run --release --example push_latency -- [--changes 120]
+//! [--mode push|poll|both] [--bursts 10]`
+//!
+//! The receiver is the real release binary, `target/release/supervisord-receiver` beside this
+//! example (`--receiver PATH` for another); it is not built by `cargo run --example`, so it
+//! must be built first, and a binary older than `src/` is reported.
+//!
+//! Method, for each mode:
+//! - a real supervisord (UNIX socket) runs six programs (`sleep`, `startsecs=0`,
+//!   `autorestart=false`) in one group; an OTLP server in this process (the tests' sink: tonic
+//!   gRPC) receives, and the receiver exports over OTLP/gRPC, compression none, self-telemetry
+//!   off;
+//! - push: supervisord runs the receiver from an `[eventlistener:otel]` section
+//!   (`events=PROCESS_STATE,SUPERVISOR_STATE_CHANGE`, endpoint `${env:SUPERVISOR_SERVER_URL}`),
+//!   `collection_interval: 10s`, so the records come from the events; poll: `run` beside
+//!   supervisord with `collection_interval: 1s` (expected: half an interval on average, plus
+//!   the export);
+//! - after the first poll reached the sink (the baseline), `--changes` changes are made one at
+//!   a time, the programs in turn, each program going through stop, start, kill, start: a
+//!   stop or a start is `supervisor.stopProcess` / `startProcess` with `wait=false` sent
+//!   straight over the socket (supervisord makes the transition while handling the request),
+//!   a kill is SIGKILL to the program's pid (supervisord wakes on the closed stdout pipe and
+//!   reaps it at once). A change's instant is read right before the request's first byte is
+//!   written or the signal sent: `supervisorctl` would add 100-200 ms of Python start-up in
+//!   which the instant is unknown;
+//! - its latency ends when the sink has decoded the logs request holding the first record of
+//!   that program from the state before the change to a state that reports it (stop:
+//!   STOPPING or STOPPED, start: STARTING or RUNNING, kill: EXITED; push mode reports the
+//!   transient state, a poll the settled one). No record within 10 s (push) or 5 s (poll)
+//!   ends the run with an error;
+//! - between changes, a random pause: 300-600 ms in push mode (longer than the pipeline's
+//!   200 ms batch window, so no change rides in the previous one's batch), 100-1100 ms in
+//!   polling mode (changes fall at every phase of the poll schedule);
+//! - then `--bursts` times, the whole group is stopped and started in one call
+//!   (`stopProcessGroup` / `startProcessGroup`): six programs' events at once, each program's
+//!   latency from that call;
+//! - once done, every record of the programs is counted by transition against what the
+//!   changes made, to show lost or duplicated records.
+//!
+//! The columns: the latency (change to arrival at the sink: min, median, p99 by nearest rank,
+//! max); "seen by receiver", the change to the record's observed time (when the receiver got
+//! the event, or polled); "then to sink", the rest (batching, encoding, export). The run fails
+//! when fewer than 100 single changes of a mode were measured. No figure is asserted: the goal
+//! (push p99 under 100 ms) is reported as met or not.
+
+mod daemon;
+mod measure;
+#[allow(dead_code)]
+#[path = "../../tests/testkit/otlp_sink.rs"]
+mod otlp_sink;
+#[path = "../../tests/testkit/proc_tree.rs"]
+mod proc_tree;
+mod report;
+mod rpc;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+
+use measure::{Mode, Plan};
+
+/// Fewer single changes than this per mode is not a figure.
+const MIN_SAMPLES: usize = 100;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Modes {
+    Push,
+    Poll,
+    Both,
+}
+
+#[derive(Parser)]
+#[command(about = "State change to OTLP log record at the backend: push mode against polling")]
+struct Args {
+    /// Single changes per mode (at least 100 for a figure).
+    #[arg(long, default_value_t = 120)]
+    changes: usize,
+    /// Which mode to measure.
+    #[arg(long, value_enum, default_value_t = Modes::Both)]
+    mode: Modes,
+    /// Stops and starts of the whole group in one call, after the single changes (0: none).
+    #[arg(long, default_value_t = 10)]
+    bursts: usize,
+    /// The receiver binary [default: target/release/supervisord-receiver beside this example].
+    #[arg(long)]
+    receiver: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.changes == 0 {
+        bail!("--changes must be at least 1 (and 100 for a figure)");
+    }
+    let binary = receiver_binary(args.receiver.as_deref())?;
+    let stale = newer_sources(&binary);
+    if let Some(source) = &stale {
+        eprintln!(
+            "warning: {} is older than {}: rebuild it with `cargo build --release`",
+            binary.display(),
+            source.display()
+        );
+    }
+    let tools = daemon::provision(&target_dir())?;
+    let version = tools.try_version().map_err(anyhow::Error::msg)?;
+    let modes = match args.mode {
+        Modes::Push => vec![Mode::Push],
+        Modes::Poll => vec![Mode::Poll],
+        Modes::Both => vec![Mode::Push, Mode::Poll],
+    };
+    let plan = Plan {
+        tools: &tools,
+        binary: &binary,
+        changes: args.changes,
+        bursts: args.bursts,
+    };
+    let load_before = load_average();
+    let mut runs = Vec::new();
+    for mode in modes {
+        eprintln!(
+            "{}: {} changes, {} bursts",
+            mode.label(),
+            args.changes,
+            args.bursts
+        );
+        runs.push(measure::run(mode, &plan)?);
+    }
+    let load_after = load_average();
+
+    println!();
+    println!("machine:     {}", machine());
+    println!("load:        {load_before} before, {load_after} after (1, 5, 15 min)");
+    println!("supervisord: {version} ({})", tools.origin);
+    println!(
+        "receiver:    {}{}",
+        binary.display(),
+        if stale.is_some() {
+            " (OLDER THAN src/)"
+        } else {
+            ""
+        }
+    );
+    println!("export:      OTLP/gRPC, compression none, to a tonic server in this process");
+    println!(
+        "push:        `listen` run by supervisord ([eventlistener:otel], \
+         events=PROCESS_STATE,SUPERVISOR_STATE_CHANGE), collection_interval {}",
+        Mode::Push.interval()
+    );
+    println!(
+        "poll:        `run` over the UNIX socket, collection_interval {}",
+        Mode::Poll.interval()
+    );
+    println!(
+        "changes:     {} programs in turn: stop, start, kill, start; bursts: the group of {} \
+         stopped, then started, in one call",
+        measure::PROGRAMS,
+        measure::PROGRAMS
+    );
+    println!();
+    report::print(&runs);
+
+    let short: Vec<String> = runs
+        .iter()
+        .filter_map(|run| {
+            let n = report::single_summary(run).map_or(0, |s| s.count);
+            (n < MIN_SAMPLES).then(|| format!("{}: {n}", run.mode.label()))
+        })
+        .collect();
+    if !short.is_empty() {
+        bail!(
+            "fewer than {MIN_SAMPLES} changes measured ({}): not a figure",
+            short.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The receiver binary: `explicit`, or `supervisord-receiver` in the profile dir this example
+/// was built in (`target/release/examples/push_latency` → `target/release/`).
+fn receiver_binary(explicit: Option<&Path>) -> Result<PathBuf> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let exe = std::env::current_exe().context("cannot find this program's path")?;
+            let profile = exe
+                .parent()
+                .and_then(Path::parent)
+                .context("this example is not inside a cargo target dir")?;
+            profile.join("supervisord-receiver")
+        }
+    };
+    if !path.is_file() {
+        bail!(
+            "{} is missing: build the receiver first (`cargo build --release`), or name it \
+             with --receiver PATH",
+            path.display()
+        );
+    }
+    // supervisord runs the listener's command from its own directory.
+    path.canonicalize()
+        .with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// A file under `src/` modified after `binary` was built, if any.
+fn newer_sources(binary: &Path) -> Option<PathBuf> {
+    let built = fs::metadata(binary).and_then(|m| m.modified()).ok()?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pending = vec![root.join("src")];
+    pending.push(root.join("Cargo.toml"));
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = fs::read_dir(&path) {
+                pending.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        } else if meta.modified().is_ok_and(|m: SystemTime| m > built) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// The cargo target dir, where the shared supervisor venv lives: the nearest ancestor of this
+/// executable that cargo marked with `CACHEDIR.TAG`, else `target/` under the manifest.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// `model name` from /proc/cpuinfo, the CPUs this process may run on, the kernel.
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == "model name").then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get().to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cores} cores, Linux {}", kernel.trim())
+}
+
+/// The first three fields of /proc/loadavg.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
