@@ -54,8 +54,8 @@
 //! - [`telemetry`]: the receiver's own state (for health) and metrics (OpenTelemetry SDK
 //!   instruments declared from [`schema`]).
 //! - [`admin`]: the `/healthz` endpoint.
-//! - [`app`]: the composition root: pipeline, target tasks, reload, shutdown.
-//! - [`cli`]: the `run`, `check` and `validate` commands.
+//! - [`app`]: the composition root: pipeline, target tasks, push mode, reload, shutdown.
+//! - [`cli`]: the `run`, `listen`, `check` and `validate` commands.
 pub mod admin;
 pub mod app;
 pub mod cli;

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use super::definitions::*;
 
 /// The first line of the page: it is generated, and says how.
-pub const GENERATED_NOTICE: &str = "<!-- Generated from src/schema/definitions.rs by \
+pub const GENERATED_NOTICE: &str = "<!-- Generated from src/schema/definitions.rs and \
+     src/schema/events.rs by \
      `UPDATE_DOCS=1 cargo test --test unit metrics_golden`; do not edit. -->";
 
 /// The whole of `docs/metrics.md`.
@@ -22,6 +23,68 @@ pub fn metrics_page() -> String {
     out.push_str(NOTES);
     out.push('\n');
     out.push_str(&temporality_section());
+    out.push('\n');
+    out.push_str(&log_records_section());
+    out
+}
+
+/// The `## Log records` section: every log event with its severity rule and attributes.
+fn log_records_section() -> String {
+    use super::events::EVENTS;
+    let mut out = String::from(
+        "## Log records\n\n\
+         State changes are OTLP log records (a second signal, through the same exporters and \
+         queues; `logs: { state_changes: false }` turns them off), with the same resource as \
+         the target's metrics and scope `supervisord-receiver`. The record's `event_name` says \
+         what it is; its time is supervisord's when it says when (a start or stop time), its \
+         observed time the receiver's; the body is a sentence for a person, such as \
+         `web is EXITED (was RUNNING): exit status 3, unexpected`. With a Datadog-format file \
+         the attributes every point carries ride on every record too. See \
+         [push-mode.md](push-mode.md).\n\n",
+    );
+    out.push_str("| Event | Severity | Attributes | Description |\n");
+    out.push_str("|---|---|---|---|\n");
+    let mut attributes: Vec<&AttributeDef> = Vec::new();
+    for event in &EVENTS {
+        let keys = event
+            .attributes
+            .iter()
+            .map(|a| format!("`{}`", a.key))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            event.name,
+            escape_cell(event.severity),
+            keys,
+            escape_cell(event.description),
+        );
+        for attribute in event.attributes {
+            if !attributes.iter().any(|a| std::ptr::eq(*a, *attribute)) {
+                attributes.push(attribute);
+            }
+        }
+    }
+    out.push('\n');
+    out.push_str("| Record attribute | Values | Description |\n");
+    out.push_str("|---|---|---|\n");
+    for attribute in attributes {
+        let values = attribute
+            .values
+            .names()
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            attribute.key,
+            values,
+            escape_cell(attribute.description),
+        );
+    }
     out
 }
 
@@ -286,6 +349,26 @@ mod tests {
         assert!(section.contains("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"));
         assert!(section.contains("synchronous counters (`supervisord.process.exits`); cumulative"));
         assert!(section.contains("asynchronous counters (`supervisord.process.restarts`)."));
+    }
+
+    #[test]
+    fn the_page_lists_every_log_event_and_its_attributes() {
+        let page = metrics_page();
+        let section = &page[page.find("## Log records").expect("a log records section")..];
+        for event in &super::super::events::EVENTS {
+            assert!(
+                section.contains(&format!("| `{}` |", event.name)),
+                "{}",
+                event.name
+            );
+            for attribute in event.attributes {
+                assert!(
+                    section.contains(&format!("| `{}` |", attribute.key)),
+                    "{}",
+                    attribute.key
+                );
+            }
+        }
     }
 
     #[test]
