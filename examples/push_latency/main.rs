@@ -3,7 +3,7 @@
 //! second).
 //!
 //! `cargo build --release && cargo run --release --example push_latency -- [--changes 120]
-//! [--mode push|poll|both] [--bursts 10]`
+//! [--mode push|poll|both] [--kills 30] [--bursts 10]`
 //!
 //! The receiver is the real release binary, `target/release/supervisord-receiver` beside this
 //! example (`--receiver PATH` for another); it is not built by `cargo run --example`, so it
@@ -20,21 +20,24 @@
 //!   supervisord with `collection_interval: 1s` (expected: half an interval on average, plus
 //!   the export);
 //! - after the first poll reached the sink (the baseline), `--changes` changes are made one at
-//!   a time, the programs in turn, each program going through stop, start, kill, start: a
-//!   stop or a start is `supervisor.stopProcess` / `startProcess` with `wait=false` sent
-//!   straight over the socket (supervisord makes the transition while handling the request),
-//!   a kill is SIGKILL to the program's pid (supervisord wakes on the closed stdout pipe and
-//!   reaps it at once). A change's instant is read right before the request's first byte is
-//!   written or the signal sent: `supervisorctl` would add 100-200 ms of Python start-up in
-//!   which the instant is unknown;
+//!   a time, the programs in turn, each stopped then started: `supervisor.stopProcess` /
+//!   `startProcess` with `wait=false`, sent straight over the socket. supervisord makes the
+//!   transition (RUNNING to STOPPING, STOPPED to STARTING) while it handles the request, so
+//!   the change's instant is read right before the request's first byte is written;
+//!   `supervisorctl` would add 100-200 ms of Python start-up in which the instant is unknown;
 //! - its latency ends when the sink has decoded the logs request holding the first record of
 //!   that program from the state before the change to a state that reports it (stop:
-//!   STOPPING or STOPPED, start: STARTING or RUNNING, kill: EXITED; push mode reports the
-//!   transient state, a poll the settled one). No record within 10 s (push) or 5 s (poll)
-//!   ends the run with an error;
+//!   STOPPING or STOPPED, start: STARTING or RUNNING: push mode reports the transient state, a
+//!   poll the settled one). No record within 10 s (push) or 5 s (poll) ends the run with an
+//!   error;
 //! - between changes, a random pause: 300-600 ms in push mode (longer than the pipeline's
 //!   200 ms batch window, so no change rides in the previous one's batch), 100-1100 ms in
 //!   polling mode (changes fall at every phase of the poll schedule);
+//! - then `--kills` crashes, reported apart: SIGKILL to a program's pid, the instant read
+//!   right before the signal, until its EXITED record. This includes supervisord's own delay:
+//!   it reaps children on its loop's one-second tick (the closed stdout pipe wakes it sooner,
+//!   but the child is usually not a zombie yet at that moment), so the event itself comes
+//!   0-1 s after the kill. Each program is started again, unmeasured;
 //! - then `--bursts` times, the whole group is stopped and started in one call
 //!   (`stopProcessGroup` / `startProcessGroup`): six programs' events at once, each program's
 //!   latency from that call;
@@ -85,7 +88,10 @@ struct Args {
     /// Which mode to measure.
     #[arg(long, value_enum, default_value_t = Modes::Both)]
     mode: Modes,
-    /// Stops and starts of the whole group in one call, after the single changes (0: none).
+    /// Crashes (SIGKILL) per mode after the single changes, reported apart (0: none).
+    #[arg(long, default_value_t = 30)]
+    kills: usize,
+    /// Stops and starts of the whole group in one call, after the crashes (0: none).
     #[arg(long, default_value_t = 10)]
     bursts: usize,
     /// The receiver binary [default: target/release/supervisord-receiver beside this example].
@@ -118,15 +124,17 @@ fn main() -> Result<()> {
         tools: &tools,
         binary: &binary,
         changes: args.changes,
+        kills: args.kills,
         bursts: args.bursts,
     };
     let load_before = load_average();
     let mut runs = Vec::new();
     for mode in modes {
         eprintln!(
-            "{}: {} changes, {} bursts",
+            "{}: {} changes, {} kills, {} bursts",
             mode.label(),
             args.changes,
+            args.kills,
             args.bursts
         );
         runs.push(measure::run(mode, &plan)?);
@@ -157,10 +165,9 @@ fn main() -> Result<()> {
         Mode::Poll.interval()
     );
     println!(
-        "changes:     {} programs in turn: stop, start, kill, start; bursts: the group of {} \
-         stopped, then started, in one call",
-        measure::PROGRAMS,
-        measure::PROGRAMS
+        "changes:     {n} programs in turn, stopped then started over XML-RPC; kills: SIGKILL, \
+         then an unmeasured start; bursts: the group of {n} stopped, then started, in one call",
+        n = measure::PROGRAMS
     );
     println!();
     report::print(&runs);

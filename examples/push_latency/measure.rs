@@ -1,6 +1,6 @@
 //! One mode's run: supervisord, the receiver (as its listener, or polling beside it), the OTLP
-//! sink; the changes one at a time, then the bursts; each change's latency from the instant it
-//! was made to the arrival of its record at the sink.
+//! sink; the changes one at a time, then the crashes, then the bursts; each change's latency
+//! from the instant it was made to the arrival of its record at the sink.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,17 @@ impl Mode {
     }
 }
 
+/// The parts of a run, reported apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Stops and starts, one program at a time: the headline figure.
+    Single,
+    /// SIGKILL, one program at a time.
+    Crash,
+    /// The whole group stopped or started in one call.
+    Burst,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// `supervisor.stopProcess(name, false)`: STOPPING during the call, STOPPED once reaped.
@@ -82,8 +93,9 @@ pub enum Kind {
     /// `supervisor.startProcess(name, false)`: STARTING during the call, RUNNING at once after
     /// (startsecs=0).
     Start,
-    /// SIGKILL to the program's pid: EXITED once supervisord reaps it (it wakes on the closed
-    /// stdout pipe).
+    /// SIGKILL to the program's pid: EXITED once supervisord reaps it. It reaps on its loop's
+    /// one-second tick: the closed stdout pipe wakes it sooner, but the child is usually not a
+    /// zombie yet then, and Python retries its poll after SIGCHLD.
     Kill,
 }
 
@@ -130,8 +142,7 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub kind: Kind,
-    /// Change made to the whole group in one call.
-    pub burst: bool,
+    pub phase: Phase,
     /// From the change to the arrival of its record's request at the sink.
     pub latency: Duration,
     /// From the change to the record's observed time (the receiver's clock when it learnt of
@@ -180,6 +191,7 @@ pub struct Plan<'a> {
     pub tools: &'a SupervisorTools,
     pub binary: &'a Path,
     pub changes: usize,
+    pub kills: usize,
     pub bursts: usize,
 }
 
@@ -280,15 +292,15 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
     };
     for i in 0..plan.changes {
         let name = &names[i % PROGRAMS];
-        let kind = match (i / PROGRAMS) % 4 {
-            0 => Kind::Stop,
-            1 | 3 => Kind::Start,
-            _ => Kind::Kill,
+        let kind = if (i / PROGRAMS) % 2 == 0 {
+            Kind::Stop
+        } else {
+            Kind::Start
         };
         let info = rpc.wait_for_state(&full_name(name), kind.needs(), STATE_WAIT)?;
         let sent = change(&rpc, kind, name, info.pid)?;
         expect(kind, &info.state);
-        let sample = wait_for_record(&sink, mode, kind, name, &info.state, sent, false)?;
+        let sample = wait_for_record(&sink, mode, kind, name, &info.state, sent, Phase::Single)?;
         if (i + 1) % 20 == 0 {
             eprintln!(
                 "{}: {}/{} changes, last {:.1} ms",
@@ -305,21 +317,36 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
         thread::sleep(mode.pause(&mut rng));
     }
 
-    if plan.bursts > 0 {
-        // Every program running first; its own records out of the way.
-        for name in &names {
-            let info = rpc.process_info(&full_name(name))?;
-            if info.state != "RUNNING" {
-                rpc.call(
-                    "supervisor.startProcess",
-                    &[Value::String(full_name(name)), Value::Bool(false)],
-                )?;
-                expect(Kind::Start, &info.state);
+    if plan.kills > 0 {
+        start_all(&rpc, &names, &mut expect)?;
+        thread::sleep(mode.settle());
+        for k in 0..plan.kills {
+            let name = &names[k % PROGRAMS];
+            let info = rpc.wait_for_state(&full_name(name), &["RUNNING"], STATE_WAIT)?;
+            let sent = change(&rpc, Kind::Kill, name, info.pid)?;
+            expect(Kind::Kill, "RUNNING");
+            samples.push(wait_for_record(
+                &sink,
+                mode,
+                Kind::Kill,
+                name,
+                "RUNNING",
+                sent,
+                Phase::Crash,
+            )?);
+            // Up again, unmeasured; the pause keeps its records out of the next kill's batch.
+            rpc.wait_for_state(&full_name(name), &["EXITED"], STATE_WAIT)?;
+            change(&rpc, Kind::Start, name, 0)?;
+            expect(Kind::Start, "EXITED");
+            if (k + 1) % 10 == 0 {
+                eprintln!("{}: {}/{} kills", mode.label(), k + 1, plan.kills);
             }
+            thread::sleep(mode.pause(&mut rng));
         }
-        for name in &names {
-            rpc.wait_for_state(&full_name(name), &["RUNNING"], STATE_WAIT)?;
-        }
+    }
+
+    if plan.bursts > 0 {
+        start_all(&rpc, &names, &mut expect)?;
         thread::sleep(mode.settle());
         for burst in 0..plan.bursts {
             for (kind, method, from) in [
@@ -336,7 +363,15 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
                 )?;
                 for name in &names {
                     expect(kind, from);
-                    samples.push(wait_for_record(&sink, mode, kind, name, from, sent, true)?);
+                    samples.push(wait_for_record(
+                        &sink,
+                        mode,
+                        kind,
+                        name,
+                        from,
+                        sent,
+                        Phase::Burst,
+                    )?);
                 }
             }
             eprintln!("{}: burst {}/{}", mode.label(), burst + 1, plan.bursts);
@@ -402,6 +437,21 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
     })
 }
 
+/// Starts every program that is not running (unmeasured) and waits until all run.
+fn start_all(rpc: &Rpc, names: &[String], expect: &mut impl FnMut(Kind, &str)) -> Result<()> {
+    for name in names {
+        let info = rpc.process_info(&full_name(name))?;
+        if info.state != "RUNNING" {
+            change(rpc, Kind::Start, name, 0)?;
+            expect(Kind::Start, &info.state);
+        }
+    }
+    for name in names {
+        rpc.wait_for_state(&full_name(name), &["RUNNING"], STATE_WAIT)?;
+    }
+    Ok(())
+}
+
 /// Makes the change and returns its instant.
 fn change(rpc: &Rpc, kind: Kind, name: &str, pid: i64) -> Result<Sent> {
     let method = match kind {
@@ -439,7 +489,7 @@ fn wait_for_record(
     name: &str,
     from: &str,
     sent: Sent,
-    burst: bool,
+    phase: Phase,
 ) -> Result<Sample> {
     let timeout = mode.record_timeout();
     let deadline = sent.at + timeout;
@@ -462,7 +512,7 @@ fn wait_for_record(
                     .map(Duration::from_nanos);
                 return Ok(Sample {
                     kind,
-                    burst,
+                    phase,
                     latency: request.received_at - sent.at,
                     to_receiver,
                     state: record.attr("state").unwrap_or("?").to_owned(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::measure::{ms, Kind, Mode, ModeRun, Sample};
+use crate::measure::{ms, Kind, Mode, ModeRun, Phase, Sample};
 
 /// min, median, p99, max and count of some latencies.
 pub struct Summary {
@@ -40,12 +40,12 @@ impl Summary {
     }
 }
 
-fn singles(run: &ModeRun) -> impl Iterator<Item = &Sample> {
-    run.samples.iter().filter(|s| !s.burst)
+fn of_phase(run: &ModeRun, phase: Phase) -> impl Iterator<Item = &Sample> {
+    run.samples.iter().filter(move |s| s.phase == phase)
 }
 
-fn bursts(run: &ModeRun) -> impl Iterator<Item = &Sample> {
-    run.samples.iter().filter(|s| s.burst)
+fn singles(run: &ModeRun) -> impl Iterator<Item = &Sample> {
+    of_phase(run, Phase::Single)
 }
 
 pub fn single_summary(run: &ModeRun) -> Option<Summary> {
@@ -91,15 +91,15 @@ pub fn print(runs: &[ModeRun]) {
     for run in runs {
         let label = run.mode.label();
         row(label, &singles(run).collect::<Vec<_>>());
-        for kind in [Kind::Stop, Kind::Start, Kind::Kill] {
+        for kind in [Kind::Stop, Kind::Start] {
             let of_kind: Vec<&Sample> = singles(run).filter(|s| s.kind == kind).collect();
             let states = states_of(&of_kind);
             row(&format!("  {} ({states})", kind.label()), &of_kind);
         }
-        let burst: Vec<&Sample> = bursts(run).collect();
-        if !burst.is_empty() {
-            row(&format!("{label} group burst"), &burst);
-        }
+        let crash: Vec<&Sample> = of_phase(run, Phase::Crash).collect();
+        row(&format!("{label} kill ({})", states_of(&crash)), &crash);
+        let burst: Vec<&Sample> = of_phase(run, Phase::Burst).collect();
+        row(&format!("{label} group burst"), &burst);
     }
     println!();
     let median = |mode: Mode| {

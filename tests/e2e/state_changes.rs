@@ -206,18 +206,27 @@ fn delta_temporality_from_the_standard_variable() {
     let cfg = cfg.replace("collection_interval: 1s", "collection_interval: 2s");
     let cfg = format!("{cfg}telemetry:\n  metrics: false\n");
     let path = config::write(svd.dir(), "receiver.yaml", &cfg);
-    let receiver = Running::start(
+    let mut receiver = Running::start(
         &path,
         &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")],
     );
     let restarts = MetricId::ProcessRestarts.name();
     sink.wait_for_processes("host-b", &["crashy"], WAIT);
-    // Two crashes, each seen by a later poll.
-    for _ in 0..2 {
+    // Two crashes, each seen by a later poll, with a reload that changes the target between
+    // them: its counts go on in the new task.
+    for round in 0..2 {
         let old = crash(&svd, "crashy");
         wait_for_new_pid(&svd, "crashy", &old);
         let seen = sink.requests().len();
         sink.wait_for(|requests| requests.len() > seen + 1, WAIT);
+        if round == 0 {
+            let changed = cfg.replace("timeout: 1s", "timeout: 2s");
+            assert_ne!(changed, cfg);
+            config::write(svd.dir(), "receiver.yaml", &changed);
+            receiver.signal("HUP");
+            let log = receiver.wait_for_stderr("configuration reloaded", WAIT);
+            assert!(log.contains(r#"changed=["host-b"]"#), "{log}");
+        }
     }
     let requests = sink.requests();
     // Each point starts where the previous one ended and counts only what happened in it: the
