@@ -70,7 +70,6 @@ pub async fn listen(
         return ExitCode::from(super::EXIT_INVALID_CONFIG);
     }
     let target = settings.targets[0].clone();
-    check_access(&target, path).await;
     let filter = target.filter.clone();
     let mapping = target.status_mapping.clone();
     let runner = match Runner::new(settings) {
@@ -97,6 +96,8 @@ pub async fn listen(
         }
     };
     tracing::info!(target_name = %target.name, "listening to supervisord's events");
+    // Beside the protocol loop, so the first events are answered meanwhile.
+    let access = tokio::spawn(check_access(target.clone(), path.to_path_buf()));
     runner
         .with_events(events_rx)
         .run(async move {
@@ -106,13 +107,14 @@ pub async fn listen(
             }
         })
         .await;
+    access.abort();
     ExitCode::SUCCESS
 }
 
 /// One poll before listening, to say clearly what the listener needs when supervisord refuses
 /// it: supervisord gives an event listener its URL (`SUPERVISOR_SERVER_URL`) but never its
 /// credentials. Events are answered either way; the polls just keep failing until fixed.
-async fn check_access(target: &Target, path: &Path) {
+async fn check_access(target: Target, path: std::path::PathBuf) {
     let Ok(poller) = TargetPoller::new(target.clone()) else {
         return;
     };
