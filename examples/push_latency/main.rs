@@ -3,7 +3,7 @@
 //! second).
 //!
 //! `cargo build --release && cargo run --release --example push_latency -- [--changes 120]
-//! [--mode push|poll|both] [--kills 30] [--bursts 10]`
+//! [--mode push|poll|both] [--kills 30] [--bursts 10] [--samples FILE.csv]`
 //!
 //! The receiver is the real release binary, `target/release/supervisord-receiver` beside this
 //! example (`--receiver PATH` for another); it is not built by `cargo run --example`, so it
@@ -30,14 +30,15 @@
 //!   STOPPING or STOPPED, start: STARTING or RUNNING: push mode reports the transient state, a
 //!   poll the settled one). No record within 10 s (push) or 5 s (poll) ends the run with an
 //!   error;
-//! - between changes, a random pause: 300-600 ms in push mode (longer than the pipeline's
-//!   200 ms batch window, so no change rides in the previous one's batch), 100-1100 ms in
-//!   polling mode (changes fall at every phase of the poll schedule);
+//! - before each change, once the program is in the state the change needs, a random pause:
+//!   300-600 ms in push mode (longer than the pipeline's 200 ms batch window, so no change
+//!   rides in the previous one's batch), 100-1100 ms in polling mode (changes fall at every
+//!   phase of the poll schedule). supervisord is idle when the change comes;
 //! - then `--kills` crashes, reported apart: SIGKILL to a program's pid, the instant read
-//!   right before the signal, until its EXITED record. This includes supervisord's own delay:
-//!   it reaps children on its loop's one-second tick (the closed stdout pipe wakes it sooner,
-//!   but the child is usually not a zombie yet at that moment), so the event itself comes
-//!   0-1 s after the kill. Each program is started again, unmeasured;
+//!   right before the signal, until its EXITED record. supervisord wakes on the closed stdout
+//!   pipe and reaps the child at once; had it been busy at that moment (say, finishing an
+//!   XML-RPC reply), it could look before the child is a zombie and reap it only on its
+//!   loop's next one-second tick. Each program is started again, unmeasured;
 //! - then `--bursts` times, the whole group is stopped and started in one call
 //!   (`stopProcessGroup` / `startProcessGroup`): six programs' events at once, each program's
 //!   latency from that call;
@@ -46,7 +47,8 @@
 //!
 //! The columns: the latency (change to arrival at the sink: min, median, p99 by nearest rank,
 //! max); "seen by receiver", the change to the record's observed time (when the receiver got
-//! the event, or polled); "then to sink", the rest (batching, encoding, export). The run fails
+//! the event, or polled); "then to sink", the rest (batching, encoding, export); "reported
+//! as", the states of the records that ended the changes' latencies. The run fails
 //! when fewer than 100 single changes of a mode were measured. No figure is asserted: the goal
 //! (push p99 under 100 ms) is reported as met or not.
 
@@ -97,6 +99,10 @@ struct Args {
     /// The receiver binary [default: target/release/supervisord-receiver beside this example].
     #[arg(long)]
     receiver: Option<PathBuf>,
+    /// Also write every sample to this CSV file (mode, phase, kind, state, latency_ms,
+    /// seen_ms).
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -171,6 +177,10 @@ fn main() -> Result<()> {
     );
     println!();
     report::print(&runs);
+    if let Some(path) = &args.samples {
+        fs::write(path, report::csv(&runs))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
 
     let short: Vec<String> = runs
         .iter()

@@ -56,9 +56,12 @@ impl Mode {
         }
     }
 
-    /// A random pause between changes: in push mode longer than the pipeline's 200 ms batch
-    /// window, so no change joins the previous one's batch; in polling mode spread over a whole
-    /// interval, so changes fall at every phase of the poll schedule.
+    /// A random pause before each change (after the check of the program's state): in push
+    /// mode longer than the pipeline's 200 ms batch window, so no change joins the previous
+    /// one's batch; in polling mode spread over a whole interval, so changes fall at every
+    /// phase of the poll schedule. It also leaves supervisord idle when the change comes: a
+    /// child killed while supervisord finishes an XML-RPC reply is often reaped only on its
+    /// next one-second tick (it sees the closed pipe before the child is a zombie).
     fn pause(self, rng: &mut Rng) -> Duration {
         match self {
             Mode::Push => Duration::from_millis(300 + rng.below(300)),
@@ -93,9 +96,10 @@ pub enum Kind {
     /// `supervisor.startProcess(name, false)`: STARTING during the call, RUNNING at once after
     /// (startsecs=0).
     Start,
-    /// SIGKILL to the program's pid: EXITED once supervisord reaps it. It reaps on its loop's
-    /// one-second tick: the closed stdout pipe wakes it sooner, but the child is usually not a
-    /// zombie yet then, and Python retries its poll after SIGCHLD.
+    /// SIGKILL to the program's pid: EXITED once supervisord reaps it, at once when the
+    /// closed stdout pipe wakes it; when it was busy at that moment, the child may not be a
+    /// zombie yet when it looks, and it reaps it on its loop's one-second tick (Python retries
+    /// its poll after SIGCHLD).
     Kill,
 }
 
@@ -292,12 +296,13 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
     };
     for i in 0..plan.changes {
         let name = &names[i % PROGRAMS];
-        let kind = if (i / PROGRAMS) % 2 == 0 {
+        let kind = if (i / PROGRAMS).is_multiple_of(2) {
             Kind::Stop
         } else {
             Kind::Start
         };
         let info = rpc.wait_for_state(&full_name(name), kind.needs(), STATE_WAIT)?;
+        thread::sleep(mode.pause(&mut rng));
         let sent = change(&rpc, kind, name, info.pid)?;
         expect(kind, &info.state);
         let sample = wait_for_record(&sink, mode, kind, name, &info.state, sent, Phase::Single)?;
@@ -314,7 +319,6 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
         if let Some(receiver) = receiver.as_mut() {
             receiver.check_alive()?;
         }
-        thread::sleep(mode.pause(&mut rng));
     }
 
     if plan.kills > 0 {
@@ -323,6 +327,7 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
         for k in 0..plan.kills {
             let name = &names[k % PROGRAMS];
             let info = rpc.wait_for_state(&full_name(name), &["RUNNING"], STATE_WAIT)?;
+            thread::sleep(mode.pause(&mut rng));
             let sent = change(&rpc, Kind::Kill, name, info.pid)?;
             expect(Kind::Kill, "RUNNING");
             samples.push(wait_for_record(
@@ -334,14 +339,14 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
                 sent,
                 Phase::Crash,
             )?);
-            // Up again, unmeasured; the pause keeps its records out of the next kill's batch.
+            // Up again, unmeasured; the next pause keeps its records out of the next kill's
+            // batch.
             rpc.wait_for_state(&full_name(name), &["EXITED"], STATE_WAIT)?;
             change(&rpc, Kind::Start, name, 0)?;
             expect(Kind::Start, "EXITED");
             if (k + 1) % 10 == 0 {
                 eprintln!("{}: {}/{} kills", mode.label(), k + 1, plan.kills);
             }
-            thread::sleep(mode.pause(&mut rng));
         }
     }
 

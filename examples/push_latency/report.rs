@@ -52,6 +52,8 @@ pub fn single_summary(run: &ModeRun) -> Option<Summary> {
     Summary::of(singles(run).map(|s| s.latency))
 }
 
+/// One line of the table; the last column names the states of the records that reported the
+/// changes.
 fn row(label: &str, samples: &[&Sample]) {
     let Some(all) = Summary::of(samples.iter().map(|s| s.latency)) else {
         return;
@@ -67,7 +69,7 @@ fn row(label: &str, samples: &[&Sample]) {
             .map_or_else(|| "-".to_owned(), |s| format!("{:.1}", ms(f(s))))
     };
     println!(
-        "{label:<18} {:>5} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8} {:>8} | {:>8}",
+        "{label:<17} {:>5} {:>8.1} {:>8.1} {:>8.1} {:>8.1} | {:>8} {:>8} | {:>8} | {}",
         all.count,
         ms(all.min),
         ms(all.median),
@@ -76,16 +78,17 @@ fn row(label: &str, samples: &[&Sample]) {
         cell(&seen, |s| s.median),
         cell(&seen, |s| s.p99),
         cell(&after, |s| s.median),
+        states_of(samples),
     );
 }
 
 pub fn print(runs: &[ModeRun]) {
     println!(
-        "{:<18} {:>5} {:>8} {:>8} {:>8} {:>8} | {:>17} | {:>8}",
+        "{:<17} {:>5} {:>8} {:>8} {:>8} {:>8} | {:>17} | {:>8} |",
         "", "", "", "", "", "", "seen by receiver", "then to"
     );
     println!(
-        "{:<18} {:>5} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>8}",
+        "{:<17} {:>5} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>8} | reported as",
         "ms", "n", "min", "median", "p99", "max", "median", "p99", "sink med"
     );
     for run in runs {
@@ -93,11 +96,10 @@ pub fn print(runs: &[ModeRun]) {
         row(label, &singles(run).collect::<Vec<_>>());
         for kind in [Kind::Stop, Kind::Start] {
             let of_kind: Vec<&Sample> = singles(run).filter(|s| s.kind == kind).collect();
-            let states = states_of(&of_kind);
-            row(&format!("  {} ({states})", kind.label()), &of_kind);
+            row(&format!("  {}", kind.label()), &of_kind);
         }
         let crash: Vec<&Sample> = of_phase(run, Phase::Crash).collect();
-        row(&format!("{label} kill ({})", states_of(&crash)), &crash);
+        row(&format!("{label} kill"), &crash);
         let burst: Vec<&Sample> = of_phase(run, Phase::Burst).collect();
         row(&format!("{label} group burst"), &burst);
     }
@@ -180,4 +182,29 @@ fn print_checks(run: &ModeRun) {
     for w in &run.warnings {
         println!("{label}: {w}");
     }
+}
+
+/// Every sample, one line each, with a header.
+pub fn csv(runs: &[ModeRun]) -> String {
+    let mut out = String::from("mode,phase,kind,state,latency_ms,seen_ms\n");
+    for run in runs {
+        for s in &run.samples {
+            let phase = match s.phase {
+                Phase::Single => "single",
+                Phase::Crash => "crash",
+                Phase::Burst => "burst",
+            };
+            let seen = s
+                .to_receiver
+                .map_or_else(String::new, |d| format!("{:.3}", ms(d)));
+            out.push_str(&format!(
+                "{},{phase},{},{},{:.3},{seen}\n",
+                run.mode.label(),
+                s.kind.label(),
+                s.state,
+                ms(s.latency),
+            ));
+        }
+    }
+    out
 }
