@@ -106,6 +106,11 @@ impl RestartOnly {
                 ("metrics", Fingerprint::of_debug(&settings.metrics, &[])),
                 ("telemetry", Fingerprint::of_debug(&settings.telemetry, &[])),
                 ("health", Fingerprint::of_debug(&settings.health, &[])),
+                (
+                    "metrics_temporality",
+                    Fingerprint::of_debug(&settings.temporality, &[]),
+                ),
+                ("logs", Fingerprint::of_debug(&settings.logs, &[])),
             ],
             rest: Fingerprint::of_debug(&rest, &header_values),
         }
