@@ -28,5 +28,6 @@ pub fn monitored(target: &Target, snapshot: Snapshot) -> PollData {
         restarts: Default::default(),
         exits: Default::default(),
         changes: Default::default(),
+        resources: Default::default(),
     }
 }

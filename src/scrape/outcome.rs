@@ -52,6 +52,39 @@ pub struct PollData {
     /// What changed since the previous poll (empty on a first poll, and in push mode, where
     /// events report the changes).
     pub changes: Changes,
+    /// What each running program's process tree uses, read from /proc; empty for a target on
+    /// another host.
+    pub resources: Resources,
+}
+
+/// What one running program's process tree (its process and every descendant) uses.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProgramResources {
+    pub name: String,
+    pub group: String,
+    /// `supervisord.process.cpu.time{cpu.mode=user}`, in seconds, in the temporality of
+    /// [`Resources::cpu_temporality`] (already a difference under delta).
+    pub cpu_user_seconds: f64,
+    /// `supervisord.process.cpu.time{cpu.mode=system}`, likewise.
+    pub cpu_system_seconds: f64,
+    /// Where the CPU-time points start: the program's start (cumulative), or where its previous
+    /// point ended (delta).
+    pub cpu_start_time_unix_nano: u64,
+    /// Resident memory of the tree, in bytes.
+    pub memory_usage_bytes: u64,
+    pub memory_virtual_bytes: u64,
+    pub threads: u64,
+    /// `None` when a member's descriptors could not be read.
+    pub open_fds: Option<u64>,
+    /// Processes in the tree, the program's own included.
+    pub processes: u64,
+}
+
+/// The resource readings of one poll.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resources {
+    pub cpu_temporality: Temporality,
+    pub programs: Vec<ProgramResources>,
 }
 
 /// One point of a count the receiver keeps for a process (restarts, exits), ready to write as
