@@ -14,7 +14,7 @@
 //!            │                     │                                  │
 //!            ├──► admin ──► telemetry ◄───────────────────────────────┘
 //!            ▼
-//!   leaves: vocab, clock, schema, settings, tls
+//!   leaves: vocab, clock, schema, settings, tls, host
 //! ```
 //!
 //! The rule: a module may import only the modules its row names (and itself). A test
@@ -28,10 +28,11 @@
 //! | leaf | `schema` | `vocab` |
 //! | leaf | `settings` | `vocab`, `schema` |
 //! | leaf | `tls` | `settings` |
+//! | leaf | `host` | nothing |
 //! | loader | `config` | `vocab`, `schema`, `settings`, `tls` |
 //! | client | `supervisor` | `vocab`, `clock`, `settings`, `tls` |
 //! | self-telemetry | `telemetry` | `clock`, `schema`, `settings` |
-//! | scrape | `scrape` | `vocab`, `clock`, `settings`, `supervisor`, `telemetry` |
+//! | scrape | `scrape` | `vocab`, `clock`, `settings`, `supervisor`, `telemetry`, `host` |
 //! | translation | `metrics` | `vocab`, `clock`, `schema`, `settings`, `scrape` |
 //! | translation | `logs` | `vocab`, `clock`, `schema`, `settings`, `scrape`, `metrics` |
 //! | export | `export` | `clock`, `schema`, `settings`, `tls`, `telemetry` |
@@ -44,6 +45,7 @@
 //! - [`schema`]: the one table of metrics and attributes, metric switches, `docs/metrics.md`.
 //! - [`settings`]: the resolved settings as plain data (filters compiled, defaults filled).
 //! - [`tls`]: rustls configurations from TLS settings, the same for every connection.
+//! - [`host`]: what a program's process tree uses on this host, from Linux `/proc`.
 //! - [`config`]: the YAML loader (native and Datadog formats) that produces settings; only
 //!   `app` and `cli` read it.
 //! - [`supervisor`]: the transport (TCP, HTTPS, UNIX socket), the XML-RPC codec, the poll client.
@@ -62,6 +64,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod export;
+pub mod host;
 pub mod logs;
 pub mod metrics;
 pub mod schema;

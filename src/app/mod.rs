@@ -21,6 +21,7 @@ pub mod targets;
 
 pub use runner::{Runner, SetupError};
 
+use crate::schema::definitions::CountSource;
 use crate::schema::MetricId;
 use crate::scrape::changes::CountTemporality;
 use crate::settings::TemporalityPreference;
@@ -33,5 +34,7 @@ pub fn count_temporality(preference: TemporalityPreference) -> CountTemporality 
     CountTemporality {
         restarts: of(MetricId::ProcessRestarts),
         exits: of(MetricId::ProcessExits),
+        // Read from /proc snapshots, as restarts are from polls.
+        cpu_time: preference.temporality(CountSource::Snapshots),
     }
 }

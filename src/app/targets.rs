@@ -76,7 +76,8 @@ impl Targets {
     ) {
         let poller = poller
             .with_telemetry(Arc::clone(&self.telemetry))
-            .with_tracker(Arc::clone(&tracker));
+            .with_tracker(Arc::clone(&tracker))
+            .with_resources(self.counts.cpu_time);
         let name = poller.target().name.clone();
         self.telemetry.polls.register(&name);
         let task = tokio::spawn(poll_loop(
@@ -107,7 +108,8 @@ impl Targets {
         let tracker = Arc::new(Mutex::new(ChangeTracker::new(Source::Events, self.counts)));
         let poller = poller
             .with_telemetry(Arc::clone(&self.telemetry))
-            .with_tracker(Arc::clone(&tracker));
+            .with_tracker(Arc::clone(&tracker))
+            .with_resources(self.counts.cpu_time);
         let name = poller.target().name.clone();
         self.telemetry.polls.register(&name);
         let task = tokio::spawn(super::push::push_loop(

@@ -261,6 +261,9 @@ fn instance(report: &mut Report, f: &Fields<'_>, default_service: Option<&str>) 
         resource_attributes,
         point_attributes,
         keep_alive: true,
+        // The check sends no per-program resources: a Datadog file gets none, and no new
+        // custom metrics appear on the bill.
+        resources: crate::settings::ResourcesMode::Off,
     })
 }
 

@@ -20,7 +20,9 @@ use crate::settings::secret::Secret;
 use crate::settings::{
     ConfigFormat, Credentials, Endpoint, ExporterSettings, Settings, Target, TlsSettings,
 };
-use crate::settings::{HealthSettings, LogSettings, TelemetrySettings, TemporalityPreference};
+use crate::settings::{
+    HealthSettings, LogSettings, ResourcesMode, TelemetrySettings, TemporalityPreference,
+};
 use crate::vocab::ProcessState;
 use crate::vocab::{Status, StatusMapping};
 
@@ -55,6 +57,7 @@ const TARGET_KEYS: &[&str] = &[
     "exclude",
     "status_mapping",
     "resource_attributes",
+    "process_resources",
 ];
 
 /// Datadog's `min_collection_interval` default, so both formats poll at the same pace.
@@ -434,6 +437,10 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         Some(v) => resource_attributes(report, &f.path("resource_attributes"), v),
         None => Vec::new(),
     };
+    let resources = match f.get_set("process_resources") {
+        None => ResourcesMode::Auto,
+        Some(v) => process_resources(report, &f.path("process_resources"), v),
+    };
     Some(Target {
         name: name?,
         endpoint: endpoint?,
@@ -446,7 +453,28 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         resource_attributes,
         point_attributes: Vec::new(),
         keep_alive,
+        resources,
     })
+}
+
+/// `process_resources: auto | true | false`.
+fn process_resources(report: &mut Report, path: &KeyPath, v: &Value) -> ResourcesMode {
+    match v {
+        // `${env:...}` gives strings: "true" and "false" count as the booleans.
+        Value::Bool(true) => ResourcesMode::On,
+        Value::Bool(false) => ResourcesMode::Off,
+        Value::String(s) if s == "true" => ResourcesMode::On,
+        Value::String(s) if s == "false" => ResourcesMode::Off,
+        Value::String(s) if s == "auto" => ResourcesMode::Auto,
+        _ => {
+            report.problem(
+                path,
+                "expected auto, true or false (auto: read /proc when supervisord is on this \
+                 host, by a UNIX socket or a loopback address)",
+            );
+            ResourcesMode::Auto
+        }
+    }
 }
 
 fn credentials(report: &mut Report, f: &Fields<'_>) -> Option<Credentials> {

@@ -1,7 +1,7 @@
 //! Poll outcomes → OTLP: one `ResourceMetrics` per target, one scope, one `Metric` per enabled
 //! metric holding all of its points: a `Gauge`, or for the counts the scrape layer keeps
-//! (`PollData::restarts`, `PollData::exits`) a monotonic `Sum` with the temporality the counts
-//! were made in.
+//! (`PollData::restarts`, `PollData::exits`) and the programs' CPU time
+//! (`PollData::resources`) a monotonic `Sum` with the temporality they were made in.
 //!
 //! A poll is first [`collect`]ed into borrowed points (which metrics, which values, which
 //! attributes: the one place that decides), then turned into either the generated OTLP structs
@@ -21,9 +21,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::schema::definitions::{self as defs, AttributeDef, MetricId, MetricKind, METRICS};
+use crate::schema::definitions::{
+    self as defs, AttributeDef, CpuMode, MetricId, MetricKind, METRICS,
+};
 use crate::schema::MetricToggles;
-use crate::scrape::outcome::{Counts, PollData, PollOutcome, TargetIdentity};
+use crate::scrape::outcome::{
+    Counts, PollData, PollOutcome, ProgramResources, Resources, TargetIdentity,
+};
 use crate::settings::Temporality;
 use crate::vocab::Status;
 use crate::vocab::{ProcessState, SupervisorState};
@@ -48,14 +52,29 @@ pub fn build_resource_metrics(outcome: &PollOutcome, toggles: &MetricToggles) ->
 /// One attribute, borrowed: key and string value.
 pub(crate) type Attribute<'a> = (&'a str, &'a str);
 
+/// A point's value: OTLP's `as_int` or `as_double`, as the metric's `value_type` says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Value {
+    Int(i64),
+    Double(f64),
+}
+
+impl Value {
+    /// An unsigned reading as OTLP's signed int: no count or size reaches 2^63, and one that
+    /// did would saturate rather than wrap.
+    fn saturating(value: u64) -> Value {
+        Value::Int(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+}
+
 /// One data point before it becomes OTLP. Its attributes, in order: the every-point ones (if
 /// any), then `process` and `group` for per-process metrics, then `label`, then `expected`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Point<'a> {
-    pub value: i64,
+    pub value: Value,
     /// Process name and group name.
     pub process: Option<(&'a str, &'a str)>,
-    /// The one-hot dimension: status, process state or supervisor state.
+    /// The one-hot dimension (status, process state or supervisor state), or the CPU mode.
     pub label: Option<Attribute<'static>>,
     /// Sums only: where the count starts; 0 (left out) for gauges.
     pub start_time_unix_nano: u64,
@@ -164,7 +183,10 @@ impl<'a> Collected<'a> {
                 .collect(),
             start_time_unix_nano: point.start_time_unix_nano,
             time_unix_nano: self.time_unix_nano,
-            value: Some(number_data_point::Value::AsInt(point.value)),
+            value: Some(match point.value {
+                Value::Int(v) => number_data_point::Value::AsInt(v),
+                Value::Double(v) => number_data_point::Value::AsDouble(v),
+            }),
             ..Default::default()
         }
     }
@@ -232,6 +254,7 @@ fn record_poll<'a>(points: &mut PointsBuilder<'a>, data: &'a PollData) {
     }
     points.record_counts(MetricId::ProcessRestarts, &data.restarts);
     points.record_counts(MetricId::ProcessExits, &data.exits);
+    points.record_resources(&data.resources);
 
     if let Some(state) = data.supervisor_state {
         points.record_supervisor_state(state);
@@ -316,6 +339,12 @@ impl<'a> PointsBuilder<'a> {
                 | MetricId::ProcessStartTime => processes,
                 MetricId::ProcessRestarts => data.restarts.points.len(),
                 MetricId::ProcessExits => data.exits.points.len(),
+                MetricId::ProcessCpuTime => data.resources.programs.len() * CpuMode::ALL.len(),
+                MetricId::ProcessMemoryUsage
+                | MetricId::ProcessMemoryVirtual
+                | MetricId::ProcessThreadCount
+                | MetricId::ProcessOpenFileDescriptors
+                | MetricId::ProcessTreeCount => data.resources.programs.len(),
             };
             if let Some(points) = self.points.get_mut(id as usize) {
                 points.reserve(per_target);
@@ -375,13 +404,58 @@ impl<'a> PointsBuilder<'a> {
         }
         if let Some(points) = self.points.get_mut(id as usize) {
             points.extend(counts.points.iter().map(|count| Point {
-                // OTLP's int points are signed; no count reaches 2^63.
-                value: i64::try_from(count.value).unwrap_or(i64::MAX),
+                value: Value::saturating(count.value),
                 process: Some((count.name.as_str(), count.group.as_str())),
                 label: None,
                 start_time_unix_nano: count.start_time_unix_nano,
                 expected: count.expected,
             }));
+        }
+    }
+
+    /// The running programs' resource readings: CPU time as a monotonic double sum in the
+    /// temporality the scrape layer made it in (one point per mode), the rest int gauges; the
+    /// descriptor count only where it could be read. Nothing when no program was read.
+    fn record_resources(&mut self, resources: &'a Resources) {
+        if self.toggles.is_enabled(MetricId::ProcessCpuTime) && !resources.programs.is_empty() {
+            if let Some(slot) = self.temporality.get_mut(MetricId::ProcessCpuTime as usize) {
+                *slot = resources.cpu_temporality;
+            }
+            if let Some(points) = self.points.get_mut(MetricId::ProcessCpuTime as usize) {
+                points.extend(resources.programs.iter().flat_map(|program| {
+                    CpuMode::ALL.map(|mode| Point {
+                        value: Value::Double(match mode {
+                            CpuMode::User => program.cpu_user_seconds,
+                            CpuMode::System => program.cpu_system_seconds,
+                        }),
+                        process: Some(identity(program)),
+                        label: Some(label(&defs::CPU_MODE, mode.name())),
+                        start_time_unix_nano: program.cpu_start_time_unix_nano,
+                        expected: None,
+                    })
+                }));
+            }
+        }
+        for program in &resources.programs {
+            let process = Some(identity(program));
+            let gauges = [
+                (
+                    MetricId::ProcessMemoryUsage,
+                    Some(program.memory_usage_bytes),
+                ),
+                (
+                    MetricId::ProcessMemoryVirtual,
+                    Some(program.memory_virtual_bytes),
+                ),
+                (MetricId::ProcessThreadCount, Some(program.threads)),
+                (MetricId::ProcessOpenFileDescriptors, program.open_fds),
+                (MetricId::ProcessTreeCount, Some(program.processes)),
+            ];
+            for (id, value) in gauges {
+                if let Some(value) = value {
+                    self.push_value(id, Value::saturating(value), process, None);
+                }
+            }
         }
     }
 
@@ -403,6 +477,16 @@ impl<'a> PointsBuilder<'a> {
         process: Option<(&'a str, &'a str)>,
         label: Option<Attribute<'static>>,
     ) {
+        self.push_value(id, Value::Int(value), process, label);
+    }
+
+    fn push_value(
+        &mut self,
+        id: MetricId,
+        value: Value,
+        process: Option<(&'a str, &'a str)>,
+        label: Option<Attribute<'static>>,
+    ) {
         if !self.toggles.is_enabled(id) {
             return;
         }
@@ -416,6 +500,11 @@ impl<'a> PointsBuilder<'a> {
             });
         }
     }
+}
+
+/// A program's process and group names.
+fn identity(program: &ProgramResources) -> (&str, &str) {
+    (program.name.as_str(), program.group.as_str())
 }
 
 fn label(def: &'static AttributeDef, value: &'static str) -> Attribute<'static> {
@@ -723,6 +812,147 @@ mod tests {
         let rm = &request.resource_metrics[0];
         assert!(sum_of(rm, MetricId::ProcessRestarts).is_none());
         assert!(sum_of(rm, MetricId::ProcessExits).is_none());
+    }
+
+    fn program(name: &str, open_fds: Option<u64>) -> ProgramResources {
+        ProgramResources {
+            name: name.into(),
+            group: "g".into(),
+            cpu_user_seconds: 1.5,
+            cpu_system_seconds: 0.25,
+            cpu_start_time_unix_nano: 11,
+            memory_usage_bytes: 4096,
+            memory_virtual_bytes: u64::MAX,
+            threads: 3,
+            open_fds,
+            processes: 2,
+        }
+    }
+
+    fn with_resources(temporality: Temporality) -> PollData {
+        PollData {
+            processes: vec![process("a", ProcessState::Running, Status::Up)],
+            resources: Resources {
+                cpu_temporality: temporality,
+                programs: vec![program("a", Some(7)), program("b", None)],
+            },
+            ..Default::default()
+        }
+    }
+
+    fn double(p: &NumberDataPoint) -> f64 {
+        match p.value {
+            Some(number_data_point::Value::AsDouble(v)) => v,
+            _ => panic!("not a double point"),
+        }
+    }
+
+    #[test]
+    fn cpu_time_is_a_monotonic_double_sum_per_mode() {
+        for (temporality, otlp) in [
+            (Temporality::Cumulative, AggregationTemporality::Cumulative),
+            (Temporality::Delta, AggregationTemporality::Delta),
+        ] {
+            let mut o = outcome(Ok(with_resources(temporality)));
+            o.target = Arc::new(TargetIdentity {
+                point_attributes: vec![(defs::SUPERVISORD_SERVER.key.into(), "web-1".into())],
+                ..(*o.target).clone()
+            });
+            let request = build_request(&[o], &MetricToggles::default());
+            let rm = &request.resource_metrics[0];
+            let cpu = sum_of(rm, MetricId::ProcessCpuTime).expect("cpu time");
+            assert!(cpu.is_monotonic);
+            assert_eq!(cpu.aggregation_temporality, otlp as i32);
+            let seen: Vec<_> = cpu
+                .data_points
+                .iter()
+                .map(|p| {
+                    let keys: Vec<_> = p.attributes.iter().map(|a| a.key.as_str()).collect();
+                    assert_eq!(
+                        keys,
+                        [
+                            defs::SUPERVISORD_SERVER.key,
+                            defs::PROCESS.key,
+                            defs::GROUP.key,
+                            defs::CPU_MODE.key
+                        ]
+                    );
+                    assert_eq!((p.start_time_unix_nano, p.time_unix_nano), (11, 42));
+                    (
+                        attr(&p.attributes, defs::PROCESS.key).unwrap(),
+                        attr(&p.attributes, defs::CPU_MODE.key).unwrap(),
+                        double(p),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    ("a", "user", 1.5),
+                    ("a", "system", 0.25),
+                    ("b", "user", 1.5),
+                    ("b", "system", 0.25)
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn resource_gauges_are_ints_and_descriptors_only_where_read() {
+        let request = build_request(
+            &[outcome(Ok(with_resources(Temporality::Cumulative)))],
+            &MetricToggles::default(),
+        );
+        let rm = &request.resource_metrics[0];
+        let values = |id: MetricId| -> Vec<_> {
+            points(rm, id)
+                .iter()
+                .map(|p| {
+                    assert_eq!(p.start_time_unix_nano, 0);
+                    (attr(&p.attributes, defs::PROCESS.key).unwrap(), int(p))
+                })
+                .collect()
+        };
+        assert_eq!(
+            values(MetricId::ProcessMemoryUsage),
+            [("a", 4096), ("b", 4096)]
+        );
+        // Past i64: saturated, not wrapped.
+        assert_eq!(
+            values(MetricId::ProcessMemoryVirtual),
+            [("a", i64::MAX), ("b", i64::MAX)]
+        );
+        assert_eq!(values(MetricId::ProcessThreadCount), [("a", 3), ("b", 3)]);
+        assert_eq!(values(MetricId::ProcessOpenFileDescriptors), [("a", 7)]);
+        assert_eq!(values(MetricId::ProcessTreeCount), [("a", 2), ("b", 2)]);
+    }
+
+    #[test]
+    fn resources_are_left_out_when_disabled_or_not_read() {
+        let mut toggles = MetricToggles::default();
+        for id in [MetricId::ProcessCpuTime, MetricId::ProcessThreadCount] {
+            toggles.set_enabled(id.name(), false).unwrap();
+        }
+        let request = build_request(&[outcome(Ok(with_resources(Temporality::Delta)))], &toggles);
+        let rm = &request.resource_metrics[0];
+        assert!(sum_of(rm, MetricId::ProcessCpuTime).is_none());
+        assert!(points(rm, MetricId::ProcessThreadCount).is_empty());
+        assert_eq!(points(rm, MetricId::ProcessTreeCount).len(), 2);
+
+        // A remote target: no readings, no resource metric at all.
+        let data = PollData {
+            processes: vec![process("a", ProcessState::Running, Status::Up)],
+            ..Default::default()
+        };
+        let request = build_request(&[outcome(Ok(data))], &MetricToggles::default());
+        let names: Vec<_> = request.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        for id in defs::PROGRAM_RESOURCES {
+            assert!(!names.contains(&id.name()), "{}", id.name());
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use prost::encoding::{encode_varint, encoded_len_varint};
 
-use super::builder::{collect, Collected, Point};
+use super::builder::{collect, Collected, Point, Value};
 use crate::schema::definitions::{
     MetricDef, MetricKind, EXPECTED, GROUP, PROCESS, SCOPE_NAME, SCOPE_VERSION,
 };
@@ -155,7 +155,8 @@ impl<'c, 'a> Writer<'c, 'a> {
     }
 
     /// A `NumberDataPoint`: start_time_unix_nano = 2 and time_unix_nano = 3 (fixed64, left out
-    /// when 0), as_int = 6 (sfixed64, a oneof member: always written), attributes = 7 in
+    /// when 0), as_double = 4 (double) or as_int = 6 (sfixed64), a oneof member: always
+    /// written, eight bytes either way, attributes = 7 in
     /// [`Collected::attributes`] order, then `expected` as a bool.
     fn point_len(&self, point: &Point<'_>) -> usize {
         let fixed64 = |value: u64| if value != 0 { 9 } else { 0 };
@@ -184,8 +185,16 @@ impl<'c, 'a> Writer<'c, 'a> {
             out.push(key(3, I64));
             out.extend_from_slice(&time.to_le_bytes());
         }
-        out.push(key(6, I64));
-        out.extend_from_slice(&point.value.to_le_bytes());
+        match point.value {
+            Value::Double(v) => {
+                out.push(key(4, I64));
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::Int(v) => {
+                out.push(key(6, I64));
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
         out.extend_from_slice(&self.common);
         if let Some((name, group)) = point.process {
             write_key_value(out, key(7, LEN), PROCESS.key, name);
@@ -266,7 +275,9 @@ mod tests {
     use crate::metrics::builder::build_resource_metrics;
     use crate::schema::definitions::SUPERVISORD_SERVER;
     use crate::schema::MetricId;
-    use crate::scrape::outcome::{CountPoint, Counts, MonitoredProcess, PollData, TargetIdentity};
+    use crate::scrape::outcome::{
+        CountPoint, Counts, MonitoredProcess, PollData, ProgramResources, Resources, TargetIdentity,
+    };
     use crate::settings::Temporality;
     use crate::vocab::Status;
     use crate::vocab::{ProcessInfo, ProcessState, SupervisorState};
@@ -365,6 +376,13 @@ mod tests {
         toggles
             .set_enabled(MetricId::ProcessExits.name(), false)
             .unwrap();
+        toggles
+            .set_enabled(MetricId::ProcessMemoryVirtual.name(), false)
+            .unwrap();
+        assert_eq!(ours(outcome, &toggles).0, prost_bytes(outcome, &toggles));
+        toggles
+            .set_enabled(MetricId::ProcessCpuTime.name(), false)
+            .unwrap();
         assert_eq!(ours(outcome, &toggles).0, prost_bytes(outcome, &toggles));
     }
 
@@ -441,6 +459,92 @@ mod tests {
             ..Default::default()
         };
         assert_same(&outcome("", vec![], 0, Ok(data)));
+    }
+
+    /// Readings at the edges: zeros (which proto3 would leave out were they not oneof members
+    /// or start times), values past i64 and f64's odd ones, descriptors read and not.
+    fn resources(cpu_temporality: Temporality) -> Resources {
+        let program = |name: &str, open_fds: Option<u64>| ProgramResources {
+            name: name.into(),
+            group: format!("{name}-group"),
+            cpu_user_seconds: 12.75,
+            cpu_system_seconds: 0.01,
+            cpu_start_time_unix_nano: 1_700_000_000_000_000_000,
+            memory_usage_bytes: 512 << 20,
+            memory_virtual_bytes: 4 << 30,
+            threads: 12,
+            open_fds,
+            processes: 5,
+        };
+        Resources {
+            cpu_temporality,
+            programs: vec![
+                program("web", Some(64)),
+                program("wörker:0", None),
+                ProgramResources {
+                    name: String::new(),
+                    group: String::new(),
+                    ..ProgramResources::default()
+                },
+                ProgramResources {
+                    cpu_user_seconds: f64::MAX,
+                    cpu_system_seconds: -0.0,
+                    cpu_start_time_unix_nano: u64::MAX,
+                    memory_usage_bytes: u64::MAX,
+                    memory_virtual_bytes: 1 << 63,
+                    threads: u64::MAX,
+                    open_fds: Some(u64::MAX),
+                    processes: i64::MAX as u64,
+                    ..program("big", Some(0))
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn resources_encode_as_prost_does_in_both_temporalities() {
+        for temporality in [Temporality::Cumulative, Temporality::Delta] {
+            let (restarts, exits) = counts(temporality, Temporality::Delta);
+            let data = PollData {
+                processes: vec![process("web", "web", ProcessState::Running, 100)],
+                restarts,
+                exits,
+                resources: resources(temporality),
+                ..Default::default()
+            };
+            let o = outcome("res", vec![("env".into(), "prod".into())], 9, Ok(data));
+            assert_same(&o);
+            let decoded = ExportMetricsServiceRequest::decode(
+                ours(&o, &MetricToggles::default()).0.as_slice(),
+            )
+            .unwrap();
+            let names: Vec<_> = decoded.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect();
+            for id in crate::schema::definitions::PROGRAM_RESOURCES {
+                assert!(names.contains(&id.name()), "{}", id.name());
+            }
+        }
+        // Resources alone, without any other metric or attribute, at time 0.
+        let data = PollData {
+            resources: resources(Temporality::Delta),
+            ..Default::default()
+        };
+        assert_same(&outcome("", vec![], 0, Ok(data)));
+        // A reading of nothing but zeros.
+        let data = PollData {
+            resources: Resources {
+                cpu_temporality: Temporality::Cumulative,
+                programs: vec![ProgramResources {
+                    open_fds: Some(0),
+                    ..ProgramResources::default()
+                }],
+            },
+            ..Default::default()
+        };
+        assert_same(&outcome("zero", vec![], 1, Ok(data)));
     }
 
     #[test]
@@ -524,6 +628,37 @@ mod tests {
         )
     }
 
+    fn any_resources() -> impl Strategy<Value = Resources> {
+        let program = (
+            ("\\PC{0,40}", "\\PC{0,20}"),
+            (any::<f64>(), any::<f64>(), any::<u64>()),
+            (any::<u64>(), any::<u64>(), any::<u64>()),
+            (prop::option::of(any::<u64>()), any::<u64>()),
+        )
+            .prop_map(
+                |((name, group), (user, system, start), (rss, vms, threads), (fds, processes))| {
+                    ProgramResources {
+                        name,
+                        group,
+                        cpu_user_seconds: user,
+                        cpu_system_seconds: system,
+                        cpu_start_time_unix_nano: start,
+                        memory_usage_bytes: rss,
+                        memory_virtual_bytes: vms,
+                        threads,
+                        open_fds: fds,
+                        processes,
+                    }
+                },
+            );
+        (any_temporality(), prop::collection::vec(program, 0..10)).prop_map(
+            |(cpu_temporality, programs)| Resources {
+                cpu_temporality,
+                programs,
+            },
+        )
+    }
+
     proptest! {
         #[test]
         fn generated_polls_encode_as_prost_does(
@@ -533,6 +668,7 @@ mod tests {
             state in prop::option::of(prop::sample::select(SupervisorState::ALL.to_vec())),
             restarts in any_counts(),
             exits in any_counts(),
+            resources in any_resources(),
         ) {
             let processes = names
                 .iter()
@@ -547,6 +683,7 @@ mod tests {
             };
             data.restarts = restarts;
             data.exits = exits;
+            data.resources = resources;
             let o = outcome(&target, vec![(target.clone(), "v".repeat(150))], time, Ok(data));
             let toggles = MetricToggles::default();
             for o in both(&o) {

@@ -19,6 +19,8 @@ pub enum AttributeValues {
     ProcessState,
     /// [`SupervisorState`] names: `RUNNING`, `RESTARTING`, `SHUTDOWN`, `FATAL`.
     SupervisorState,
+    /// [`CpuMode`] names: `user`, `system`.
+    CpuMode,
     /// A boolean, written as an OTLP `bool_value` (not the strings `"true"`/`"false"`):
     /// Datadog's OTLP ingest makes the tag `key:true` or `key:false` of it all the same
     /// (`AsString()` of the value), and other backends keep the type.
@@ -34,7 +36,29 @@ impl AttributeValues {
             AttributeValues::SupervisorState => {
                 SupervisorState::ALL.iter().map(|s| s.name()).collect()
             }
+            AttributeValues::CpuMode => CpuMode::ALL.iter().map(|m| m.name()).collect(),
             AttributeValues::Bool => vec!["true", "false"],
+        }
+    }
+}
+
+/// Where a program's CPU time was spent: the `cpu.mode` values of the OpenTelemetry process
+/// semantic conventions that /proc tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CpuMode {
+    /// Time running the program's own code (`utime`, children's `cutime` included).
+    User,
+    /// Time the kernel spent on its behalf (`stime`, children's `cstime` included).
+    System,
+}
+
+impl CpuMode {
+    pub const ALL: [CpuMode; 2] = [CpuMode::User, CpuMode::System];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuMode::User => "user",
+            CpuMode::System => "system",
         }
     }
 }
@@ -147,8 +171,17 @@ pub static EXPECTED: AttributeDef = AttributeDef {
                   supervisord's events say, so only push mode sets it.",
 };
 
+/// The OpenTelemetry semantic conventions' key (`process.cpu.time`'s attribute).
+pub static CPU_MODE: AttributeDef = AttributeDef {
+    key: "cpu.mode",
+    level: AttributeLevel::Point,
+    values: AttributeValues::CpuMode,
+    description: "Where the CPU time was spent: running the program (`user`) or in the kernel \
+                  on its behalf (`system`).",
+};
+
 /// Every attribute, in documentation order.
-pub static ATTRIBUTES: [&AttributeDef; 10] = [
+pub static ATTRIBUTES: [&AttributeDef; 11] = [
     &SUPERVISOR_SERVER,
     &SUPERVISORD_IDENTIFICATION,
     &SUPERVISORD_VERSION,
@@ -159,10 +192,12 @@ pub static ATTRIBUTES: [&AttributeDef; 10] = [
     &PROCESS_STATE,
     &SUPERVISOR_STATE,
     &EXPECTED,
+    &CPU_MODE,
 ];
 
-/// The OTLP data type. Most metrics are gauges: values read from supervisord at each poll.
-/// The counts the receiver keeps itself (restarts, exits) are sums, sent with the temporality
+/// The OTLP data type. Most metrics are gauges: values read from supervisord (or /proc) at each
+/// poll. The counts the receiver keeps itself (restarts, exits) and the programs' CPU time are
+/// sums, sent with the temporality
 /// the configuration prefers (`settings::TemporalityPreference`, which maps a [`CountSource`]
 /// to a temporality). (The receiver's own metrics are OpenTelemetry instruments instead:
 /// [`SelfInstrument`].)
@@ -234,7 +269,7 @@ impl CountSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueType {
     Int,
-    /// Durations in seconds (self-telemetry's histogram only).
+    /// Seconds: the programs' CPU time, self-telemetry's poll durations.
     Double,
 }
 
@@ -261,6 +296,16 @@ pub struct MetricDef {
     pub enabled_by_default: bool,
 }
 
+/// The `value_type:` of a [`metric_table!`] entry, an int when it has none.
+macro_rules! value_type_or_int {
+    () => {
+        ValueType::Int
+    };
+    ($value_type:expr) => {
+        $value_type
+    };
+}
+
 /// The `kind:` of a [`metric_table!`] entry, a gauge when it has none.
 macro_rules! kind_or_gauge {
     () => {
@@ -272,14 +317,16 @@ macro_rules! kind_or_gauge {
 }
 
 /// Declares [`MetricId`] and [`METRICS`] from one list, so the enum's discriminant is always
-/// the metric's index in the table. An entry without `kind:` is a gauge.
+/// the metric's index in the table. An entry without `kind:` is a gauge, one without
+/// `value_type:` an int.
 macro_rules! metric_table {
     ($( $(#[$doc:meta])* $id:ident {
         name: $name:literal,
         unit: $unit:literal,
         $(kind: $kind:expr,)?
+        $(value_type: $value_type:expr,)?
         attributes: [$($attr:expr),* $(,)?],
-        description: $description:literal,
+        description: $description:expr,
         enabled: $enabled:literal $(,)?
     } ),+ $(,)?) => {
         /// A metric of the table; `id as usize` is its index in [`METRICS`].
@@ -299,12 +346,21 @@ macro_rules! metric_table {
                 name: $name,
                 unit: $unit,
                 kind: kind_or_gauge!($($kind)?),
-                value_type: ValueType::Int,
+                value_type: value_type_or_int!($($value_type)?),
                 attributes: &[$($attr),*],
                 description: $description,
                 enabled_by_default: $enabled,
             },
         )+];
+    };
+}
+
+/// What every per-program resource metric's description ends with: which targets and
+/// programs have one.
+macro_rules! resources_scope {
+    () => {
+        " Running programs of local targets only (on this host: a UNIX socket, or TCP to a \
+         loopback address; the target's `process_resources` overrides)."
     };
 }
 
@@ -391,6 +447,79 @@ metric_table! {
                       cannot tell how many exits happened between two polls.",
         enabled: true,
     },
+    // The programs' resources, read from /proc for local targets, after the counts. Names and
+    // units follow the OpenTelemetry process semantic conventions, under the `supervisord.`
+    // prefix; each reading covers the program's process tree (its process and every descendant).
+    /// Read from snapshots of /proc (like an asynchronous counter): cumulative under
+    /// `lowmemory`.
+    ProcessCpuTime {
+        name: "supervisord.process.cpu.time",
+        unit: "s",
+        kind: MetricKind::Sum {
+            monotonic: true,
+            source: CountSource::Snapshots,
+        },
+        value_type: ValueType::Double,
+        attributes: [&PROCESS, &GROUP, &CPU_MODE],
+        description: concat!(
+            "CPU time used by the program's process tree, by mode, children that exited \
+             included.",
+            resources_scope!()
+        ),
+        enabled: true,
+    },
+    ProcessMemoryUsage {
+        name: "supervisord.process.memory.usage",
+        unit: "By",
+        attributes: [&PROCESS, &GROUP],
+        description: concat!(
+            "Resident memory of the program's process tree; a page shared by several of its \
+             processes counts once per process.",
+            resources_scope!()
+        ),
+        enabled: true,
+    },
+    ProcessMemoryVirtual {
+        name: "supervisord.process.memory.virtual",
+        unit: "By",
+        attributes: [&PROCESS, &GROUP],
+        description: concat!(
+            "Virtual memory of the program's process tree.",
+            resources_scope!()
+        ),
+        enabled: true,
+    },
+    ProcessThreadCount {
+        name: "supervisord.process.thread.count",
+        unit: "{thread}",
+        attributes: [&PROCESS, &GROUP],
+        description: concat!(
+            "Threads of the program's process tree.",
+            resources_scope!()
+        ),
+        enabled: true,
+    },
+    ProcessOpenFileDescriptors {
+        name: "supervisord.process.unix.file_descriptor.count",
+        unit: "{file_descriptor}",
+        attributes: [&PROCESS, &GROUP],
+        description: concat!(
+            "Open file descriptors of the program's process tree; absent when one of its \
+             processes' could not be read.",
+            resources_scope!()
+        ),
+        enabled: true,
+    },
+    ProcessTreeCount {
+        name: "supervisord.process.tree.count",
+        unit: "{process}",
+        attributes: [&PROCESS, &GROUP],
+        description: concat!(
+            "Processes in the program's tree, its own included (a forking server's workers).",
+            resources_scope!()
+        ),
+        enabled: true,
+    },
     SupervisorState {
         name: "supervisord.state",
         unit: "1",
@@ -414,6 +543,16 @@ impl MetricId {
         METRICS.iter().find(|m| m.name == name).map(|m| m.id)
     }
 }
+
+/// The per-program resource metrics (read from /proc for local targets), in table order.
+pub const PROGRAM_RESOURCES: [MetricId; 6] = [
+    MetricId::ProcessCpuTime,
+    MetricId::ProcessMemoryUsage,
+    MetricId::ProcessMemoryVirtual,
+    MetricId::ProcessThreadCount,
+    MetricId::ProcessOpenFileDescriptors,
+    MetricId::ProcessTreeCount,
+];
 
 /// Resource attributes, in the order they are attached (user attributes follow them).
 pub static RESOURCE_ATTRIBUTES: [&AttributeDef; 3] = [
@@ -712,24 +851,35 @@ mod tests {
     }
 
     #[test]
-    fn sums_are_int_counts_with_a_source_and_the_rest_are_gauges() {
+    fn sums_are_monotonic_with_a_source_and_the_rest_are_int_gauges() {
         let mut sums = Vec::new();
         for metric in &METRICS {
             match metric.kind {
                 MetricKind::Sum { monotonic, source } => {
                     assert!(monotonic, "{}", metric.name);
-                    assert_eq!(metric.value_type, ValueType::Int, "{}", metric.name);
                     assert_eq!(metric.kind.count_source(), Some(source));
-                    sums.push((metric.id, source));
+                    sums.push((metric.id, source, metric.value_type));
                 }
-                MetricKind::Gauge => assert_eq!(metric.kind.count_source(), None),
+                MetricKind::Gauge => {
+                    assert_eq!(metric.kind.count_source(), None);
+                    assert_eq!(metric.value_type, ValueType::Int, "{}", metric.name);
+                }
             }
         }
         assert_eq!(
             sums,
             [
-                (MetricId::ProcessRestarts, CountSource::Snapshots),
-                (MetricId::ProcessExits, CountSource::Events),
+                (
+                    MetricId::ProcessRestarts,
+                    CountSource::Snapshots,
+                    ValueType::Int
+                ),
+                (MetricId::ProcessExits, CountSource::Events, ValueType::Int),
+                (
+                    MetricId::ProcessCpuTime,
+                    CountSource::Snapshots,
+                    ValueType::Double
+                ),
             ]
         );
         assert_eq!(
@@ -762,6 +912,50 @@ mod tests {
             }
         }
         assert_eq!(AttributeValues::Bool.names(), ["true", "false"]);
+        assert_eq!(AttributeValues::CpuMode.names(), ["user", "system"]);
+    }
+
+    #[test]
+    fn resources_follow_the_counts_with_semantic_convention_units() {
+        let resources = PROGRAM_RESOURCES;
+        let first = MetricId::ProcessExits as usize + 1;
+        assert_eq!(
+            MetricId::ALL[first..first + resources.len()],
+            resources,
+            "after the counts"
+        );
+        assert_eq!(
+            MetricId::ALL[first + resources.len()],
+            MetricId::SupervisorState
+        );
+        let units: Vec<_> = resources.iter().map(|id| id.def().unit).collect();
+        assert_eq!(
+            units,
+            [
+                "s",
+                "By",
+                "By",
+                "{thread}",
+                "{file_descriptor}",
+                "{process}"
+            ]
+        );
+        for id in resources {
+            let def = id.def();
+            assert!(def.name.starts_with("supervisord.process."), "{}", def.name);
+            assert_eq!(def.attributes[..2], [&PROCESS, &GROUP], "{}", def.name);
+            assert!(
+                def.description.contains("local targets only"),
+                "{}",
+                def.name
+            );
+            assert!(def.description.contains("Running programs"), "{}", def.name);
+        }
+        assert_eq!(
+            MetricId::ProcessCpuTime.def().attributes,
+            [&PROCESS, &GROUP, &CPU_MODE]
+        );
+        assert_eq!(MetricId::ProcessCpuTime.def().value_type, ValueType::Double);
     }
 
     #[test]

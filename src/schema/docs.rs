@@ -21,6 +21,8 @@ pub fn metrics_page() -> String {
     out.push_str(&markdown_table());
     out.push('\n');
     out.push_str(NOTES);
+    out.push_str(&resources_note());
+    out.push_str(NOTES_END);
     out.push('\n');
     out.push_str(&temporality_section());
     out.push('\n');
@@ -90,9 +92,9 @@ fn log_records_section() -> String {
 
 const INTRO: &str = "\
 One OTLP Resource per target, one scope `supervisord-receiver` (version = the crate's). The
-supervisord metrics are gauges, except the counts the receiver keeps itself (restarts, exits),
-which are monotonic sums (see [Temporality](#temporality)); each can be switched off in the
-native format (`metrics:`).
+supervisord metrics are gauges, except the counts the receiver keeps itself (restarts, exits)
+and the programs' CPU time, which are monotonic sums (see [Temporality](#temporality)); each
+can be switched off in the native format (`metrics:`).
 The receiver's own metrics (last tables) are OpenTelemetry instruments, sent by the
 OpenTelemetry SDK on an exporter of their own under their own resource and scope (see
 [operations](operations.md)).
@@ -113,11 +115,36 @@ const NOTES: &str = "\
 - **Counts**: `supervisord.process.restarts` has one series per monitored process, counting
   from when the receiver first saw it; `supervisord.process.exits` two (`expected` true and
   false), in push mode only.
+";
+
+/// The notes after [`resources_note`].
+const NOTES_END: &str = "\
 - **Datadog format**: every point also carries `supervisord_server`, the user's `tags` (a key
   given twice, twice) and `service`, because Datadog's OTLP ingest tags metrics with point
   attributes only.
 - Nothing that changes every poll (pid, description, timestamps) is an attribute.
 ";
+
+/// The notes' line on the programs' resources, naming the metrics from the table.
+fn resources_note() -> String {
+    let names = PROGRAM_RESOURCES
+        .iter()
+        .map(|id| format!("`{}`", id.name()))
+        .collect::<Vec<_>>()
+        .join(",\n  ");
+    format!(
+        "- **Resources**:\n  {names}\n  \
+         are read from /proc, for local targets only (on this host: a UNIX socket, or TCP to a\n  \
+         loopback address; the native `process_resources` overrides it per target, and a\n  \
+         Datadog-format file reads none), and for running programs only. Each covers the\n  \
+         program's process tree: its process and every descendant; CPU time includes the\n  \
+         descendants that exited (once reaped, the kernel adds their time to their parent's).\n  \
+         Memory usage is the resident memory summed over the tree, so a page shared by several\n  \
+         of its processes (a forking server's workers) counts once per process. CPU time is\n  \
+         delta under `delta`, and cumulative under `lowmemory`, being read from snapshots. The\n  \
+         descriptor count is absent when a process's descriptors could not be read.\n",
+    )
+}
 
 /// The `## Temporality` section: how the sums' temporality is chosen, rendered from the sources
 /// of the counts in the table.
@@ -139,8 +166,8 @@ fn temporality_section() -> String {
     let _ = writeln!(
         out,
         "- `lowmemory`: delta for the counts accumulated from events, as for the \
-         specification's {}s ({}); cumulative for the counts derived by comparing polls, as \
-         for its {}s ({}).",
+         specification's {}s ({}); cumulative for the sums read from snapshots (counts \
+         derived by comparing polls, CPU time read from /proc), as for its {}s ({}).",
         CountSource::Events.instrument(),
         sums_of(true),
         CountSource::Snapshots.instrument(),
@@ -152,12 +179,13 @@ fn temporality_section() -> String {
 }
 
 const TEMPORALITY_INTRO: &str = "\
-A cumulative point counts from when the receiver first saw the process (its
-`start_time_unix_nano`); a delta point counts from where the previous point of its series ended,
-so a backend that adds the delta points up gets the cumulative count back. Sums are cumulative
-unless the native format's `metrics_temporality` says otherwise or, when the file does not set
-it (always in the Datadog format), `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` does,
-with the OpenTelemetry specification's values (in any case):
+A cumulative point counts from its `start_time_unix_nano`: when the receiver first saw the
+process for the counts, when the program started for CPU time; a delta point counts from where
+the previous point of its series ended, so a backend that adds the delta points up gets the
+cumulative count back. Sums are cumulative unless the native format's `metrics_temporality`
+says otherwise or, when the file does not set it (always in the Datadog format),
+`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` does, with the OpenTelemetry
+specification's values (in any case):
 
 - `cumulative` (the default): every sum cumulative.
 - `delta`: every sum delta.
@@ -348,7 +376,40 @@ mod tests {
         assert!(section.contains("`metrics_temporality`"));
         assert!(section.contains("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"));
         assert!(section.contains("synchronous counters (`supervisord.process.exits`); cumulative"));
-        assert!(section.contains("asynchronous counters (`supervisord.process.restarts`)."));
+        assert!(section.contains(&format!(
+            "asynchronous counters (`{}`, `{}`).",
+            MetricId::ProcessRestarts.name(),
+            MetricId::ProcessCpuTime.name()
+        )));
+        assert!(
+            row(MetricId::ProcessCpuTime).contains(
+                "| monotonic sum (double); delta with `delta` | `s` | \
+                 `supervisord_process`, `supervisord_group`, `cpu.mode` |"
+            ),
+            "{}",
+            row(MetricId::ProcessCpuTime)
+        );
+        assert!(row(MetricId::ProcessMemoryUsage).contains("| gauge (int) | `By` |"));
+        assert!(
+            md.contains("| `cpu.mode` | point | `user`, `system` |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_notes_name_every_resource_metric() {
+        let page = metrics_page();
+        let note = page
+            .lines()
+            .skip_while(|l| !l.starts_with("- **Resources**"))
+            .take_while(|l| !l.starts_with("- **Datadog format**"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for id in PROGRAM_RESOURCES {
+            assert!(note.contains(&format!("`{}`", id.name())), "{note}");
+        }
+        assert!(!note.contains(&format!("`{}`", MetricId::ProcessUptime.name())));
+        assert!(note.contains("cumulative under `lowmemory`"), "{note}");
     }
 
     #[test]

@@ -80,6 +80,8 @@ type Key = (String, String);
 pub struct CountTemporality {
     pub restarts: Temporality,
     pub exits: Temporality,
+    /// `supervisord.process.cpu.time` (kept by [`super::resources`], decided with the others).
+    pub cpu_time: Temporality,
 }
 
 /// Where transitions and counts come from.
@@ -533,6 +535,7 @@ mod tests {
             CountTemporality {
                 restarts: Temporality::Delta,
                 exits: Temporality::Delta,
+                cpu_time: Temporality::Delta,
             },
         );
         t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 100);

@@ -4,6 +4,7 @@ pub mod changes;
 pub mod counts;
 pub mod outcome;
 pub mod poller;
+pub mod resources;
 
 use crate::settings::Target;
 use crate::vocab::Snapshot;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::scrape::backoff::FailureBackoff;
 use crate::scrape::changes::ChangeTracker;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
+use crate::scrape::resources::ResourceReader;
 use crate::settings::Target;
 use crate::supervisor::client::{PollError, SupervisorClient};
 use crate::supervisor::transport::TransportBuildError;
@@ -31,6 +32,8 @@ pub struct TargetPoller {
     /// supervisord's identification and version from the last successful poll, for the
     /// resource of records made between polls (push mode's events).
     described: (Option<String>, Option<String>),
+    /// For a target on this host: reads its programs' process trees after each poll.
+    resources: Option<ResourceReader>,
 }
 
 impl TargetPoller {
@@ -48,7 +51,18 @@ impl TargetPoller {
             telemetry: None,
             tracker: Arc::default(),
             described: (None, None),
+            resources: None,
         })
+    }
+
+    /// Reads the programs' resources after each successful poll when the target is on this
+    /// host (see [`crate::settings::Target::reads_resources`]), CPU time in `cpu_time`.
+    pub fn with_resources(mut self, cpu_time: crate::settings::Temporality) -> Self {
+        self.resources = self
+            .target
+            .reads_resources()
+            .then(|| ResourceReader::new(&self.target.name, cpu_time));
+        self
     }
 
     /// Uses `tracker` (a new one, or the one of the task this poller replaces) for changes and
@@ -129,6 +143,11 @@ impl TargetPoller {
                 data.changes =
                     tracker.observe(&data.processes, data.supervisor_state, time_unix_nano);
                 (data.restarts, data.exits) = tracker.counts(time_unix_nano);
+                drop(tracker);
+                if let Some(reader) = &mut self.resources {
+                    data.resources =
+                        reader.read(&self.target.name, &data.processes, time_unix_nano);
+                }
                 Ok(data)
             }
             Err(error) => {

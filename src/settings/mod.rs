@@ -261,6 +261,41 @@ pub struct Target {
     /// Off trades a connect per poll for open files: one per poll in flight rather than one
     /// per target, for fleets larger than the open-file limit.
     pub keep_alive: bool,
+    /// Whether the programs' CPU, memory, threads and descriptors are read from /proc.
+    pub resources: ResourcesMode,
+}
+
+/// Whether a target's programs are read from this host's /proc (native `process_resources`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResourcesMode {
+    /// When supervisord is on this host: a UNIX socket, or TCP to a loopback address.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl Target {
+    /// Whether the pids supervisord reports for this target are this host's. A TCP endpoint
+    /// on another address may still be this host (its own IP): `process_resources: true` says
+    /// so; a container that shares no pid namespace with supervisord sees other pids under
+    /// the same socket: `false` says so.
+    pub fn reads_resources(&self) -> bool {
+        match self.resources {
+            ResourcesMode::On => true,
+            ResourcesMode::Off => false,
+            ResourcesMode::Auto => match &self.endpoint {
+                Endpoint::Unix { .. } => true,
+                Endpoint::Tcp { host, .. } => {
+                    let bare = host.trim_start_matches('[').trim_end_matches(']');
+                    bare.eq_ignore_ascii_case("localhost")
+                        || bare
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
+            },
+        }
+    }
 }
 
 impl Target {
@@ -279,6 +314,7 @@ impl Target {
             resource_attributes: Vec::new(),
             point_attributes: Vec::new(),
             keep_alive: true,
+            resources: ResourcesMode::Auto,
         }
     }
 }
@@ -427,4 +463,51 @@ pub enum ExporterSettings {
     Debug {
         verbosity: DebugVerbosity,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(endpoint: Endpoint, resources: ResourcesMode) -> Target {
+        Target {
+            resources,
+            ..Target::new("t", endpoint)
+        }
+    }
+
+    fn tcp(host: &str) -> Endpoint {
+        Endpoint::Tcp {
+            tls: false,
+            host: host.into(),
+            port: 9001,
+        }
+    }
+
+    #[test]
+    fn resources_are_read_for_this_host_unless_told_otherwise() {
+        let unix = Endpoint::Unix {
+            path: "/run/supervisor.sock".into(),
+        };
+        let cases = [
+            (unix.clone(), ResourcesMode::Auto, true),
+            (tcp("127.0.0.1"), ResourcesMode::Auto, true),
+            (tcp("127.8.9.10"), ResourcesMode::Auto, true),
+            (tcp("::1"), ResourcesMode::Auto, true),
+            (tcp("[::1]"), ResourcesMode::Auto, true),
+            (tcp("LocalHost"), ResourcesMode::Auto, true),
+            (tcp("10.0.0.12"), ResourcesMode::Auto, false),
+            (tcp("web-1.example"), ResourcesMode::Auto, false),
+            (tcp("10.0.0.12"), ResourcesMode::On, true),
+            (unix, ResourcesMode::Off, false),
+        ];
+        for (endpoint, mode, expected) in cases {
+            let shown = endpoint.display();
+            assert_eq!(
+                target(endpoint, mode).reads_resources(),
+                expected,
+                "{shown} {mode:?}"
+            );
+        }
+    }
 }

@@ -20,6 +20,7 @@ mod hostile;
 mod native;
 mod push;
 mod reload;
+mod resources;
 mod secrets;
 mod state_changes;
 mod stop_flush;

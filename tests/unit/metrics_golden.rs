@@ -3,8 +3,9 @@
 //! - Golden files: each case decodes a fixture from `tests/fixtures/xmlrpc/`, applies the
 //!   target's filters and mapping, builds the export request and compares it, as OTLP/JSON, with
 //!   `tests/golden/<case>.json`. Timestamps and the order of metrics and points are ignored.
-//!   Some cases add the counts the scrape layer would have kept (restarts, exits), so the sums
-//!   are held to their files too.
+//!   Some cases add the counts the scrape layer would have kept (restarts, exits) and the
+//!   resource readings it would have made (CPU, memory, ...), so those are held to their files
+//!   too.
 //!   `UPDATE_GOLDEN=1 cargo test --test unit metrics_golden` rewrites the files; review the diff.
 //! - Datadog's unit vectors: the process counts and uptimes its check's tests expect, read back
 //!   from the produced OTLP.
@@ -23,12 +24,12 @@ use supervisord_receiver::settings::pattern::NamePattern;
 
 use supervisord_receiver::metrics::build_request;
 use supervisord_receiver::schema::definitions::{
-    EXPECTED, GROUP, PROCESS, SCOPE_NAME, STATUS, SUPERVISORD_SERVER,
+    CPU_MODE, EXPECTED, GROUP, PROCESS, PROGRAM_RESOURCES, SCOPE_NAME, STATUS, SUPERVISORD_SERVER,
 };
 use supervisord_receiver::schema::{metrics_page, MetricId, MetricToggles};
 use supervisord_receiver::scrape::monitored;
 use supervisord_receiver::scrape::outcome::{
-    CountPoint, Counts, PollData, PollOutcome, TargetIdentity,
+    CountPoint, Counts, PollData, PollOutcome, ProgramResources, Resources, TargetIdentity,
 };
 use supervisord_receiver::settings::{Endpoint, Target, Temporality};
 use supervisord_receiver::supervisor::decode;
@@ -184,6 +185,37 @@ fn exits(data: &mut PollData, temporality: Temporality) {
     };
 }
 
+/// Resource readings for every RUNNING monitored process, as the scrape layer makes them for a
+/// local target: the first with its descriptors read, the others without (the recorded
+/// replies have one running program each; the builder's tests hold the second shape).
+fn resources(data: &mut PollData, cpu_temporality: Temporality) {
+    let programs = data
+        .processes
+        .iter()
+        .filter(|p| p.info.state == ProcessState::Running)
+        .enumerate()
+        .map(|(i, p)| {
+            let i = i as u64;
+            ProgramResources {
+                name: p.info.name.clone(),
+                group: p.info.group.clone(),
+                cpu_user_seconds: 12.5 + i as f64,
+                cpu_system_seconds: 0.75,
+                cpu_start_time_unix_nano: FIRST_SEEN_UNIX_NANO,
+                memory_usage_bytes: (64 + i) << 20,
+                memory_virtual_bytes: (1 + i) << 30,
+                threads: 4 + i,
+                open_fds: (i == 0).then_some(32),
+                processes: 1 + i,
+            }
+        })
+        .collect();
+    data.resources = Resources {
+        cpu_temporality,
+        programs,
+    };
+}
+
 /// A `proc_regex` pattern as the Datadog format reads it (Python's syntax).
 fn regex(pattern: &str) -> NamePattern {
     NamePattern::python(pattern).unwrap()
@@ -318,14 +350,18 @@ fn golden_ruby_backoff() {
 #[test]
 fn golden_multicall_with_state_identification_and_version() {
     let target = target("server1");
-    // Polling's counts: restarts only, cumulative (the default).
+    // Polling's counts: restarts only, cumulative (the default); a local target (TCP to
+    // localhost), so the running programs' resources too.
     check_golden(
         "multicall_ok_native",
         &build_counted(
             &target,
             multicall_snapshot("multicall_ok.xml"),
             Format::Native,
-            |data| restarts(data, Temporality::Cumulative),
+            |data| {
+                restarts(data, Temporality::Cumulative);
+                resources(data, Temporality::Cumulative);
+            },
         ),
     );
 }
@@ -592,10 +628,11 @@ fn datadog_format_tags_every_point_with_the_server() {
     let mut seen = 0;
     for id in MetricId::ALL {
         let points = number_points(&request, id);
-        // The fixture has no supervisord state; everything else is there, sums included.
+        // The fixture has no supervisord state, and a Datadog-format file reads no resources;
+        // everything else is there, sums included.
         assert_eq!(
             points.is_empty(),
-            id == MetricId::SupervisorState,
+            id == MetricId::SupervisorState || PROGRAM_RESOURCES.contains(&id),
             "{}",
             id.name()
         );
@@ -666,6 +703,58 @@ fn counts_are_monotonic_sums_with_their_temporality_and_a_bool_expected() {
         })
         .collect();
     assert_eq!(expected, [true, false, true, false, true, false]);
+}
+
+#[test]
+fn resources_are_a_double_cpu_sum_and_int_gauges_with_the_server_on_every_point() {
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let request = build_counted(
+            &target("server1"),
+            multicall_snapshot("multicall_ok.xml"),
+            Format::Datadog,
+            |data| resources(data, temporality),
+        );
+        let metric = |id: MetricId| {
+            request.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .find(|m| m.name == id.name())
+                .unwrap_or_else(|| panic!("no {}", id.name()))
+        };
+        let Some(metric::Data::Sum(cpu)) = &metric(MetricId::ProcessCpuTime).data else {
+            panic!("cpu time is not a sum");
+        };
+        assert!(cpu.is_monotonic);
+        let otlp = match temporality {
+            Temporality::Cumulative => AggregationTemporality::Cumulative,
+            Temporality::Delta => AggregationTemporality::Delta,
+        };
+        assert_eq!(cpu.aggregation_temporality, otlp as i32);
+        // One running program (mysql), two modes.
+        let modes: Vec<_> = cpu
+            .data_points
+            .iter()
+            .map(|p| {
+                assert_eq!(attribute(p, SUPERVISORD_SERVER.key), "server1");
+                assert_eq!(p.start_time_unix_nano, FIRST_SEEN_UNIX_NANO);
+                let Some(number_data_point::Value::AsDouble(v)) = p.value else {
+                    panic!("not a double point: {p:?}");
+                };
+                (attribute(p, CPU_MODE.key), v)
+            })
+            .collect();
+        assert_eq!(modes, [("user", 12.5), ("system", 0.75)]);
+        for id in &PROGRAM_RESOURCES[1..] {
+            let points = gauge_points(&request, *id);
+            assert_eq!(points.len(), 1, "{}", id.name());
+            for point in points {
+                assert_eq!(attribute(point, SUPERVISORD_SERVER.key), "server1");
+                assert_eq!(attribute(point, PROCESS.key), "mysql");
+                assert_eq!(point.start_time_unix_nano, 0);
+                assert!(int(point) > 0, "{}", id.name());
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

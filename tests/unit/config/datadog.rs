@@ -206,7 +206,7 @@ fn datadog_tags_service_and_interval() {
     );
     assert_eq!(
         messages(&dd("name: s\ntags: ['supervisord_server:x']")),
-        ["instances[0].tags[0]: 'supervisord_server' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state, expected"]
+        ["instances[0].tags[0]: 'supervisord_server' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state, expected, cpu.mode"]
     );
 }
 

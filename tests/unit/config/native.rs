@@ -16,7 +16,7 @@ fn native_unknown_keys_are_errors_with_a_suggestion() {
     );
     assert_eq!(
         messages(&format!("{TARGET}metrics:\n  supervisord.proces.count: {{enabled: false}}\n")),
-        ["metrics.supervisord.proces.count: unknown metric 'supervisord.proces.count'; did you mean 'supervisord.process.count'?; valid metrics: supervisord.can_connect, supervisord.process.count, supervisord.process.uptime, supervisord.process.status, supervisord.process.state, supervisord.process.exit_status, supervisord.process.start_time, supervisord.process.restarts, supervisord.process.exits, supervisord.state"]
+        ["metrics.supervisord.proces.count: unknown metric 'supervisord.proces.count'; did you mean 'supervisord.process.count'?; valid metrics: supervisord.can_connect, supervisord.process.count, supervisord.process.uptime, supervisord.process.status, supervisord.process.state, supervisord.process.exit_status, supervisord.process.start_time, supervisord.process.restarts, supervisord.process.exits, supervisord.process.cpu.time, supervisord.process.memory.usage, supervisord.process.memory.virtual, supervisord.process.thread.count, supervisord.process.unix.file_descriptor.count, supervisord.process.tree.count, supervisord.state"]
     );
     assert_eq!(
         messages(&format!("{TARGET}exporters:\n  otpl: {{}}\n")),
@@ -50,7 +50,7 @@ c.yaml:8:5: targets[1].endpoint: invalid endpoint 'http://h:9001/status': the pa
 c.yaml:9:5: targets[1].username: set password too, or neither
 c.yaml:10:22: targets[1].status_mapping.STOPED: unknown supervisord state 'STOPED'; expected one of STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL, UNKNOWN
 c.yaml:10:34: targets[1].status_mapping.RUNNING: invalid status 'fine': expected up, down or unknown
-c.yaml:11:27: targets[1].resource_attributes.status: 'status' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state, expected
+c.yaml:11:27: targets[1].resource_attributes.status: 'status' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state, expected, cpu.mode
 c.yaml:11:38: targets[1].resource_attributes.n: expected a string (quote numbers and booleans), found a number (1)"
     );
 }
@@ -135,4 +135,22 @@ fn the_counts_switch_like_every_metric() {
     let s = ok(&dd("name: s\nmetric_patterns:\n  exclude: ['restarts$']"));
     assert!(!s.metrics.is_enabled(MetricId::ProcessRestarts));
     assert!(s.metrics.is_enabled(MetricId::ProcessExits));
+}
+
+#[test]
+fn process_resources_is_auto_true_or_false() {
+    use supervisord_receiver::settings::ResourcesMode;
+    let mode =
+        |value: &str| ok(&format!("{TARGET}    process_resources: {value}\n")).targets[0].resources;
+    assert_eq!(ok(TARGET).targets[0].resources, ResourcesMode::Auto);
+    assert_eq!(mode("auto"), ResourcesMode::Auto);
+    assert_eq!(mode("true"), ResourcesMode::On);
+    assert_eq!(mode("\"false\""), ResourcesMode::Off);
+    assert_eq!(
+        messages(&format!("{TARGET}    process_resources: always\n")),
+        ["targets[0].process_resources: expected auto, true or false (auto: read /proc when supervisord is on this host, by a UNIX socket or a loopback address)"]
+    );
+    // The Datadog format sends what the check sends: no resources.
+    let s = ok(&dd("name: a\nhost: localhost"));
+    assert_eq!(s.targets[0].resources, ResourcesMode::Off);
 }
