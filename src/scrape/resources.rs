@@ -162,3 +162,70 @@ impl ResourceReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::{ProcessInfo, ProcessState, Status};
+
+    fn process(pid: i64, start: i64) -> MonitoredProcess {
+        MonitoredProcess {
+            info: ProcessInfo {
+                name: "web".into(),
+                group: "web".into(),
+                state: ProcessState::Running,
+                pid,
+                start,
+                ..Default::default()
+            },
+            status: Status::Up,
+        }
+    }
+
+    fn usage(user: f64, system: f64) -> TreeUsage {
+        TreeUsage {
+            cpu_user_seconds: user,
+            cpu_system_seconds: system,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cumulative_cpu_counts_from_the_program_start() {
+        let mut reader = ResourceReader::new("t", Temporality::Cumulative);
+        let p = reader.program(&process(7, 100), &usage(1.5, 0.5), 200_000_000_000);
+        assert_eq!(
+            (
+                p.cpu_user_seconds,
+                p.cpu_system_seconds,
+                p.cpu_start_time_unix_nano
+            ),
+            (1.5, 0.5, 100_000_000_000)
+        );
+    }
+
+    #[test]
+    fn delta_cpu_goes_on_from_the_last_point_and_restarts_with_a_new_pid() {
+        let mut reader = ResourceReader::new("t", Temporality::Delta);
+        let first = reader.program(&process(7, 100), &usage(1.0, 0.5), 110_000_000_000);
+        assert_eq!(
+            (first.cpu_user_seconds, first.cpu_start_time_unix_nano),
+            (1.0, 100_000_000_000)
+        );
+        let second = reader.program(&process(7, 100), &usage(3.0, 0.5), 120_000_000_000);
+        assert_eq!(
+            (second.cpu_user_seconds, second.cpu_system_seconds),
+            (2.0, 0.0)
+        );
+        assert_eq!(second.cpu_start_time_unix_nano, 110_000_000_000);
+        // A tree that lost a member reads lower: no negative point.
+        let lower = reader.program(&process(7, 100), &usage(2.5, 0.5), 130_000_000_000);
+        assert_eq!(lower.cpu_user_seconds, 0.0);
+        // A new pid is a new series, starting with the new process.
+        let again = reader.program(&process(8, 125), &usage(0.25, 0.0), 140_000_000_000);
+        assert_eq!(
+            (again.cpu_user_seconds, again.cpu_start_time_unix_nano),
+            (0.25, 125_000_000_000)
+        );
+    }
+}
