@@ -3,8 +3,11 @@
 //! Spawns N programs (default 100), each `sh -c 'sleep 600 & sleep 600'` in its own process
 //! group, then, best of R rounds (default 30):
 //!
-//! - `read_trees` over all N roots, in one call (what a poll of a 100-program target does);
-//! - the `/proc` pass alone (`read_trees` with one absent root: the pass and no tree);
+//! - `read_trees` over all N roots, in one call (what a poll of a 100-program target does),
+//!   and over one root: each tree walked down through `/proc/PID/task/TID/children`;
+//! - the same through the fallback for kernels without those files (`read_trees_by_scan`: one
+//!   pass over every process in `/proc`, then the trees), and that pass alone (one absent
+//!   root: the pass and no tree);
 //! - for comparison, the same pass through the `procfs` crate's own I/O (`all_processes()`,
 //!   then `Process::stat()`), and with a hand-written parse of the same bytes instead of
 //!   `procfs`'s `Stat`.
@@ -206,8 +209,22 @@ fn main() {
         "read_trees, {n} roots in one call: {cpu:8.0} µs CPU ({:.1} µs per program), {wall:8.0} µs wall",
         cpu / n as f64
     );
+    let (one_cpu, one_wall) = best(rounds, || {
+        let _ = reader.read_trees(&roots[..1]);
+    });
+    println!("read_trees, 1 root per call:       {one_cpu:8.0} µs CPU, {one_wall:8.0} µs wall");
+
+    println!("the fallback without children files (read_trees_by_scan):");
+    let (cpu, wall) = best(rounds, || {
+        let got = reader.read_trees_by_scan(&roots);
+        assert!(got.iter().all(Result::is_ok));
+    });
+    println!(
+        "  {n} roots in one call:           {cpu:8.0} µs CPU ({:.1} µs per program), {wall:8.0} µs wall",
+        cpu / n as f64
+    );
     let (scan_cpu, scan_wall) = best(rounds, || {
-        let _ = reader.read_trees(&[(0, 0)]);
+        let _ = reader.read_trees_by_scan(&[(0, 0)]);
     });
     println!(
         "  of which the /proc pass:         {scan_cpu:8.0} µs CPU ({:.2} µs per host process), {scan_wall:8.0} µs wall",
@@ -219,10 +236,10 @@ fn main() {
         (cpu - scan_cpu) / n as f64
     );
     let (one_cpu, one_wall) = best(rounds, || {
-        let _ = reader.read_trees(&roots[..1]);
+        let _ = reader.read_trees_by_scan(&roots[..1]);
     });
     println!(
-        "read_trees, 1 root per call:       {one_cpu:8.0} µs CPU, {one_wall:8.0} µs wall (a pass per call)"
+        "  1 root per call:                 {one_cpu:8.0} µs CPU, {one_wall:8.0} µs wall (a pass per call)"
     );
 
     println!("the /proc pass, other ways:");

@@ -7,22 +7,38 @@
 //!
 //! # How a read goes
 //!
-//! One pass over `/proc` reads every process's `/proc/PID/stat` (parsed by the `procfs` crate's
-//! `Stat`, from a buffer this reader keeps between calls) and keeps the few numbers needed, plus
-//! the parent of each. Each root's tree is then walked in that snapshot, and only the members'
-//! `/proc/PID/fd` are read besides. The pass costs the same whatever the number of roots, so
-//! every root of a target (or of all targets) goes in one call.
+//! Each root's tree is walked down from the root: each member's `/proc/PID/stat` (parsed by
+//! the `procfs` crate's `Stat`, from a buffer this reader keeps between calls) for its numbers
+//! and parent, its `/proc/PID/fd` for the descriptors, and `/proc/PID/task/TID/children` of
+//! each of its threads (one file when `stat` says one thread) for the next members. Nothing
+//! else on the host is read.
+//!
+//! The kernel documents `children` as reliable only when the tasks are frozen; they are not
+//! here. A child exiting, or re-parented, while its parent's file is read can be listed stale
+//! or missed. A listed pid whose `stat` does not name that parent as its `ppid` (exited and
+//! reused, or re-parented since) is skipped; a missed child is accepted: it is absent from that
+//! one read, as a process forked just after it would be.
+//!
+//! **Fallback.** `children` needs `CONFIG_PROC_CHILDREN`, which every mainstream distribution
+//! kernel enables. When the root's main thread's `children` does not exist (ENOENT while its
+//! `task/PID` directory does), the kernel lacks it: that call and every later one of this
+//! reader go back to one pass over every process's `stat` in `/proc` for the parent→children
+//! map, each tree then walked in that snapshot. A tree whose `children` file is there but
+//! unreadable (other than by its process exiting) goes through that pass too, for that call.
 //!
 //! # Cost
 //!
-//! About 6 µs of CPU per process on the host for the pass, plus about 2 µs per tree member for
-//! its fd count (`examples/proc_cost.rs`, figures in `docs/performance.md`): 100 three-process
-//! programs on a host of 381 processes, 2.97 ms in one call; one root alone, 2.37 ms. The
-//! parse is `procfs`'s; a hand-written one of the nine fields kept measured 1.80 ms against
-//! 2.20 ms for the pass (18% less, about 1 µs per host process). Kept: the kernel's formatting
+//! About 10 µs of CPU per tree member (its `stat`, `children` and fd count;
+//! `examples/proc_cost.rs`, figures in `docs/performance.md`), whatever the host runs: one
+//! three-process program, 30 µs; 100 of them, 3.1 ms. The fallback's pass costs about 6 µs per
+//! process on the host whatever the number of roots (2.27 ms for 370 processes), plus about
+//! 2 µs per member for its fd count: so the walk costs more than the fallback only when the
+//! trees hold more than about half the host's processes, as in that benchmark's 100 programs.
+//! The parse is `procfs`'s; a hand-written one of the nine fields kept measured 1.80 ms against
+//! 2.20 ms for the pass (18% less, about 1 µs per process read). Kept: the kernel's formatting
 //! of `stat` is most of the cost, and the crate's parser is a maintained answer to the classic
 //! trap (a name holding spaces and parentheses). Our own plain `read`s into one buffer, rather
-//! than `procfs`'s `Process::stat()`, cost 21% less (2.20 against 2.80 ms).
+//! than `procfs`'s `Process::stat()`, cost 21% less (2.20 against 2.80 ms for the pass).
 //!
 //! # Rules the caller relies on
 //!
@@ -43,6 +59,7 @@
 //!   parent in the tree exited first) is reparented outside the tree and takes its time with it.
 //!   The sum can therefore drop when a tree shrinks; a restart (a new `start`) resets it.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read};
 use std::path::PathBuf;
@@ -126,8 +143,12 @@ pub struct ProcReader {
     edges: Vec<(u32, u32)>,
     /// Pids whose `stat` failed in the last pass other than by vanishing, with the error.
     failed: Vec<(u32, ReadError)>,
-    /// Walk state, kept for its allocation.
-    stack: Vec<u32>,
+    /// Walk state, kept for its allocation: (member to visit, the parent that listed it).
+    stack: Vec<(u32, u32)>,
+    /// The `children` walk: members already counted in the tree being walked.
+    visited: HashSet<u32>,
+    /// Whether this kernel has `/proc/PID/task/TID/children`; false once a root's was missing.
+    children_files: bool,
     /// Per process of `procs`: already in the tree being walked.
     seen: Vec<bool>,
     /// Indexes of `seen` set by the walk, to clear after it.
@@ -150,6 +171,70 @@ struct Sample {
     starttime: u64,
 }
 
+/// Which way [`ProcReader::read_trees_with`] finds the members of a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Down from the root through `/proc/PID/task/TID/children`, falling back to `Scan` when
+    /// the kernel lacks those files.
+    Children,
+    /// One scan of every process in `/proc` for the parent→children map.
+    Scan,
+}
+
+/// This tree is to be read through the scan instead.
+struct FallBack;
+
+/// Why a `children` file gave no list.
+enum Children {
+    /// Not there: the process or thread exited, or the kernel lacks the files.
+    Missing,
+    /// There but unreadable.
+    Unreadable,
+}
+
+/// A tree's sums as its members are added.
+struct Totals {
+    usage: TreeUsage,
+    user_ticks: u64,
+    system_ticks: u64,
+}
+
+impl Totals {
+    fn new() -> Totals {
+        Totals {
+            usage: TreeUsage {
+                open_fds: Some(0),
+                ..TreeUsage::default()
+            },
+            user_ticks: 0,
+            system_ticks: 0,
+        }
+    }
+
+    fn add(&mut self, sample: &Sample, fds: Option<u64>, page_size: u64) {
+        let usage = &mut self.usage;
+        usage.open_fds = match (usage.open_fds, fds) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        self.user_ticks = self.user_ticks.saturating_add(sample.user_ticks);
+        self.system_ticks = self.system_ticks.saturating_add(sample.system_ticks);
+        usage.rss_bytes = usage
+            .rss_bytes
+            .saturating_add(sample.rss_pages.saturating_mul(page_size));
+        usage.virtual_bytes = usage.virtual_bytes.saturating_add(sample.vsize);
+        usage.threads = usage.threads.saturating_add(sample.threads);
+        usage.processes += 1;
+    }
+
+    fn usage(mut self, ticks_per_second: u64) -> TreeUsage {
+        let hz = ticks_per_second as f64;
+        self.usage.cpu_user_seconds = self.user_ticks as f64 / hz;
+        self.usage.cpu_system_seconds = self.system_ticks as f64 / hz;
+        self.usage
+    }
+}
+
 /// How reading one `stat` went.
 enum StatRead {
     Read(Sample),
@@ -169,6 +254,8 @@ impl ProcReader {
             edges: Vec::new(),
             failed: Vec::new(),
             stack: Vec::new(),
+            visited: HashSet::new(),
+            children_files: true,
             seen: Vec::new(),
             touched: Vec::new(),
         };
@@ -183,26 +270,199 @@ impl ProcReader {
         }
     }
 
-    /// One scan of /proc for the parent→children map, then each root's tree, in the order of
-    /// `roots`. `start_unix_seconds` is supervisord's `start` for that process (whole seconds);
-    /// a root whose /proc start time differs from it by more than 1 s (allowing for the
-    /// rounding: see the module doc) is [`ReadError::Reused`], never another program's numbers.
+    /// Each root's tree, in the order of `roots`. `start_unix_seconds` is supervisord's `start`
+    /// for that process (whole seconds); a root whose /proc start time differs from it by more
+    /// than 1 s (allowing for the rounding: see the module doc) is [`ReadError::Reused`], never
+    /// another program's numbers.
+    ///
+    /// Members are found by walking down from the root through `/proc/PID/task/TID/children`;
+    /// when the kernel lacks those files (no `CONFIG_PROC_CHILDREN`: the root's is not there),
+    /// one scan of every process in /proc builds the parent→children map instead, for this call
+    /// and every later one (see the module doc).
     ///
     /// A member that exits during the walk is skipped; the root gone is
-    /// [`ReadError::Vanished`]. When `/proc` itself cannot be listed, every root gets that
-    /// error.
+    /// [`ReadError::Vanished`]. When `/proc` itself cannot be listed (the scan), every root
+    /// still to read gets that error.
     pub fn read_trees(&mut self, roots: &[(u32, i64)]) -> Vec<Result<TreeUsage, ReadError>> {
+        let walk = if self.children_files {
+            Walk::Children
+        } else {
+            Walk::Scan
+        };
+        self.read_trees_with(roots, walk)
+    }
+
+    /// [`read_trees`](Self::read_trees) as on a kernel without `children` files: one scan of
+    /// every process in /proc, then each tree in that snapshot. For `examples/proc_cost.rs`,
+    /// which compares the two; not meant for use otherwise.
+    #[doc(hidden)]
+    pub fn read_trees_by_scan(
+        &mut self,
+        roots: &[(u32, i64)],
+    ) -> Vec<Result<TreeUsage, ReadError>> {
+        self.read_trees_with(roots, Walk::Scan)
+    }
+
+    /// Both walks, so that tests can compare them.
+    fn read_trees_with(
+        &mut self,
+        roots: &[(u32, i64)],
+        walk: Walk,
+    ) -> Vec<Result<TreeUsage, ReadError>> {
         if roots.is_empty() {
             return Vec::new();
         }
         self.boot_unix_seconds = boot_unix_seconds();
-        if let Err(e) = self.scan() {
-            return roots.iter().map(|_| Err(e.clone())).collect();
+        // `Some` once this call has scanned: its outcome.
+        let mut scanned: Option<Result<(), ReadError>> = None;
+        let mut out = Vec::with_capacity(roots.len());
+        for &(pid, start) in roots {
+            if walk == Walk::Children && self.children_files {
+                // `Err(FallBack)`: this tree could not be walked that way; through the scan.
+                if let Ok(tree) = self.walk_children(pid, start) {
+                    out.push(tree);
+                    continue;
+                }
+            }
+            let scan = scanned.get_or_insert_with(|| self.scan());
+            match scan {
+                Ok(()) => out.push(self.tree(pid, start)),
+                Err(e) => out.push(Err(e.clone())),
+            }
         }
-        roots
-            .iter()
-            .map(|&(pid, start)| self.tree(pid, start))
-            .collect()
+        out
+    }
+
+    /// One root's tree, walked down through `/proc/PID/task/TID/children`, reading each
+    /// member's `stat` and `fd` as it goes. `Err(FallBack)` when this tree must go through the
+    /// scan instead: the kernel has no `children` files (then remembered), or one could not be
+    /// read for another reason than its process being gone.
+    fn walk_children(
+        &mut self,
+        pid: u32,
+        start: i64,
+    ) -> Result<Result<TreeUsage, ReadError>, FallBack> {
+        let mut totals = Totals::new();
+        self.stack.clear();
+        self.visited.clear();
+        // (member, the parent whose `children` listed it); the root has none to check.
+        self.stack.push((pid, 0));
+        while let Some((member, parent)) = self.stack.pop() {
+            let is_root = member == pid && parent == 0;
+            let sample = match self.read_stat(member) {
+                Ok(StatRead::Read(sample)) => sample,
+                Ok(StatRead::Gone) if is_root => return Ok(Err(hidden_or_vanished(pid))),
+                Err(e) if is_root => return Ok(Err(e)),
+                // Exited since its parent listed it, or unreadable (as in the scan, where such
+                // a process is not in the snapshot): skipped, with what is below it.
+                Ok(StatRead::Gone) | Err(_) => continue,
+            };
+            if is_root {
+                if let Err(e) = self.check_start(&sample, start) {
+                    return Ok(Err(e));
+                }
+            } else if sample.ppid != parent {
+                // `children` is read without freezing the tasks: a pid it listed may have
+                // exited and been reused, or been re-parented, since.
+                continue;
+            }
+            // With pids reused mid-walk, a cycle.
+            if !self.visited.insert(member) {
+                continue;
+            }
+            let fds = match fd_count(member) {
+                FdCount::Count(n) => Some(n),
+                FdCount::Unreadable => None,
+                FdCount::Gone if is_root => return Ok(Err(ReadError::Vanished { pid })),
+                FdCount::Gone => continue,
+            };
+            totals.add(&sample, fds, self.page_size);
+            match self.push_children(member, sample.threads) {
+                Ok(()) => {}
+                Err(Children::Missing) if is_root => {
+                    // The main thread's directory there but not its `children`: the kernel
+                    // lacks them. Otherwise the root exited.
+                    if std::fs::metadata(format!("/proc/{pid}/task/{pid}")).is_ok() {
+                        self.children_files = false;
+                        return Err(FallBack);
+                    }
+                    return Ok(Err(ReadError::Vanished { pid }));
+                }
+                // Exited after its stat was read: its children were re-parented away.
+                Err(Children::Missing) => {}
+                Err(Children::Unreadable) => return Err(FallBack),
+            }
+        }
+        Ok(Ok(totals.usage(self.ticks_per_second)))
+    }
+
+    /// Pushes on the walk's stack the children of every thread of `member`, each with `member`
+    /// as the parent to check. `threads` is the thread count from its `stat`: with one, only
+    /// the main thread's file is read, without listing `task/`.
+    fn push_children(&mut self, member: u32, threads: u64) -> Result<(), Children> {
+        if threads <= 1 {
+            return self.push_thread_children(member, member);
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{member}/task")) else {
+            return Err(Children::Missing);
+        };
+        let mut any = false;
+        for entry in tasks.flatten() {
+            let name = entry.file_name();
+            let Some(tid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            match self.push_thread_children(member, tid) {
+                Ok(()) => any = true,
+                // That thread exited since the listing.
+                Err(Children::Missing) => {}
+                Err(Children::Unreadable) => return Err(Children::Unreadable),
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(Children::Missing)
+        }
+    }
+
+    /// Pushes the pids listed in `/proc/MEMBER/task/TID/children`, read into the kept buffer.
+    fn push_thread_children(&mut self, member: u32, tid: u32) -> Result<(), Children> {
+        self.path.clear();
+        let _ = write!(self.path, "/proc/{member}/task/{tid}/children");
+        self.buf.clear();
+        match std::fs::File::open(&self.path).and_then(|f| read_all(f, &mut self.buf)) {
+            Ok(_) => {}
+            Err(e) if gone(&e) => return Err(Children::Missing),
+            Err(_) => return Err(Children::Unreadable),
+        }
+        // Space-separated pids; anything else is skipped, never a panic.
+        for word in self.buf.split(|b| b.is_ascii_whitespace()) {
+            let Some(child) = std::str::from_utf8(word)
+                .ok()
+                .and_then(|w| w.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if child != 0 {
+                self.stack.push((child, member));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`ReadError::Reused`] when the root's start time is not supervisord's `start`.
+    fn check_start(&self, root: &Sample, start: i64) -> Result<(), ReadError> {
+        let found = self.boot_unix_seconds + root.starttime as f64 / self.ticks_per_second as f64;
+        let expected = start as f64;
+        if found < expected - 1.0 || found >= expected + 2.0 {
+            return Err(ReadError::Reused {
+                pid: root.pid,
+                expected: start,
+                found,
+            });
+        }
+        Ok(())
     }
 
     /// The pass over `/proc`: every process's sample and parent.
@@ -251,28 +511,15 @@ impl ProcReader {
                 return Err(hidden_or_vanished(pid));
             }
         };
-        let found = self.boot_unix_seconds + root.starttime as f64 / self.ticks_per_second as f64;
-        let expected = start as f64;
-        if found < expected - 1.0 || found >= expected + 2.0 {
-            return Err(ReadError::Reused {
-                pid,
-                expected: start,
-                found,
-            });
-        }
+        self.check_start(&root, start)?;
 
-        let mut usage = TreeUsage {
-            open_fds: Some(0),
-            ..TreeUsage::default()
-        };
-        let mut user_ticks = 0u64;
-        let mut system_ticks = 0u64;
+        let mut totals = Totals::new();
         self.stack.clear();
         for i in self.touched.drain(..) {
             self.seen[i] = false;
         }
-        self.stack.push(pid);
-        while let Some(member) = self.stack.pop() {
+        self.stack.push((pid, 0));
+        while let Some((member, _)) = self.stack.pop() {
             let Ok(index) = self.procs.binary_search_by_key(&member, |s| s.pid) else {
                 continue;
             };
@@ -290,30 +537,16 @@ impl ProcReader {
                 FdCount::Gone if member == pid => return Err(ReadError::Vanished { pid }),
                 FdCount::Gone => continue,
             };
-            usage.open_fds = match (usage.open_fds, fds) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            };
-            user_ticks = user_ticks.saturating_add(sample.user_ticks);
-            system_ticks = system_ticks.saturating_add(sample.system_ticks);
-            usage.rss_bytes = usage
-                .rss_bytes
-                .saturating_add(sample.rss_pages.saturating_mul(self.page_size));
-            usage.virtual_bytes = usage.virtual_bytes.saturating_add(sample.vsize);
-            usage.threads = usage.threads.saturating_add(sample.threads);
-            usage.processes += 1;
+            totals.add(&sample, fds, self.page_size);
             let from = self.edges.partition_point(|&(p, _)| p < member);
             for &(parent, child) in &self.edges[from..] {
                 if parent != member {
                     break;
                 }
-                self.stack.push(child);
+                self.stack.push((child, parent));
             }
         }
-        let hz = self.ticks_per_second as f64;
-        usage.cpu_user_seconds = user_ticks as f64 / hz;
-        usage.cpu_system_seconds = system_ticks as f64 / hz;
-        Ok(usage)
+        Ok(totals.usage(self.ticks_per_second))
     }
 
     fn sample(&self, pid: u32) -> Option<Sample> {

@@ -293,3 +293,70 @@ fn pid_zero_is_vanished() {
         Err(ReadError::Vanished { pid: 0 })
     );
 }
+
+#[test]
+fn the_children_walk_finds_what_the_scan_finds() {
+    let mut reader = ProcReader::new().unwrap();
+    // Three levels: sh, a subshell with two sleeps, and a sleep of its own.
+    let tree = Spawned::sh("(sleep 600 & sleep 600 & wait) & sleep 600 & wait");
+    let one = Spawned::new("sleep", &["600"]);
+    read_until(&mut reader, tree.root(), |u| u.processes >= 5);
+    let roots = [tree.root(), one.root()];
+    // Until the forks have all exec'd `sleep` (their sizes change then), the two reads may
+    // differ; once everything sleeps, nothing moves between them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let by_children = loop {
+        let by_children = reader.read_trees_with(&roots, Walk::Children);
+        assert!(
+            reader.children_files,
+            "this kernel has no /proc/PID/task/TID/children: both walks were the scan"
+        );
+        let by_scan = reader.read_trees_with(&roots, Walk::Scan);
+        if by_children == by_scan {
+            break by_children;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the walks disagree:\n{by_children:?}\n{by_scan:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(by_children[0].as_ref().unwrap().processes, 5);
+    assert_eq!(by_children[1].as_ref().unwrap().processes, 1);
+}
+
+#[test]
+fn a_thread_s_children_are_in_the_tree() {
+    let mut reader = ProcReader::new().unwrap();
+    // The children of a thread other than the main one are listed in that thread's `children`
+    // only: bash forks from its main thread, so a process whose other thread forks is needed.
+    // This test's own process is one: a sleep spawned from a new thread is its child.
+    // The thread lives on while the tree is read, so the sleep stays that thread's child.
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let child = Spawned::new("sleep", &["600"]);
+        pid_tx.send(child.pid()).unwrap();
+        let _ = done_rx.recv();
+    });
+    let child = pid_rx.recv().unwrap();
+    let me = std::process::id();
+    // This process's own start, to pass the reuse check.
+    let start = match reader.read_stat(me).unwrap() {
+        StatRead::Read(s) => {
+            (reader.boot_unix_seconds + s.starttime as f64 / reader.ticks_per_second as f64) as i64
+        }
+        StatRead::Gone => unreachable!(),
+    };
+    // Other tests' processes come and go in this tree: only look for the sleep.
+    reader
+        .read_trees_with(&[(me, start)], Walk::Children)
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert!(reader.children_files);
+    let found = reader.visited.contains(&child);
+    done_tx.send(()).unwrap();
+    thread.join().unwrap();
+    assert!(found, "{child} not in {:?}", reader.visited);
+}
