@@ -74,25 +74,12 @@ impl Targets {
         tracker: Arc<Mutex<ChangeTracker>>,
         initial_delay: Duration,
     ) {
-        let poller = poller
-            .with_telemetry(Arc::clone(&self.telemetry))
-            .with_tracker(Arc::clone(&tracker))
-            .with_resources(self.counts.cpu_time);
-        let name = poller.target().name.clone();
-        self.telemetry.polls.register(&name);
-        let task = tokio::spawn(poll_loop(
+        self.start_task(
+            fingerprint,
             poller,
-            initial_delay,
-            self.tx.clone(),
-            self.stop.clone(),
-            Arc::clone(&self.telemetry),
-        ));
-        self.running.insert(
-            name,
-            RunningTarget {
-                fingerprint,
-                task,
-                tracker,
+            tracker,
+            |poller, tx, stop, telemetry| {
+                tokio::spawn(poll_loop(poller, initial_delay, tx, stop, telemetry))
             },
         );
     }
@@ -106,20 +93,49 @@ impl Targets {
         events: mpsc::Receiver<super::listen::Received>,
     ) {
         let tracker = Arc::new(Mutex::new(ChangeTracker::new(Source::Events, self.counts)));
+        self.start_task(
+            fingerprint,
+            poller,
+            tracker,
+            |poller, tx, stop, telemetry| {
+                tokio::spawn(super::push::push_loop(
+                    poller,
+                    initial_delay,
+                    events,
+                    tx,
+                    stop,
+                    telemetry,
+                ))
+            },
+        );
+    }
+
+    /// Gives `poller` its telemetry, tracker and resource reader, registers it and starts its
+    /// loop (`run`'s schedule or push mode's).
+    fn start_task(
+        &mut self,
+        fingerprint: Fingerprint,
+        poller: TargetPoller,
+        tracker: Arc<Mutex<ChangeTracker>>,
+        spawn: impl FnOnce(
+            TargetPoller,
+            mpsc::Sender<ExportItem>,
+            watch::Receiver<bool>,
+            Arc<Telemetry>,
+        ) -> JoinHandle<()>,
+    ) {
         let poller = poller
             .with_telemetry(Arc::clone(&self.telemetry))
             .with_tracker(Arc::clone(&tracker))
             .with_resources(self.counts.cpu_time);
         let name = poller.target().name.clone();
         self.telemetry.polls.register(&name);
-        let task = tokio::spawn(super::push::push_loop(
+        let task = spawn(
             poller,
-            initial_delay,
-            events,
             self.tx.clone(),
             self.stop.clone(),
             Arc::clone(&self.telemetry),
-        ));
+        );
         self.running.insert(
             name,
             RunningTarget {

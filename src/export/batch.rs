@@ -73,21 +73,33 @@ pub(crate) fn split(
     if request.encoded_len() as u64 <= max_bytes {
         return vec![request.clone()];
     }
+    let pieces = request
+        .resource_metrics
+        .iter()
+        .flat_map(|resource| split_resource(resource, max_bytes));
+    pack(pieces, max_bytes)
+        .into_iter()
+        .map(|resource_metrics| ExportMetricsServiceRequest { resource_metrics })
+        .collect()
+}
+
+/// Resource pieces packed in order into groups whose request fields add up to at most
+/// `max_bytes` (a piece larger on its own goes alone): the requests of a split, for either
+/// signal.
+fn pack<R: Message>(pieces: impl IntoIterator<Item = R>, max_bytes: u64) -> Vec<Vec<R>> {
     let mut out = Vec::new();
-    let mut current = ExportMetricsServiceRequest::default();
+    let mut current = Vec::new();
     let mut size = 0;
-    for resource in &request.resource_metrics {
-        for piece in split_resource(resource, max_bytes) {
-            let len = field_len(&piece);
-            if size + len > max_bytes && !current.resource_metrics.is_empty() {
-                out.push(std::mem::take(&mut current));
-                size = 0;
-            }
-            current.resource_metrics.push(piece);
-            size += len;
+    for piece in pieces {
+        let len = field_len(&piece);
+        if size + len > max_bytes && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+            size = 0;
         }
+        current.push(piece);
+        size += len;
     }
-    if !current.resource_metrics.is_empty() {
+    if !current.is_empty() {
         out.push(current);
     }
     out
@@ -219,24 +231,14 @@ pub(crate) fn split_logs(
     if request.encoded_len() as u64 <= max_bytes {
         return vec![request.clone()];
     }
-    let mut out = Vec::new();
-    let mut current = ExportLogsServiceRequest::default();
-    let mut size = 0;
-    for resource in &request.resource_logs {
-        for piece in split_resource_logs(resource, max_bytes) {
-            let len = field_len(&piece);
-            if size + len > max_bytes && !current.resource_logs.is_empty() {
-                out.push(std::mem::take(&mut current));
-                size = 0;
-            }
-            current.resource_logs.push(piece);
-            size += len;
-        }
-    }
-    if !current.resource_logs.is_empty() {
-        out.push(current);
-    }
-    out
+    let pieces = request
+        .resource_logs
+        .iter()
+        .flat_map(|resource| split_resource_logs(resource, max_bytes));
+    pack(pieces, max_bytes)
+        .into_iter()
+        .map(|resource_logs| ExportLogsServiceRequest { resource_logs })
+        .collect()
 }
 
 /// One resource's log records in pieces that each fit `max_bytes` as a request field.

@@ -307,55 +307,45 @@ impl OtlpSink {
     /// with a summary of what did arrive when `timeout` passes first.
     pub fn wait_for_logs(
         &self,
-        mut done: impl FnMut(&[ReceivedLogs]) -> bool,
+        done: impl FnMut(&[ReceivedLogs]) -> bool,
         timeout: Duration,
     ) -> Vec<ReceivedLogs> {
-        let deadline = Instant::now() + timeout;
-        let mut received = self.shared.lock();
-        loop {
-            if done(&received.logs) {
-                return received.logs.clone();
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let summary = summarize_logs(&received.logs);
-                let errors = received.errors.join("\n");
-                drop(received);
-                panic!(
-                    "OTLP sink: logs condition not met within {timeout:?}.\nreceived: {summary}\n\
-                     undecodable bodies: [{errors}]"
-                );
-            }
-            let wait = (deadline - now).min(Duration::from_millis(250));
-            received = self
-                .shared
-                .changed
-                .wait_timeout(received, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.wait_until(|r| &r.logs, summarize_logs, "logs condition", done, timeout)
     }
 
     /// Waits until `done` holds for the requests received so far and returns them; panics with a
     /// summary of what did arrive when `timeout` passes first.
     pub fn wait_for(
         &self,
-        mut done: impl FnMut(&[ReceivedRequest]) -> bool,
+        done: impl FnMut(&[ReceivedRequest]) -> bool,
         timeout: Duration,
     ) -> Vec<ReceivedRequest> {
+        self.wait_until(|r| &r.requests, summarize, "condition", done, timeout)
+    }
+
+    /// The wait behind [`OtlpSink::wait_for`] and [`OtlpSink::wait_for_logs`], over the list
+    /// `list` picks.
+    fn wait_until<T: Clone>(
+        &self,
+        list: impl Fn(&Received) -> &Vec<T>,
+        summarize: fn(&[T]) -> String,
+        what: &str,
+        mut done: impl FnMut(&[T]) -> bool,
+        timeout: Duration,
+    ) -> Vec<T> {
         let deadline = Instant::now() + timeout;
         let mut received = self.shared.lock();
         loop {
-            if done(&received.requests) {
-                return received.requests.clone();
+            if done(list(&received)) {
+                return list(&received).clone();
             }
             let now = Instant::now();
             if now >= deadline {
-                let summary = summarize(&received.requests);
+                let summary = summarize(list(&received));
                 let errors = received.errors.join("\n");
                 drop(received);
                 panic!(
-                    "OTLP sink: condition not met within {timeout:?}.\nreceived: {summary}\n\
+                    "OTLP sink: {what} not met within {timeout:?}.\nreceived: {summary}\n\
                      undecodable bodies: [{errors}]"
                 );
             }
