@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::proc_tree::{child_process_groups, children};
+use crate::proc_tree::stop_supervisord;
 
 /// Groups the programs are spread over, as a large supervisord usually looks.
 const GROUPS: [&str; 5] = ["web", "worker", "celery", "nginx", "cron"];
@@ -206,45 +206,10 @@ impl Supervisord {
 }
 
 impl Drop for Supervisord {
-    /// supervisord stops programs one group at a time and notices an ended child only on its
-    /// one-second tick, so each program's process group gets SIGTERM alongside supervisord;
-    /// once every child has ended (or after a bound), what is left is killed.
+    /// supervisord and every program it started: see [`stop_supervisord`].
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = child.id();
-        let mut groups = child_process_groups(pid);
-        signal(pid, &groups, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            if children(pid).iter().all(|c| c.zombie) {
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        groups.extend(child_process_groups(pid));
-        let _ = child.kill();
-        let _ = child.wait();
-        signal(0, &groups, libc::SIGKILL);
-    }
-}
-
-/// Sends `sig` to `pid` (when not 0) and to each process group in `groups`. A target that is
-/// already gone is expected and ignored.
-fn signal(pid: u32, groups: &[u32], sig: libc::c_int) {
-    let targets = std::iter::once(i64::from(pid))
-        .filter(|p| *p != 0)
-        .chain(groups.iter().map(|g| -i64::from(*g)));
-    for target in targets {
-        if let Ok(target) = libc::pid_t::try_from(target) {
-            // SAFETY: kill has no memory effects; a stale target only yields ESRCH.
-            unsafe {
-                libc::kill(target, sig);
-            }
+        if let Some(mut child) = self.child.take() {
+            stop_supervisord(&mut child, Duration::from_secs(10));
         }
     }
 }
