@@ -264,6 +264,8 @@ fn instance(report: &mut Report, f: &Fields<'_>, default_service: Option<&str>) 
         // The check sends no per-program resources: a Datadog file gets none, and no new
         // custom metrics appear on the bill.
         resources: crate::settings::ResourcesMode::Off,
+        autostart_attribute: false,
+        output: None,
     })
 }
 

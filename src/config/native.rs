@@ -454,6 +454,8 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         point_attributes: Vec::new(),
         keep_alive,
         resources,
+        autostart_attribute: true,
+        output: None,
     })
 }
 

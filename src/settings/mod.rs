@@ -263,6 +263,67 @@ pub struct Target {
     pub keep_alive: bool,
     /// Whether the programs' CPU, memory, threads and descriptors are read from /proc.
     pub resources: ResourcesMode,
+    /// Whether per-process status and state points carry the `autostart` attribute (from
+    /// `getAllConfigInfo`): always in the native format; in the Datadog format only when the
+    /// instance asks (`autostart_tag: true`), so the check's output stays as it was.
+    pub autostart_attribute: bool,
+    /// The programs' output sent as log records (native `output:`); `None`: not tailed.
+    pub output: Option<OutputSettings>,
+}
+
+/// Which of a program's logs supervisord keeps (`stdout_logfile`, `stderr_logfile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    pub const ALL: [OutputStream; 2] = [OutputStream::Stdout, OutputStream::Stderr];
+
+    /// The `log.iostream` value of the OpenTelemetry semantic conventions.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Tailing the programs' output through supervisord's log API (native per-target `output:`).
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
+    /// Which of the monitored programs are tailed (every one when no include is set).
+    pub filter: ProcessFilter,
+    /// The streams tailed, each once.
+    pub streams: Vec<OutputStream>,
+    /// Also tail supervisord's own log (`readLog`).
+    pub main_log: bool,
+    /// Bytes read at most per program and stream in one poll; a backlog is read over several
+    /// polls.
+    pub max_bytes_per_poll: u64,
+    /// Unread bytes a stream may fall behind by; beyond it the oldest are skipped (and a record
+    /// says how many), so a program that always writes faster than it is read costs bounded
+    /// work and the newest output still arrives.
+    pub max_backlog_bytes: u64,
+    /// A longer line is cut to this many bytes, and its record marked.
+    pub max_line_bytes: usize,
+    /// A last line without its newline is sent as it is after waiting this long for the rest.
+    pub partial_line_timeout: Duration,
+}
+
+impl Default for OutputSettings {
+    fn default() -> Self {
+        OutputSettings {
+            filter: ProcessFilter::default(),
+            streams: OutputStream::ALL.to_vec(),
+            main_log: false,
+            max_bytes_per_poll: 256 * 1024,
+            max_backlog_bytes: 8 * 1024 * 1024,
+            max_line_bytes: 16 * 1024,
+            partial_line_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Whether a target's programs are read from this host's /proc (native `process_resources`).
@@ -315,6 +376,8 @@ impl Target {
             point_attributes: Vec::new(),
             keep_alive: true,
             resources: ResourcesMode::Auto,
+            autostart_attribute: true,
+            output: None,
         }
     }
 }
