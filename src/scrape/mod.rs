@@ -1,8 +1,10 @@
 //! Per-target polling: schedule, filters, status mapping.
 pub mod backoff;
 pub mod changes;
+pub mod config_info;
 pub mod counts;
 pub mod outcome;
+pub mod output;
 pub mod poller;
 pub mod resources;
 
@@ -19,6 +21,7 @@ pub fn monitored(target: &Target, snapshot: Snapshot) -> PollData {
         .map(|info| MonitoredProcess {
             status: target.status_mapping.status(info.state),
             info,
+            autostart: None,
         })
         .collect();
     PollData {
@@ -30,5 +33,6 @@ pub fn monitored(target: &Target, snapshot: Snapshot) -> PollData {
         exits: Default::default(),
         changes: Default::default(),
         resources: Default::default(),
+        output: None,
     }
 }

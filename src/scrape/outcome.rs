@@ -35,6 +35,9 @@ impl TargetIdentity {
 pub struct MonitoredProcess {
     pub info: ProcessInfo,
     pub status: Status,
+    /// The program's `autostart` from supervisord's configuration (`getAllConfigInfo`), when
+    /// known and asked for (`Target::autostart_attribute`); `None` leaves the attribute off.
+    pub autostart: Option<bool>,
 }
 
 /// A successful poll, already filtered and mapped.
@@ -55,6 +58,8 @@ pub struct PollData {
     /// What each running program's process tree uses, read from /proc; empty for a target on
     /// another host.
     pub resources: Resources,
+    /// The programs' output read since the last poll; `None` when the target tails none.
+    pub output: Option<crate::scrape::output::OutputReport>,
 }
 
 /// What one running program's process tree (its process and every descendant) uses.
