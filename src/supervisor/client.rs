@@ -123,11 +123,11 @@ fn cannot_connect(endpoint: &Endpoint) -> String {
 pub struct SupervisorClient {
     /// The target's name, for the one log line this client writes itself.
     name: String,
-    transport: RpcTransport,
-    timeout: Duration,
+    pub(super) transport: RpcTransport,
+    pub(super) timeout: Duration,
     /// Set when the server answered `system.multicall` with a fault: it lacks the method, and
     /// every later poll of this client goes straight to separate calls.
-    separate_calls: AtomicBool,
+    pub(super) separate_calls: AtomicBool,
     multicall_body: Bytes,
     get_all_body: Bytes,
     secondary_bodies: [Bytes; 3],

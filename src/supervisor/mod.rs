@@ -3,5 +3,6 @@ pub mod client;
 pub mod decode;
 pub mod events;
 mod http1;
+pub mod logtail;
 pub mod transport;
 pub mod xmlrpc;
