@@ -62,6 +62,8 @@ fn outcome(processes: usize) -> PollOutcome {
                 } else {
                     Status::Down
                 },
+                // The Datadog format, as the figures in docs/performance.md: no `autostart`.
+                autostart: None,
             }
         })
         .collect();

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use crate::export::pipeline::{EncodedBatch, RunningExports};
 use crate::logs::encode_resource_logs;
@@ -22,6 +22,8 @@ use crate::metrics::encode_resource_metrics;
 use crate::schema::MetricToggles;
 use crate::scrape::changes::Changes;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
+use crate::scrape::output::offsets::OffsetStore;
+use crate::scrape::output::Checkpoint;
 use crate::settings::{LogSettings, Signal};
 
 /// After a first item arrives, others are awaited this long so that targets polled at the same
@@ -65,6 +67,7 @@ pub async fn run(
     exports: RunningExports,
     toggles: MetricToggles,
     logs: LogSettings,
+    offsets: Option<SharedOffsets>,
     mut rx: mpsc::Receiver<ExportItem>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -80,6 +83,7 @@ pub async fn run(
                     let mut batch = vec![item];
                     let stopped = collect(&mut rx, &mut batch, &mut stop).await;
                     send(&exports, &writer, &batch).await;
+                    save_offsets(offsets.as_ref(), &batch).await;
                     if stopped {
                         break;
                     }
@@ -94,7 +98,49 @@ pub async fn run(
         last.push(item);
     }
     send(&exports, &writer, &last).await;
+    save_offsets(offsets.as_ref(), &last).await;
     exports.finish().await;
+}
+
+/// The output tails' offset files, written by the pipeline (see [`save_offsets`]).
+pub type SharedOffsets = Arc<std::sync::Mutex<OffsetStore>>;
+
+/// Saves where the output tails of the items' targets resume, once their records are queued:
+/// a restart then neither repeats nor misses a line (see [`OffsetStore`]). The files are
+/// written off the runtime's threads; a failure is logged and the next batch tries again.
+async fn save_offsets(offsets: Option<&SharedOffsets>, items: &[ExportItem]) {
+    let Some(offsets) = offsets else {
+        return;
+    };
+    let checkpoints: Vec<(String, Checkpoint)> = items
+        .iter()
+        .filter_map(|item| match item {
+            ExportItem::Poll(PollOutcome {
+                target,
+                result: Ok(data),
+                ..
+            }) => data
+                .output
+                .as_ref()
+                .map(|output| (target.name.clone(), output.checkpoint.clone())),
+            _ => None,
+        })
+        .collect();
+    if checkpoints.is_empty() {
+        return;
+    }
+    let offsets = Arc::clone(offsets);
+    let saved = tokio::task::spawn_blocking(move || {
+        let mut store = offsets.lock().unwrap_or_else(PoisonError::into_inner);
+        for (target, checkpoint) in &checkpoints {
+            if let Err(error) = store.save(target, checkpoint) {
+                tracing::warn!(target_name = %target, "output offsets not saved: {error}");
+            }
+        }
+    });
+    if saved.await.is_err() {
+        tracing::error!("saving output offsets ended abnormally");
+    }
 }
 
 async fn send(exports: &RunningExports, writer: &Writer, items: &[ExportItem]) {
@@ -181,40 +227,50 @@ impl Writer {
         }
     }
 
-    /// The state changes of the items as log records, one `resource_logs` per item that has
-    /// any; empty when `logs.state_changes` is off.
+    /// The state changes (unless `logs.state_changes` is off) and the programs' output of the
+    /// items as log records, one `resource_logs` per item that has any.
     fn encode_logs(&self, items: &[ExportItem]) -> EncodedBatch {
         let mut buffer = Vec::new();
         let mut resources = Vec::new();
-        if self.logs.state_changes {
-            for item in items {
-                let start = buffer.len();
-                let records = match item {
-                    ExportItem::Poll(PollOutcome {
-                        target,
-                        time_unix_nano,
-                        result: Ok(data),
-                    }) => encode_resource_logs(
-                        target,
-                        data.identification.as_deref(),
-                        data.version.as_deref(),
-                        &data.changes,
-                        *time_unix_nano,
-                        &mut buffer,
-                    ),
-                    ExportItem::Poll(_) => 0,
-                    ExportItem::Changes(report) => encode_resource_logs(
-                        &report.target,
-                        report.identification.as_deref(),
-                        report.version.as_deref(),
-                        &report.changes,
-                        report.observed_unix_nano,
-                        &mut buffer,
-                    ),
-                };
-                if records > 0 {
-                    resources.push((start..buffer.len(), records));
-                }
+        let no_changes = Changes::default();
+        let changes = |changes| {
+            if self.logs.state_changes {
+                changes
+            } else {
+                &no_changes
+            }
+        };
+        for item in items {
+            let start = buffer.len();
+            let records = match item {
+                ExportItem::Poll(PollOutcome {
+                    target,
+                    time_unix_nano,
+                    result: Ok(data),
+                }) => encode_resource_logs(
+                    target,
+                    data.identification.as_deref(),
+                    data.version.as_deref(),
+                    changes(&data.changes),
+                    data.output
+                        .as_ref()
+                        .map_or(&[][..], |output| &output.records),
+                    *time_unix_nano,
+                    &mut buffer,
+                ),
+                ExportItem::Poll(_) => 0,
+                ExportItem::Changes(report) => encode_resource_logs(
+                    &report.target,
+                    report.identification.as_deref(),
+                    report.version.as_deref(),
+                    changes(&report.changes),
+                    &[],
+                    report.observed_unix_nano,
+                    &mut buffer,
+                ),
+            };
+            if records > 0 {
+                resources.push((start..buffer.len(), records));
             }
         }
         EncodedBatch {

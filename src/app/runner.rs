@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::pipeline::{self, ExportItem};
+use super::pipeline::{self, ExportItem, SharedOffsets};
 use super::reload::{Fingerprint, RestartOnly};
 use super::self_telemetry::{self, SelfTelemetryError};
 use super::targets::{spread, Targets};
@@ -23,8 +23,9 @@ use crate::admin::{AdminError, HealthServer};
 use crate::export::pipeline::{ExportPipeline, FINAL_EXPORT_LIMIT};
 use crate::schema::MetricToggles;
 use crate::scrape::changes::CountTemporality;
+use crate::scrape::output::offsets::OffsetStore;
 use crate::scrape::poller::TargetPoller;
-use crate::settings::{LogSettings, Settings};
+use crate::settings::{ExporterSettings, LogSettings, Settings, Signal};
 use crate::telemetry::self_metrics::SelfMetrics;
 use crate::telemetry::Telemetry;
 
@@ -63,6 +64,22 @@ pub struct Runner {
     health: Option<HealthServer>,
     /// What a reload cannot change, to warn when the new file changes it anyway.
     restart_only: RestartOnly,
+    /// Where output tails save their offsets: beside the first persistent queue of logs.
+    offsets: Option<SharedOffsets>,
+}
+
+/// The directory of the first persistent queue that holds logs: output offsets are saved
+/// there, so they survive a restart exactly when the records they follow do. Without one, a
+/// restart starts each log at its end, as a new target does.
+pub fn offsets_storage(exporters: &[ExporterSettings]) -> Option<&std::path::Path> {
+    exporters.iter().find_map(|exporter| match exporter {
+        ExporterSettings::Otlp(otlp)
+            if otlp.signals.contains(&Signal::Logs) && otlp.delivery.queue.enabled =>
+        {
+            otlp.delivery.queue.storage.as_deref()
+        }
+        _ => None,
+    })
 }
 
 impl Runner {
@@ -70,6 +87,8 @@ impl Runner {
         let telemetry = Arc::new(Telemetry::default());
         let pipeline = ExportPipeline::new(&settings.exporters, Arc::clone(&telemetry))?;
         let restart_only = RestartOnly::of(&settings);
+        let offsets = offsets_storage(&settings.exporters)
+            .map(|storage| Arc::new(std::sync::Mutex::new(OffsetStore::new(storage))));
         let health = match &settings.health {
             Some(health) => Some(HealthServer::bind(health, Arc::clone(&telemetry))?),
             None => None,
@@ -107,6 +126,7 @@ impl Runner {
             self_metrics,
             health,
             restart_only,
+            offsets,
         })
     }
 
@@ -154,6 +174,7 @@ impl Runner {
             self_metrics,
             health,
             restart_only,
+            offsets,
         } = self;
         for exporter in pipeline.describe() {
             tracing::info!(exporter = %exporter, "exporting");
@@ -165,6 +186,7 @@ impl Runner {
             pipeline.start(),
             toggles,
             logs,
+            offsets.clone(),
             rx,
             stop_rx.clone(),
         ));
@@ -175,6 +197,7 @@ impl Runner {
             Arc::clone(&telemetry),
             restart_only,
             counts,
+            offsets,
         );
         let count = pollers.len();
         let mut events = events;

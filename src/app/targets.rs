@@ -9,9 +9,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::pipeline::ExportItem;
+use super::pipeline::{ExportItem, SharedOffsets};
 use super::reload::{Fingerprint, Plan, RestartOnly};
 use crate::scrape::changes::{ChangeTracker, CountTemporality, Source};
+use crate::scrape::output::OutputTailer;
 use crate::scrape::poller::TargetPoller;
 use crate::settings::{Settings, Target};
 use crate::telemetry::Telemetry;
@@ -25,6 +26,8 @@ pub(super) struct Targets {
     restart_only: RestartOnly,
     /// The temporality of the counts every tracker keeps.
     counts: CountTemporality,
+    /// Where output tails resume after a restart; `None` without a persistent queue.
+    offsets: Option<SharedOffsets>,
 }
 
 struct RunningTarget {
@@ -32,7 +35,13 @@ struct RunningTarget {
     task: JoinHandle<()>,
     /// Outlives the task: a changed target's new task takes it over.
     tracker: Arc<Mutex<ChangeTracker>>,
+    /// The output tail, likewise: its offsets are where the new task goes on reading.
+    output: Option<SharedTailer>,
 }
+
+/// A target's output tail, shared with the task that replaces its task after a reload (an
+/// async lock: a poll holds it while it reads).
+pub(super) type SharedTailer = Arc<tokio::sync::Mutex<OutputTailer>>;
 
 impl Targets {
     pub(super) fn new(
@@ -41,6 +50,7 @@ impl Targets {
         telemetry: Arc<Telemetry>,
         restart_only: RestartOnly,
         counts: CountTemporality,
+        offsets: Option<SharedOffsets>,
     ) -> Targets {
         Targets {
             running: BTreeMap::new(),
@@ -49,7 +59,41 @@ impl Targets {
             telemetry,
             restart_only,
             counts,
+            offsets,
         }
+    }
+
+    /// The output tail of `target` when it tails output: the one its previous task used, with
+    /// the new settings, or a new one, which resumes where a previous run's saved offsets say
+    /// (or at the end of each log).
+    fn output_tailer(
+        &self,
+        target: &Target,
+        previous: Option<SharedTailer>,
+    ) -> Option<SharedTailer> {
+        let settings = target.output.clone()?;
+        if let Some(tailer) = previous {
+            // The previous task is gone (aborted and awaited), so nothing holds the lock.
+            let reconfigured = match tailer.try_lock() {
+                Ok(mut held) => {
+                    held.reconfigure(settings.clone());
+                    true
+                }
+                Err(_) => false,
+            };
+            if reconfigured {
+                return Some(tailer);
+            }
+        }
+        let resumed = self.offsets.as_ref().and_then(|offsets| {
+            offsets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .load(&target.name, &target.endpoint.display())
+        });
+        Some(Arc::new(tokio::sync::Mutex::new(OutputTailer::new(
+            target, settings, resumed,
+        ))))
     }
 
     /// A tracker for a target new to this receiver: changes from comparing polls.
@@ -64,7 +108,8 @@ impl Targets {
         initial_delay: Duration,
     ) {
         let tracker = self.new_tracker();
-        self.spawn_with(fingerprint, poller, tracker, initial_delay);
+        let output = self.output_tailer(poller.target(), None);
+        self.spawn_with(fingerprint, poller, tracker, output, initial_delay);
     }
 
     fn spawn_with(
@@ -72,12 +117,14 @@ impl Targets {
         fingerprint: Fingerprint,
         poller: TargetPoller,
         tracker: Arc<Mutex<ChangeTracker>>,
+        output: Option<SharedTailer>,
         initial_delay: Duration,
     ) {
         self.start_task(
             fingerprint,
             poller,
             tracker,
+            output,
             |poller, tx, stop, telemetry| {
                 tokio::spawn(poll_loop(poller, initial_delay, tx, stop, telemetry))
             },
@@ -93,10 +140,12 @@ impl Targets {
         events: mpsc::Receiver<super::listen::Received>,
     ) {
         let tracker = Arc::new(Mutex::new(ChangeTracker::new(Source::Events, self.counts)));
+        let output = self.output_tailer(poller.target(), None);
         self.start_task(
             fingerprint,
             poller,
             tracker,
+            output,
             |poller, tx, stop, telemetry| {
                 tokio::spawn(super::push::push_loop(
                     poller,
@@ -110,13 +159,14 @@ impl Targets {
         );
     }
 
-    /// Gives `poller` its telemetry, tracker and resource reader, registers it and starts its
-    /// loop (`run`'s schedule or push mode's).
+    /// Gives `poller` its telemetry, tracker, resource reader and output tail, registers it
+    /// and starts its loop (`run`'s schedule or push mode's).
     fn start_task(
         &mut self,
         fingerprint: Fingerprint,
         poller: TargetPoller,
         tracker: Arc<Mutex<ChangeTracker>>,
+        output: Option<SharedTailer>,
         spawn: impl FnOnce(
             TargetPoller,
             mpsc::Sender<ExportItem>,
@@ -127,7 +177,8 @@ impl Targets {
         let poller = poller
             .with_telemetry(Arc::clone(&self.telemetry))
             .with_tracker(Arc::clone(&tracker))
-            .with_resources(self.counts.cpu_time);
+            .with_resources(self.counts.cpu_time)
+            .with_output(output.clone());
         let name = poller.target().name.clone();
         self.telemetry.polls.register(&name);
         let task = spawn(
@@ -142,6 +193,7 @@ impl Targets {
                 fingerprint,
                 task,
                 tracker,
+                output,
             },
         );
     }
@@ -201,7 +253,7 @@ impl Targets {
                 // for a configuration that no longer exists.
                 running.task.abort();
                 let _ = running.task.await;
-                trackers.insert(name.clone(), running.tracker);
+                trackers.insert(name.clone(), (running.tracker, running.output));
             }
         }
         // Only once the task is gone can no late poll bring its series back.
@@ -214,17 +266,18 @@ impl Targets {
             // A changed target goes on with its counts, so cumulative series do not restart
             // and delta points leave no gap; its endpoint or filters may have changed, so the
             // next poll is a new baseline for changes.
-            let tracker = match trackers.remove(&poller.target().name) {
-                Some(tracker) => {
+            let (tracker, output) = match trackers.remove(&poller.target().name) {
+                Some((tracker, output)) => {
                     tracker
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .lost_sight();
-                    tracker
+                    (tracker, output)
                 }
-                None => self.new_tracker(),
+                None => (self.new_tracker(), None),
             };
-            self.spawn_with(fingerprint, poller, tracker, initial_delay + offset);
+            let output = self.output_tailer(poller.target(), output);
+            self.spawn_with(fingerprint, poller, tracker, output, initial_delay + offset);
         }
         tracing::info!(
             event = "reloaded",

@@ -27,7 +27,7 @@ use crate::config::python;
 use crate::config::value::{
     self, compile_python_regex, mapping, quote, string, type_problem, Fields,
 };
-use crate::schema::definitions::SUPERVISORD_SERVER;
+use crate::schema::definitions::{AUTOSTART, SUPERVISORD_SERVER};
 use crate::schema::{metric_names, MetricToggles};
 use crate::settings::filter::ProcessFilter;
 use crate::settings::pattern::NamePattern;
@@ -57,6 +57,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "empty_default_hostname",
     "disable_generic_tags",
     "metric_patterns",
+    "autostart_tag",
 ];
 
 /// Keys of the native format: in a Datadog file they would be silently lost, so they are errors.
@@ -246,8 +247,14 @@ fn instance(report: &mut Report, f: &Fields<'_>, default_service: Option<&str>) 
         ..ProcessFilter::default()
     };
     let status_mapping = status_mapping_override(report, f);
-    let (resource_attributes, point_attributes) =
-        attributes(report, f, name.as_deref(), default_service);
+    let autostart_attribute = autostart_tag(report, f);
+    let (resource_attributes, point_attributes) = attributes(
+        report,
+        f,
+        name.as_deref(),
+        default_service,
+        autostart_attribute,
+    );
     let interval = interval(report, f);
     Some(Target {
         name: name?,
@@ -264,7 +271,7 @@ fn instance(report: &mut Report, f: &Fields<'_>, default_service: Option<&str>) 
         // The check sends no per-program resources: a Datadog file gets none, and no new
         // custom metrics appear on the bill.
         resources: crate::settings::ResourcesMode::Off,
-        autostart_attribute: false,
+        autostart_attribute,
         output: None,
     })
 }
@@ -497,11 +504,15 @@ const SERVICE_RESOURCE_KEY: &str = "service.name";
 /// `KeyValue`s with the same key on each point: the OTLP specification asks for unique keys,
 /// but Datadog's mapping reads the attribute list in order and makes a tag of each, which is how
 /// the check's two tags survive; no conformant form (an array value, a joined string) does that.
+///
+/// An `autostart` tag is the user's own unless the instance asks for the receiver's
+/// (`autostart_tag: true`), so a file that loaded before that key existed still loads.
 fn attributes(
     report: &mut Report,
     f: &Fields<'_>,
     name: Option<&str>,
     default_service: Option<&str>,
+    autostart_attribute: bool,
 ) -> (Attributes, Attributes) {
     let mut resource: Vec<(String, String)> = Vec::new();
     // The check tags every metric `supervisord_server:<name>` first.
@@ -524,7 +535,8 @@ fn attributes(
             continue;
         };
         let (key, val) = text.split_once(':').unwrap_or((text, ""));
-        if let Some(message) = attribute_key_problem(key) {
+        let ours = key != AUTOSTART.key || autostart_attribute;
+        if let Some(message) = attribute_key_problem(key).filter(|_| ours) {
             report.problem(&at, message);
             continue;
         }
@@ -543,6 +555,15 @@ fn attributes(
         points.push((SERVICE_POINT_KEY.to_string(), service));
     }
     (resource, points)
+}
+
+/// `autostart_tag` (not a key of the check, which ignores it): `true` tags the process status
+/// and state points `autostart:true` or `autostart:false` from supervisord's configuration.
+/// Off by default, so what the check sent stays exactly what is sent.
+fn autostart_tag(report: &mut Report, f: &Fields<'_>) -> bool {
+    f.get_set("autostart_tag")
+        .and_then(|v| value::boolean(report, &f.path("autostart_tag"), v))
+        .unwrap_or(false)
 }
 
 /// `min_collection_interval`, in seconds (integer, float or numeric string).

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-mod delivery;
+pub(crate) mod delivery;
 
 use crate::config::endpoint::{append_signal_path, parse_otlp_url, redact, signal_path};
 use crate::config::error::{KeyPath, Report};

@@ -58,6 +58,7 @@ const TARGET_KEYS: &[&str] = &[
     "status_mapping",
     "resource_attributes",
     "process_resources",
+    "output",
 ];
 
 /// Datadog's `min_collection_interval` default, so both formats poll at the same pace.
@@ -441,6 +442,9 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         None => ResourcesMode::Auto,
         Some(v) => process_resources(report, &f.path("process_resources"), v),
     };
+    let output = f
+        .get_set("output")
+        .and_then(|v| output::output(report, &f.path("output"), v));
     Some(Target {
         name: name?,
         endpoint: endpoint?,
@@ -455,7 +459,7 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         keep_alive,
         resources,
         autostart_attribute: true,
-        output: None,
+        output,
     })
 }
 
@@ -754,6 +758,8 @@ fn metric_toggles(report: &mut Report, path: &KeyPath, v: &Value) -> MetricToggl
     }
     toggles
 }
+
+mod output;
 
 #[cfg(test)]
 #[path = "native_tests.rs"]

@@ -289,6 +289,7 @@ mod tests {
                 ..Default::default()
             },
             status,
+            autostart: None,
         };
         let ok = PollOutcome {
             target: Arc::new(TargetIdentity {

@@ -5,6 +5,8 @@
 //! Log volume is small (a record per state change), so the generated structs are built and
 //! prost encodes them; the metrics' hand-written encoder exists because a poll is many points.
 
+mod output;
+
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -17,9 +19,11 @@ use crate::schema::events::{
 };
 use crate::scrape::changes::{Changes, ProcessTransition, SupervisorTransition};
 use crate::scrape::outcome::TargetIdentity;
+use crate::scrape::output::OutputRecord;
 use crate::vocab::{ProcessState, SupervisorState};
 
-/// The records of one target's changes; `None` when nothing changed.
+/// The records of one target's changes, then of its programs' output; `None` when there are
+/// none.
 ///
 /// `observed_unix_nano` is when the receiver saw the changes; a record's own time is
 /// supervisord's when the change carries one.
@@ -28,20 +32,32 @@ pub fn build_resource_logs(
     identification: Option<&str>,
     version: Option<&str>,
     changes: &Changes,
+    output: &[OutputRecord],
     observed_unix_nano: u64,
 ) -> Option<ResourceLogs> {
-    if changes.processes.is_empty() && changes.supervisor.is_none() {
+    if changes.processes.is_empty() && changes.supervisor.is_none() && output.is_empty() {
         return None;
     }
-    let mut records = Vec::with_capacity(changes.processes.len() + 1);
+    let mut records = Vec::with_capacity(changes.processes.len() + 1 + output.len());
     if let Some(change) = &changes.supervisor {
         records.push(supervisor_record(change, observed_unix_nano));
     }
     for change in &changes.processes {
         records.push(process_record(change, observed_unix_nano));
     }
-    // What rides on every metric point (Datadog's tags) rides on every record too, so a log
-    // search by the same tags finds them.
+    records.extend(output::output_records(output, observed_unix_nano));
+    Some(resource_logs(target, identification, version, records))
+}
+
+/// Wraps one target's records: the target's resource (the same as its metrics') and the
+/// receiver's scope. What rides on every metric point (Datadog's tags) rides on every record
+/// too, so a log search by the same tags finds them.
+fn resource_logs(
+    target: &TargetIdentity,
+    identification: Option<&str>,
+    version: Option<&str>,
+    mut records: Vec<LogRecord>,
+) -> ResourceLogs {
     for record in &mut records {
         record.attributes.extend(
             target
@@ -50,7 +66,7 @@ pub fn build_resource_logs(
                 .map(|(key, value)| string(key, value)),
         );
     }
-    Some(ResourceLogs {
+    ResourceLogs {
         resource: Some(Resource {
             attributes: resource_attributes(target, identification, version)
                 .into_iter()
@@ -68,7 +84,7 @@ pub fn build_resource_logs(
             schema_url: String::new(),
         }],
         schema_url: String::new(),
-    })
+    }
 }
 
 /// Appends the records of one target's changes as field 1 (`resource_logs`) of an
@@ -79,12 +95,18 @@ pub fn encode_resource_logs(
     identification: Option<&str>,
     version: Option<&str>,
     changes: &Changes,
+    output: &[OutputRecord],
     observed_unix_nano: u64,
     out: &mut Vec<u8>,
 ) -> u64 {
-    let Some(resource) =
-        build_resource_logs(target, identification, version, changes, observed_unix_nano)
-    else {
+    let Some(resource) = build_resource_logs(
+        target,
+        identification,
+        version,
+        changes,
+        output,
+        observed_unix_nano,
+    ) else {
         return 0;
     };
     let records = resource
@@ -210,7 +232,7 @@ fn supervisor_record(change: &SupervisorTransition, observed: u64) -> LogRecord 
     )
 }
 
-fn record(
+pub(crate) fn record(
     event: EventId,
     severity: SeverityNumber,
     body: String,
@@ -227,24 +249,29 @@ fn record(
             value: Some(any_value::Value::StringValue(body)),
         }),
         attributes,
-        event_name: event.name().to_string(),
+        event_name: if event.def().is_event {
+            event.name().to_string()
+        } else {
+            String::new()
+        },
         ..Default::default()
     }
 }
 
 fn severity_text(severity: SeverityNumber) -> &'static str {
     match severity {
+        SeverityNumber::Unspecified => "",
         SeverityNumber::Error => "ERROR",
         SeverityNumber::Warn => "WARN",
         _ => "INFO",
     }
 }
 
-fn string(key: &str, value: &str) -> KeyValue {
+pub(crate) fn string(key: &str, value: &str) -> KeyValue {
     value_of(key, any_value::Value::StringValue(value.to_string()))
 }
 
-fn int(key: &str, value: i64) -> KeyValue {
+pub(crate) fn int(key: &str, value: i64) -> KeyValue {
     value_of(key, any_value::Value::IntValue(value))
 }
 
@@ -308,7 +335,8 @@ mod tests {
             processes: vec![exited],
             supervisor: None,
         };
-        let rl = build_resource_logs(&target(), Some("sup"), Some("4.3.0"), &changes, 9).unwrap();
+        let rl =
+            build_resource_logs(&target(), Some("sup"), Some("4.3.0"), &changes, &[], 9).unwrap();
         let resource_keys: Vec<_> = rl
             .resource
             .as_ref()
@@ -394,7 +422,7 @@ mod tests {
 
     #[test]
     fn supervisord_changes_and_no_changes() {
-        assert!(build_resource_logs(&target(), None, None, &Changes::default(), 1).is_none());
+        assert!(build_resource_logs(&target(), None, None, &Changes::default(), &[], 1).is_none());
         let changes = Changes {
             processes: vec![],
             supervisor: Some(SupervisorTransition {
@@ -402,7 +430,7 @@ mod tests {
                 state: SupervisorState::Shutdown,
             }),
         };
-        let rl = build_resource_logs(&target(), None, None, &changes, 5).unwrap();
+        let rl = build_resource_logs(&target(), None, None, &changes, &[], 5).unwrap();
         let r = &rl.scope_logs[0].log_records[0];
         assert_eq!(r.event_name, "supervisord.state_change");
         assert_eq!(r.severity_number, SeverityNumber::Warn as i32);

@@ -68,7 +68,8 @@ impl Value {
 }
 
 /// One data point before it becomes OTLP. Its attributes, in order: the every-point ones (if
-/// any), then `process` and `group` for per-process metrics, then `label`, then `expected`.
+/// any), then `process` and `group` for per-process metrics, then `label`, then `autostart`,
+/// then `expected`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Point<'a> {
     pub value: Value,
@@ -78,6 +79,9 @@ pub(crate) struct Point<'a> {
     pub label: Option<Attribute<'static>>,
     /// Sums only: where the count starts; 0 (left out) for gauges.
     pub start_time_unix_nano: u64,
+    /// The `autostart` of the one-hot status and state points, written as the string `true` or
+    /// `false`; `None` (left out) elsewhere and while unknown.
+    pub autostart: Option<bool>,
     /// The exit count's `expected`, a boolean attribute.
     pub expected: Option<bool>,
 }
@@ -108,6 +112,7 @@ impl<'a> Collected<'a> {
             .copied()
             .chain(process)
             .chain(point.label)
+            .chain(point.autostart.map(autostart))
     }
 
     /// The OTLP `aggregation_temporality` of a sum's points.
@@ -245,8 +250,8 @@ fn record_poll<'a>(points: &mut PointsBuilder<'a>, data: &'a PollData) {
         let info = &process.info;
         let identity = (info.name.as_str(), info.group.as_str());
         points.record_process(MetricId::ProcessUptime, identity, info.uptime(), None);
-        points.record_process_status(identity, process.status);
-        points.record_process_state(identity, info.state);
+        points.record_process_status(identity, process.status, process.autostart);
+        points.record_process_state(identity, info.state, process.autostart);
         points.record_process(MetricId::ProcessExitStatus, identity, info.exitstatus, None);
         if let Some(start) = info.start_time() {
             points.record_process(MetricId::ProcessStartTime, identity, start, None);
@@ -371,25 +376,58 @@ impl<'a> PointsBuilder<'a> {
         self.push(id, value, Some(process), label);
     }
 
-    /// One point per status: 1 for `current`, 0 for the others.
-    fn record_process_status(&mut self, process: (&'a str, &'a str), current: Status) {
+    /// One point per status: 1 for `current`, 0 for the others; each with `autostart` when
+    /// known.
+    fn record_process_status(
+        &mut self,
+        process: (&'a str, &'a str),
+        current: Status,
+        autostart: Option<bool>,
+    ) {
         if self.toggles.is_enabled(MetricId::ProcessStatus) {
             for status in Status::ALL {
                 let label = label(&defs::STATUS, status.name());
                 let value = i64::from(status == current);
-                self.record_process(MetricId::ProcessStatus, process, value, Some(label));
+                self.push_one_hot(MetricId::ProcessStatus, process, value, label, autostart);
             }
         }
     }
 
-    /// One point per supervisord state: 1 for `current`, 0 for the others.
-    fn record_process_state(&mut self, process: (&'a str, &'a str), current: ProcessState) {
+    /// One point per supervisord state: 1 for `current`, 0 for the others; each with
+    /// `autostart` when known.
+    fn record_process_state(
+        &mut self,
+        process: (&'a str, &'a str),
+        current: ProcessState,
+        autostart: Option<bool>,
+    ) {
         if self.toggles.is_enabled(MetricId::ProcessState) {
             for state in ProcessState::ALL {
                 let label = label(&defs::PROCESS_STATE, state.name());
                 let value = i64::from(state == current);
-                self.record_process(MetricId::ProcessState, process, value, Some(label));
+                self.push_one_hot(MetricId::ProcessState, process, value, label, autostart);
             }
+        }
+    }
+
+    /// A point of a process's one-hot metric (enabled: the caller checked).
+    fn push_one_hot(
+        &mut self,
+        id: MetricId,
+        process: (&'a str, &'a str),
+        value: i64,
+        label: Attribute<'static>,
+        autostart: Option<bool>,
+    ) {
+        if let Some(points) = self.points.get_mut(id as usize) {
+            points.push(Point {
+                value: Value::Int(value),
+                process: Some(process),
+                label: Some(label),
+                start_time_unix_nano: 0,
+                autostart,
+                expected: None,
+            });
         }
     }
 
@@ -408,6 +446,7 @@ impl<'a> PointsBuilder<'a> {
                 process: Some((count.name.as_str(), count.group.as_str())),
                 label: None,
                 start_time_unix_nano: count.start_time_unix_nano,
+                autostart: None,
                 expected: count.expected,
             }));
         }
@@ -431,6 +470,7 @@ impl<'a> PointsBuilder<'a> {
                         process: Some(identity(program)),
                         label: Some(label(&defs::CPU_MODE, mode.name())),
                         start_time_unix_nano: program.cpu_start_time_unix_nano,
+                        autostart: None,
                         expected: None,
                     })
                 }));
@@ -496,6 +536,7 @@ impl<'a> PointsBuilder<'a> {
                 process,
                 label,
                 start_time_unix_nano: 0,
+                autostart: None,
                 expected: None,
             });
         }
@@ -509,6 +550,11 @@ fn identity(program: &ProgramResources) -> (&str, &str) {
 
 fn label(def: &'static AttributeDef, value: &'static str) -> Attribute<'static> {
     (def.key, value)
+}
+
+/// The `autostart` attribute: the strings `true` and `false` (see [`defs::AUTOSTART`]).
+pub(crate) fn autostart(value: bool) -> Attribute<'static> {
+    (defs::AUTOSTART.key, if value { "true" } else { "false" })
 }
 
 fn key_value(key: &str, value: &str) -> KeyValue {
@@ -563,6 +609,7 @@ mod tests {
                 ..Default::default()
             },
             status,
+            autostart: None,
         }
     }
 
@@ -652,6 +699,53 @@ mod tests {
         assert_eq!(uptime, [60, 0]);
         assert_eq!(points(rm, MetricId::SupervisorState).len(), 4);
         assert_eq!(rm.resource.as_ref().unwrap().attributes.len(), 4);
+    }
+
+    #[test]
+    fn autostart_rides_on_the_one_hot_points_only_as_a_string() {
+        let data = PollData {
+            processes: vec![
+                MonitoredProcess {
+                    autostart: Some(true),
+                    ..process("a", ProcessState::Fatal, Status::Down)
+                },
+                MonitoredProcess {
+                    autostart: Some(false),
+                    ..process("b", ProcessState::Stopped, Status::Down)
+                },
+                process("c", ProcessState::Stopped, Status::Down),
+            ],
+            ..Default::default()
+        };
+        let request = build_request(&[outcome(Ok(data))], &MetricToggles::default());
+        let rm = &request.resource_metrics[0];
+        for id in [MetricId::ProcessState, MetricId::ProcessStatus] {
+            for p in points(rm, id) {
+                let keys: Vec<_> = p.attributes.iter().map(|a| a.key.as_str()).collect();
+                let expected = match attr(&p.attributes, defs::PROCESS.key) {
+                    Some("a") => Some("true"),
+                    Some("b") => Some("false"),
+                    _ => None,
+                };
+                assert_eq!(attr(&p.attributes, defs::AUTOSTART.key), expected);
+                // Last, after the one-hot label.
+                if expected.is_some() {
+                    assert_eq!(keys.last(), Some(&defs::AUTOSTART.key), "{keys:?}");
+                    assert_eq!(keys.len(), 4, "{keys:?}");
+                } else {
+                    assert_eq!(keys.len(), 3, "{keys:?}");
+                }
+            }
+        }
+        for id in [
+            MetricId::ProcessUptime,
+            MetricId::ProcessExitStatus,
+            MetricId::ProcessCount,
+        ] {
+            for p in points(rm, id) {
+                assert_eq!(attr(&p.attributes, defs::AUTOSTART.key), None, "{id:?}");
+            }
+        }
     }
 
     #[test]

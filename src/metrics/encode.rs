@@ -15,7 +15,7 @@
 
 use prost::encoding::{encode_varint, encoded_len_varint};
 
-use super::builder::{collect, Collected, Point, Value};
+use super::builder::{autostart, collect, Collected, Point, Value};
 use crate::schema::definitions::{
     MetricDef, MetricKind, EXPECTED, GROUP, PROCESS, SCOPE_NAME, SCOPE_VERSION,
 };
@@ -157,7 +157,7 @@ impl<'c, 'a> Writer<'c, 'a> {
     /// A `NumberDataPoint`: start_time_unix_nano = 2 and time_unix_nano = 3 (fixed64, left out
     /// when 0), as_double = 4 (double) or as_int = 6 (sfixed64), a oneof member: always
     /// written, eight bytes either way, attributes = 7 in
-    /// [`Collected::attributes`] order, then `expected` as a bool.
+    /// [`Collected::attributes`] order (`autostart` last, a string), then `expected` as a bool.
     fn point_len(&self, point: &Point<'_>) -> usize {
         let fixed64 = |value: u64| if value != 0 { 9 } else { 0 };
         let time = fixed64(point.start_time_unix_nano) + fixed64(self.collected.time_unix_nano);
@@ -168,10 +168,14 @@ impl<'c, 'a> Writer<'c, 'a> {
         let label = point
             .label
             .map_or(0, |(k, v)| message_field_len(key_value_len(k, v)));
+        let autostart = point
+            .autostart
+            .map(autostart)
+            .map_or(0, |(k, v)| message_field_len(key_value_len(k, v)));
         let expected = point
             .expected
             .map_or(0, |_| message_field_len(bool_key_value_len(EXPECTED.key)));
-        time + 9 + self.common.len() + process + label + expected
+        time + 9 + self.common.len() + process + label + autostart + expected
     }
 
     fn write_point(&self, out: &mut Vec<u8>, point: &Point<'a>) {
@@ -201,6 +205,9 @@ impl<'c, 'a> Writer<'c, 'a> {
             write_key_value(out, key(7, LEN), GROUP.key, group);
         }
         if let Some((k, v)) = point.label {
+            write_key_value(out, key(7, LEN), k, v);
+        }
+        if let Some((k, v)) = point.autostart.map(autostart) {
             write_key_value(out, key(7, LEN), k, v);
         }
         if let Some(expected) = point.expected {
@@ -309,6 +316,7 @@ mod tests {
                 ..Default::default()
             },
             status: Status::Up,
+            autostart: None,
         }
     }
 
@@ -549,11 +557,20 @@ mod tests {
 
     #[test]
     fn a_poll_encodes_as_prost_encodes_its_structs() {
+        // With and without `autostart`, as a target whose configuration covers some programs.
+        let with_autostart = |autostart, p: MonitoredProcess| MonitoredProcess {
+            autostart: Some(autostart),
+            ..p
+        };
         let data = PollData {
             processes: vec![
                 process("web", "web", ProcessState::Running, 1_700_000_000),
-                process("wörker:0", "wörker", ProcessState::Backoff, 0),
-                process("", "", ProcessState::Unknown, 5),
+                with_autostart(
+                    true,
+                    process("wörker:0", "wörker", ProcessState::Backoff, 0),
+                ),
+                with_autostart(false, process("", "", ProcessState::Unknown, 5)),
+                with_autostart(false, process("off", "off", ProcessState::Stopped, 0)),
             ],
             supervisor_state: Some(SupervisorState::Running),
             identification: Some("supervisor".into()),
@@ -662,7 +679,7 @@ mod tests {
     proptest! {
         #[test]
         fn generated_polls_encode_as_prost_does(
-            names in prop::collection::vec(("\\PC{0,200}", "\\PC{0,20}", any_state(), any::<i64>()), 0..40),
+            names in prop::collection::vec(("\\PC{0,200}", "\\PC{0,20}", any_state(), any::<i64>(), prop::option::of(any::<bool>())), 0..40),
             target in "\\PC{0,300}",
             time in any::<u64>(),
             state in prop::option::of(prop::sample::select(SupervisorState::ALL.to_vec())),
@@ -672,7 +689,10 @@ mod tests {
         ) {
             let processes = names
                 .iter()
-                .map(|(n, g, s, start)| process(n, g, *s, *start))
+                .map(|(n, g, s, start, autostart)| MonitoredProcess {
+                    autostart: *autostart,
+                    ..process(n, g, *s, *start)
+                })
                 .collect();
             let mut data = PollData {
                 processes,

@@ -25,6 +25,11 @@ pub enum AttributeValues {
     /// Datadog's OTLP ingest makes the tag `key:true` or `key:false` of it all the same
     /// (`AsString()` of the value), and other backends keep the type.
     Bool,
+    /// The strings `"true"` and `"false"`: a boolean fact written as a string, like the other
+    /// labels of the series it rides on, so a query compares it as text in every backend (a
+    /// Prometheus label and a Datadog tag are text anyway; a backend that keeps OTLP types
+    /// finds `autostart = 'true'`, as the documented queries write it).
+    TrueFalse,
 }
 
 impl AttributeValues {
@@ -37,7 +42,7 @@ impl AttributeValues {
                 SupervisorState::ALL.iter().map(|s| s.name()).collect()
             }
             AttributeValues::CpuMode => CpuMode::ALL.iter().map(|m| m.name()).collect(),
-            AttributeValues::Bool => vec!["true", "false"],
+            AttributeValues::Bool | AttributeValues::TrueFalse => vec!["true", "false"],
         }
     }
 }
@@ -160,6 +165,19 @@ pub static SUPERVISOR_STATE: AttributeDef = AttributeDef {
     description: "supervisord's own state.",
 };
 
+/// A program's `autostart` from supervisord's configuration, beside its state: `state` says
+/// what it is, `autostart` what it is meant to be, so "down, but meant to run" is one query.
+pub static AUTOSTART: AttributeDef = AttributeDef {
+    key: "autostart",
+    level: AttributeLevel::Point,
+    values: AttributeValues::TrueFalse,
+    description: "The program's `autostart` in supervisord's configuration \
+                  (`supervisor.getAllConfigInfo`, asked at the first poll, when the processes \
+                  change, after the target was unreachable, and at least every 10 minutes), as \
+                  the strings `true` and `false`. Absent while supervisord has not answered, and \
+                  in the Datadog format unless the instance sets `autostart_tag: true`.",
+};
+
 /// Whether a process's exit was expected: shared by the exit count
 /// (`supervisord.process.exits`) and the state-change log event ([`super::events`]), so the
 /// key and its meaning are written once.
@@ -181,7 +199,7 @@ pub static CPU_MODE: AttributeDef = AttributeDef {
 };
 
 /// Every attribute, in documentation order.
-pub static ATTRIBUTES: [&AttributeDef; 11] = [
+pub static ATTRIBUTES: [&AttributeDef; 12] = [
     &SUPERVISOR_SERVER,
     &SUPERVISORD_IDENTIFICATION,
     &SUPERVISORD_VERSION,
@@ -191,6 +209,7 @@ pub static ATTRIBUTES: [&AttributeDef; 11] = [
     &STATUS,
     &PROCESS_STATE,
     &SUPERVISOR_STATE,
+    &AUTOSTART,
     &EXPECTED,
     &CPU_MODE,
 ];
@@ -393,14 +412,14 @@ metric_table! {
     ProcessStatus {
         name: "supervisord.process.status",
         unit: "1",
-        attributes: [&PROCESS, &GROUP, &STATUS],
+        attributes: [&PROCESS, &GROUP, &STATUS, &AUTOSTART],
         description: "1 for the process's current mapped status, 0 for the other statuses.",
         enabled: true,
     },
     ProcessState {
         name: "supervisord.process.state",
         unit: "1",
-        attributes: [&PROCESS, &GROUP, &PROCESS_STATE],
+        attributes: [&PROCESS, &GROUP, &PROCESS_STATE, &AUTOSTART],
         description: "1 for the process's current supervisord state, 0 for the other states.",
         enabled: true,
     },
@@ -912,6 +931,18 @@ mod tests {
             }
         }
         assert_eq!(AttributeValues::Bool.names(), ["true", "false"]);
+        assert_eq!(AttributeValues::TrueFalse.names(), ["true", "false"]);
+        // The configuration's intent rides on the one-hot series only: a program's value is
+        // fixed, so it needs no series of its own.
+        let with_autostart: Vec<MetricId> = METRICS
+            .iter()
+            .filter(|m| m.attributes.contains(&&AUTOSTART))
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            with_autostart,
+            [MetricId::ProcessStatus, MetricId::ProcessState]
+        );
         assert_eq!(AttributeValues::CpuMode.names(), ["user", "system"]);
     }
 

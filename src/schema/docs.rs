@@ -42,7 +42,11 @@ fn log_records_section() -> String {
          observed time the receiver's; the body is a sentence for a person, such as \
          `web is EXITED (was RUNNING): exit status 3, unexpected`. With a Datadog-format file \
          the attributes every point carries ride on every record too. See \
-         [push-mode.md](push-mode.md).\n\n",
+         [push-mode.md](push-mode.md).\n\n\
+         Program output (a target's `output:`) is sent the same way: one record per line, \
+         with the observed time of the poll that read it (supervisord keeps no time per \
+         line), no `event_name` (a line is not an event) and no severity. See \
+         [program-output.md](program-output.md).\n\n",
     );
     out.push_str("| Event | Severity | Attributes | Description |\n");
     out.push_str("|---|---|---|---|\n");

@@ -67,15 +67,48 @@ pub static SUPERVISORD_PREVIOUS_STATE: AttributeDef = AttributeDef {
     description: "The state supervisord left.",
 };
 
+/// The stream a line of program output came from, as the OpenTelemetry semantic conventions
+/// name it.
+pub static LOG_IOSTREAM: AttributeDef = AttributeDef {
+    key: "log.iostream",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Free,
+    description: "The stream the program wrote the line to: `stdout` or `stderr`.",
+};
+
+pub static CUT_BYTES: AttributeDef = AttributeDef {
+    key: "cut_bytes",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Free,
+    description: "Bytes cut off the end of a line longer than `max_line_bytes` (integer); \
+                  absent when the line is whole.",
+};
+
+pub static SKIPPED_BYTES: AttributeDef = AttributeDef {
+    key: "skipped_bytes",
+    level: AttributeLevel::Point,
+    values: AttributeValues::Free,
+    description: "Bytes of output passed over unread (integer).",
+};
+
 /// A log event of the table; `id as usize` is its index in [`EVENTS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventId {
     ProcessStateChange,
     SupervisorStateChange,
+    ProcessOutput,
+    ProcessOutputSkipped,
+    SupervisorLog,
 }
 
 impl EventId {
-    pub const ALL: [EventId; 2] = [EventId::ProcessStateChange, EventId::SupervisorStateChange];
+    pub const ALL: [EventId; 5] = [
+        EventId::ProcessStateChange,
+        EventId::SupervisorStateChange,
+        EventId::ProcessOutput,
+        EventId::ProcessOutputSkipped,
+        EventId::SupervisorLog,
+    ];
 
     pub fn def(self) -> &'static EventDef {
         &EVENTS[self as usize]
@@ -89,8 +122,13 @@ impl EventId {
 #[derive(Debug, PartialEq, Eq)]
 pub struct EventDef {
     pub id: EventId,
-    /// The record's `event_name`.
+    /// The record's `event_name`, when [`is_event`](Self::is_event); otherwise only the name
+    /// the documentation gives the records.
     pub name: &'static str,
+    /// Whether records carry the name as their `event_name`: events do; lines of output are
+    /// not events (the OpenTelemetry log data model keeps `event_name` for events) and go
+    /// without, which also saves its bytes on every line.
+    pub is_event: bool,
     /// Attributes in the order they are attached; the optional ones only when they apply.
     pub attributes: &'static [&'static AttributeDef],
     /// How the severity is chosen, for the documentation.
@@ -103,6 +141,7 @@ pub static EVENTS: [EventDef; EventId::ALL.len()] = [
     EventDef {
         id: EventId::ProcessStateChange,
         name: "supervisord.process.state_change",
+        is_event: true,
         attributes: &[
             &PROCESS,
             &GROUP,
@@ -124,9 +163,40 @@ pub static EVENTS: [EventDef; EventId::ALL.len()] = [
     EventDef {
         id: EventId::SupervisorStateChange,
         name: "supervisord.state_change",
+        is_event: true,
         attributes: &[&SUPERVISORD_STATE, &SUPERVISORD_PREVIOUS_STATE],
         severity: "WARN when supervisord leaves RUNNING, INFO otherwise",
         description: "supervisord itself changed state (RUNNING, RESTARTING, SHUTDOWN, FATAL).",
+    },
+    EventDef {
+        id: EventId::ProcessOutput,
+        name: "supervisord.process.output",
+        is_event: false,
+        attributes: &[&PROCESS, &GROUP, &LOG_IOSTREAM, &CUT_BYTES],
+        severity: "none (unspecified): the line carries its own level, if any",
+        description: "One line a program wrote to stdout or stderr (targets with `output:`), \
+                      read through supervisord's log API; the body is the line as text, \
+                      without its newline, colour codes or other control characters. No \
+                      `event_name`.",
+    },
+    EventDef {
+        id: EventId::ProcessOutputSkipped,
+        name: "supervisord.process.output.skipped",
+        is_event: true,
+        attributes: &[&PROCESS, &GROUP, &LOG_IOSTREAM, &SKIPPED_BYTES],
+        severity: "WARN",
+        description: "The program wrote faster than its output is read: more than \
+                      `max_backlog_bytes` waited, and the oldest were passed over (up to the \
+                      next whole line).",
+    },
+    EventDef {
+        id: EventId::SupervisorLog,
+        name: "supervisord.log",
+        is_event: false,
+        attributes: &[],
+        severity: "none (unspecified): the line carries supervisord's level (`INFO`, `WARN` …)",
+        description: "One line of supervisord's own log (targets with `output: { main_log: \
+                      true }`), read through `readLog`. No `event_name`.",
     },
 ];
 

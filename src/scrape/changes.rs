@@ -385,6 +385,7 @@ mod tests {
                 ..Default::default()
             },
             status: crate::vocab::StatusMapping::default().status(state),
+            autostart: None,
         }
     }
 

@@ -59,7 +59,7 @@ pub struct PollData {
     /// another host.
     pub resources: Resources,
     /// The programs' output read since the last poll; `None` when the target tails none.
-    pub output: Option<crate::scrape::output::OutputReport>,
+    pub output: Option<Box<crate::scrape::output::OutputReport>>,
 }
 
 /// What one running program's process tree (its process and every descendant) uses.

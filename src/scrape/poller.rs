@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::scrape::backoff::FailureBackoff;
 use crate::scrape::changes::ChangeTracker;
+use crate::scrape::config_info::ConfigInfoState;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
+use crate::scrape::output::OutputTailer;
 use crate::scrape::resources::ResourceReader;
 use crate::settings::Target;
 use crate::supervisor::client::{PollError, SupervisorClient};
@@ -34,6 +36,12 @@ pub struct TargetPoller {
     described: (Option<String>, Option<String>),
     /// For a target on this host: reads its programs' process trees after each poll.
     resources: Option<ResourceReader>,
+    /// For a target with `output:`: reads its programs' output after each poll. Shared so a
+    /// reload hands its offsets to the task that replaces this one.
+    output: Option<Arc<tokio::sync::Mutex<OutputTailer>>>,
+    /// For a target whose points carry `autostart`: when to ask supervisord's configuration,
+    /// and its last answer.
+    config_info: Option<ConfigInfoState>,
 }
 
 impl TargetPoller {
@@ -41,6 +49,7 @@ impl TargetPoller {
         let client = SupervisorClient::new(&target)?;
         let identity = Arc::new(TargetIdentity::of(&target));
         let backoff = FailureBackoff::new(target.collection_interval);
+        let config_info = target.autostart_attribute.then(ConfigInfoState::default);
         Ok(TargetPoller {
             backoff,
             target: Arc::new(target),
@@ -52,6 +61,8 @@ impl TargetPoller {
             tracker: Arc::default(),
             described: (None, None),
             resources: None,
+            output: None,
+            config_info,
         })
     }
 
@@ -62,6 +73,13 @@ impl TargetPoller {
             .target
             .reads_resources()
             .then(|| ResourceReader::new(&self.target.name, cpu_time));
+        self
+    }
+
+    /// Reads the programs' output after each successful poll with `tailer` (see
+    /// [`crate::scrape::output`]).
+    pub fn with_output(mut self, tailer: Option<Arc<tokio::sync::Mutex<OutputTailer>>>) -> Self {
+        self.output = tailer;
         self
     }
 
@@ -137,13 +155,41 @@ impl TargetPoller {
                 }
                 self.log_problems(&polled.problems);
                 let mut data = crate::scrape::monitored(&self.target, polled.snapshot);
+                if let Some(config_info) = &mut self.config_info {
+                    config_info
+                        .refresh_and_apply(&self.client, &self.target, started, &mut data.processes)
+                        .await;
+                }
                 self.described = (data.identification.clone(), data.version.clone());
-                // A panic elsewhere while holding the lock leaves plain data behind: usable.
-                let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
-                data.changes =
-                    tracker.observe(&data.processes, data.supervisor_state, time_unix_nano);
-                (data.restarts, data.exits) = tracker.counts(time_unix_nano);
-                drop(tracker);
+                {
+                    // A panic elsewhere while holding the lock leaves plain data behind:
+                    // usable. The block ends the guard before the output tail's awaits.
+                    let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
+                    data.changes =
+                        tracker.observe(&data.processes, data.supervisor_state, time_unix_nano);
+                    (data.restarts, data.exits) = tracker.counts(time_unix_nano);
+                }
+                if let Some(tailer) = &self.output {
+                    // Bounded like the poll itself; a tail cut short keeps what it read for
+                    // the next poll (the tailer is safe to cancel).
+                    let tail = async {
+                        tailer
+                            .lock()
+                            .await
+                            .poll(&self.client, &data.processes, time_unix_nano)
+                            .await
+                    };
+                    match tokio::time::timeout(self.target.timeout, tail).await {
+                        Ok(report) => data.output = Some(Box::new(report)),
+                        Err(_) => tracing::warn!(
+                            event = "output_tail_timeout",
+                            target_name = %self.target.name,
+                            "reading program output took longer than the timeout ({:?}); \
+                             going on at the next poll",
+                            self.target.timeout
+                        ),
+                    }
+                }
                 if let Some(reader) = &mut self.resources {
                     data.resources =
                         reader.read(&self.target.name, &data.processes, time_unix_nano);
@@ -155,6 +201,9 @@ impl TargetPoller {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .lost_sight();
+                if let Some(config_info) = &mut self.config_info {
+                    config_info.poll_failed();
+                }
                 self.backoff.record_failure();
                 let message = error.message(&self.target);
                 self.log_failure(&error, &message);

@@ -179,6 +179,7 @@ mod tests {
                 ..Default::default()
             },
             status: Status::Up,
+            autostart: None,
         }
     }
 

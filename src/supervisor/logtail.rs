@@ -141,11 +141,19 @@ pub struct Undecodable {
 impl Undecodable {
     /// Reads the position, byte and kind from a `FAILED` fault's text; `None` when the fault
     /// is about something else.
+    ///
+    /// supervisord 4.3.0 names none of them: its read calls catch `ValueError` to map a
+    /// `readFile` failure to a fault name, and `UnicodeDecodeError` is one, so the fault says
+    /// `type object 'Faults' has no attribute 'utf-8'` (the error's first argument, the
+    /// codec). Other versions let the decode error through, position and all.
     pub fn from_fault(fault: &Fault) -> Option<Undecodable> {
-        if fault.code != FAILED || !fault.message.contains("UnicodeDecodeError") {
+        let text = &fault.message;
+        let is_decode_failure = text.contains("UnicodeDecodeError")
+            || text.contains("has no attribute 'utf-8'")
+            || text.contains("has no attribute 'utf8'");
+        if fault.code != FAILED || !is_decode_failure {
             return None;
         }
-        let text = &fault.message;
         let number_after = |marker: &str, radix: u32| {
             let start = text.find(marker)? + marker.len();
             let digits: String = text[start..]
@@ -200,7 +208,7 @@ impl SupervisorClient {
         let reply = self
             .bounded_post(xmlrpc::encode_multicall(&encoded))
             .await?;
-        let results = match xmlrpc::decode_response(&reply)? {
+        let results = match xmlrpc::decode_response_keeping_line_ends(&reply)? {
             Ok(value) => xmlrpc::split_multicall(value)?,
             Err(fault) => return Err(PollError::Fault(fault)),
         };
@@ -217,7 +225,10 @@ impl SupervisorClient {
     async fn one_log_call(&self, call: &LogCall<'_>) -> Result<LogAnswer, PollError> {
         let body = xmlrpc::encode_call(call.method(), &call.params());
         match self.bounded_post(body).await {
-            Ok(reply) => Ok(answer(call, xmlrpc::decode_response(&reply)?)),
+            Ok(reply) => Ok(answer(
+                call,
+                xmlrpc::decode_response_keeping_line_ends(&reply)?,
+            )),
             // supervisord answers an exception outside a multicall (the undecodable window)
             // with a bare 500.
             Err(PollError::Transport(TransportError::HttpStatus { code: 500, .. }))
@@ -371,6 +382,21 @@ mod tests {
             answer(&read, Ok(Value::Int(3))),
             LogAnswer::Invalid(_)
         ));
+    }
+
+    /// A window holds the log's bytes as they are: the offset moves by the string's length.
+    #[test]
+    fn carriage_returns_in_a_window_are_kept() {
+        let body = b"<?xml version='1.0'?>\n<methodResponse><params><param><value><string>a\r\nb\rc</string></value></param></params></methodResponse>\n";
+        assert_eq!(
+            xmlrpc::decode_response_keeping_line_ends(body).unwrap(),
+            Ok(Value::String("a\r\nb\rc".into()))
+        );
+        assert_eq!(
+            xmlrpc::decode_response(body).unwrap(),
+            Ok(Value::String("a\nb\nc".into())),
+            "other replies are read as XML says"
+        );
     }
 
     #[test]

@@ -6,5 +6,5 @@
 pub mod model;
 pub mod status;
 
-pub use model::{ProcessInfo, ProcessState, Snapshot, SupervisorState};
+pub use model::{ProcessConfig, ProcessInfo, ProcessState, Snapshot, SupervisorState};
 pub use status::{Status, StatusMapping};

@@ -185,6 +185,17 @@ pub struct Snapshot {
     pub version: Option<String>,
 }
 
+/// What supervisord's configuration says of one process (an entry of
+/// `supervisor.getAllConfigInfo`), as far as the receiver reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessConfig {
+    pub name: String,
+    pub group: String,
+    /// The program's `autostart`: supervisord starts it by itself (at its own start, and when
+    /// `supervisorctl update` adds it), so a stop is not the configuration's intent.
+    pub autostart: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

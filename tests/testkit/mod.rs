@@ -10,6 +10,7 @@ pub mod expect;
 pub mod gate;
 pub mod otlp_sink;
 pub mod proc_tree;
+pub mod promtool;
 pub mod provision;
 pub mod receiver;
 pub mod supervisord;

@@ -54,6 +54,7 @@ fn request() -> ExportMetricsServiceRequest {
             ..ProcessInfo::default()
         },
         status,
+        autostart: None,
     };
     let ok = PollOutcome {
         target: Arc::new(TargetIdentity {

@@ -27,6 +27,7 @@ use supervisord_receiver::schema::definitions::{
     CPU_MODE, EXPECTED, GROUP, PROCESS, PROGRAM_RESOURCES, SCOPE_NAME, STATUS, SUPERVISORD_SERVER,
 };
 use supervisord_receiver::schema::{metrics_page, MetricId, MetricToggles};
+use supervisord_receiver::scrape::config_info::Autostarts;
 use supervisord_receiver::scrape::monitored;
 use supervisord_receiver::scrape::outcome::{
     CountPoint, Counts, PollData, PollOutcome, ProgramResources, Resources, TargetIdentity,
@@ -216,6 +217,15 @@ fn resources(data: &mut PollData, cpu_temporality: Temporality) {
     };
 }
 
+/// Each monitored process's `autostart` from a `getAllConfigInfo` reply, as a native target's
+/// poller sets it.
+fn autostart(data: &mut PollData, fixture: &str) {
+    let info = supervisord_receiver::supervisor::config_info::config_info(&reply_value(fixture))
+        .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    assert!(info.problems.is_empty(), "{fixture}: {:?}", info.problems);
+    Autostarts::new(info.processes).apply(&mut data.processes);
+}
+
 /// A `proc_regex` pattern as the Datadog format reads it (Python's syntax).
 fn regex(pattern: &str) -> NamePattern {
     NamePattern::python(pattern).unwrap()
@@ -351,7 +361,9 @@ fn golden_ruby_backoff() {
 fn golden_multicall_with_state_identification_and_version() {
     let target = target("server1");
     // Polling's counts: restarts only, cumulative (the default); a local target (TCP to
-    // localhost), so the running programs' resources too.
+    // localhost), so the running programs' resources too; and, as a native target has it, the
+    // configuration's `autostart` on the state and status points (mysql and python true, java
+    // false).
     check_golden(
         "multicall_ok_native",
         &build_counted(
@@ -361,6 +373,7 @@ fn golden_multicall_with_state_identification_and_version() {
             |data| {
                 restarts(data, Temporality::Cumulative);
                 resources(data, Temporality::Cumulative);
+                autostart(data, "config_info_recorded_supervisord_4.3.0.xml");
             },
         ),
     );

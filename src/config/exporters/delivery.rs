@@ -188,7 +188,7 @@ fn float(report: &mut Report, path: &KeyPath, v: &Value) -> Option<f64> {
 }
 
 /// A byte size: a plain number of bytes or one with a binary unit (`64MiB`).
-fn size(report: &mut Report, path: &KeyPath, v: &Value) -> Option<u64> {
+pub(crate) fn size(report: &mut Report, path: &KeyPath, v: &Value) -> Option<u64> {
     let text = match v {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.clone(),

@@ -34,9 +34,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::scrape::outcome::MonitoredProcess;
-use crate::settings::{OutputSettings, OutputStream};
+use crate::settings::{OutputSettings, OutputStream, Target};
 use crate::supervisor::client::{PollError, SupervisorClient};
-use crate::supervisor::logtail::{LogAnswer, LogCall, Undecodable};
+use crate::supervisor::logtail::{LogAnswer, LogCall};
 use stream::{LineLimits, Piece, StreamTail};
 
 /// Read rounds per poll at most: one normally, a few more when windows had to move around
@@ -73,6 +73,9 @@ pub struct OutputRecord {
 /// Where each log of a target resumes: saved after the records read up to there are queued.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// The target's endpoint as shown (`unix:///run/supervisor.sock`): offsets saved for
+    /// another are not used.
+    pub endpoint: String,
     pub streams: Vec<SavedOffset>,
     /// supervisord's own log, when it is tailed.
     pub main_log: Option<u64>,
@@ -101,15 +104,26 @@ pub struct OutputReport {
 #[derive(Debug)]
 pub struct OutputTailer {
     target_name: String,
+    endpoint: String,
     settings: OutputSettings,
     streams: BTreeMap<StreamKey, Tailed>,
     main: Option<StreamTail>,
-    /// Whether a poll of the output happened: logs found at the first start at their end.
-    started: bool,
-    /// Offsets a previous run saved, for the first poll.
+    /// Whether logs found now start at their end: until the first poll that read the logs'
+    /// sizes (a new target), and again after new settings (a reload that adds programs does
+    /// not send their past). Otherwise a log found is a program added since: read from its
+    /// start.
+    new_logs_at_end: bool,
+    /// Offsets a previous run saved, for the first poll that reads the logs' sizes.
     resumed: Option<Checkpoint>,
+    /// The same for supervisord's own log, until it is first read.
+    resumed_main: Option<u64>,
     /// The last problem logged, so a problem that stays is logged once.
     last_problem: Option<String>,
+    /// Records read but not yet handed on: a poll cut by its timeout leaves them here for the
+    /// next, so what a log's offset moved past is never lost.
+    undelivered: Vec<OutputRecord>,
+    /// The same for supervisord's own log.
+    main_pieces: Vec<Piece>,
 }
 
 #[derive(Debug)]
@@ -117,6 +131,8 @@ struct Tailed {
     name: String,
     group: String,
     tail: StreamTail,
+    /// What this log's reads produced and no report took yet.
+    pieces: Vec<Piece>,
 }
 
 /// One log's reading in this poll.
@@ -124,29 +140,33 @@ struct Plan {
     key: StreamKey,
     size: u64,
     budget: u64,
-    /// The next window's length when a fault moved it.
-    next_length: Option<u64>,
+    /// What to read next when a fault changed it.
+    next_ask: Option<Ask>,
     done: bool,
-    pieces: Vec<Piece>,
 }
 
 impl OutputTailer {
     /// A tailer for a target; `resumed` holds the offsets a previous run saved for it.
-    pub fn new(target_name: &str, settings: OutputSettings, resumed: Option<Checkpoint>) -> Self {
+    pub fn new(target: &Target, settings: OutputSettings, resumed: Option<Checkpoint>) -> Self {
         OutputTailer {
-            target_name: target_name.to_owned(),
+            target_name: target.name.clone(),
+            endpoint: target.endpoint.display(),
             settings,
             streams: BTreeMap::new(),
             main: None,
-            started: false,
+            new_logs_at_end: true,
+            resumed_main: resumed.as_ref().and_then(|saved| saved.main_log),
             resumed,
             last_problem: None,
+            undelivered: Vec::new(),
+            main_pieces: Vec::new(),
         }
     }
 
     /// New settings after a reload; the offsets stay.
     pub fn reconfigure(&mut self, settings: OutputSettings) {
         self.settings = settings;
+        self.new_logs_at_end = true;
     }
 
     fn limits(&self) -> LineLimits {
@@ -161,27 +181,51 @@ impl OutputTailer {
 
     /// Reads what the monitored `processes` wrote since the last poll. Never fails: a failed
     /// round is logged, and what was read so far is kept.
+    ///
+    /// Safe to cancel (the poll's timeout): the offsets move only together with the records
+    /// kept in the tailer, which the next poll's report carries.
     pub async fn poll(
         &mut self,
         client: &SupervisorClient,
         processes: &[MonitoredProcess],
         now: u64,
     ) -> OutputReport {
-        let mut report = OutputReport::default();
-        let mut problems = Vec::new();
-        if let Err(error) = self.poll_streams(client, processes, now, &mut report).await {
-            problems.push(format!("reading program output failed: {error}"));
-        }
+        let mut problems = match self.poll_streams(client, processes, now).await {
+            Ok(problems) => problems,
+            Err(error) => vec![format!("reading program output failed: {error}")],
+        };
         if self.settings.main_log {
-            if let Err(error) = self.poll_main_log(client, now, &mut report).await {
+            if let Err(error) = self.poll_main_log(client, now).await {
                 problems.push(format!("reading supervisord's log failed: {error}"));
             }
         } else {
             self.main = None;
         }
-        self.started = true;
-        self.resumed = None;
         self.log_problems(problems);
+        let limits = self.limits();
+        let mut report = OutputReport {
+            records: std::mem::take(&mut self.undelivered),
+            checkpoint: Checkpoint::default(),
+        };
+        for (key, tailed) in &mut self.streams {
+            // A line that waited long enough goes, whether or not its log was read this poll.
+            tailed.tail.flush_stale(now, limits, &mut tailed.pieces);
+            tailed.tail.end_poll(&mut tailed.pieces);
+            let pieces = std::mem::take(&mut tailed.pieces);
+            push_records(
+                &mut report.records,
+                &tailed.name,
+                &tailed.group,
+                Some(key.stream),
+                pieces,
+            );
+        }
+        if let Some(tail) = &mut self.main {
+            tail.flush_stale(now, limits, &mut self.main_pieces);
+            tail.end_poll(&mut self.main_pieces);
+        }
+        let pieces = std::mem::take(&mut self.main_pieces);
+        push_records(&mut report.records, "", "", None, pieces);
         report.checkpoint = self.checkpoint();
         report
     }
@@ -189,6 +233,7 @@ impl OutputTailer {
     /// Where every log resumes.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
+            endpoint: self.endpoint.clone(),
             streams: self
                 .streams
                 .iter()
@@ -208,8 +253,7 @@ impl OutputTailer {
         client: &SupervisorClient,
         processes: &[MonitoredProcess],
         now: u64,
-        report: &mut OutputReport,
-    ) -> Result<(), PollError> {
+    ) -> Result<Vec<String>, PollError> {
         let limits = self.limits();
         let wanted = self.wanted(processes);
         // Logs no longer tailed send what they hold.
@@ -220,20 +264,19 @@ impl OutputTailer {
             .cloned()
             .collect();
         for key in gone {
-            if let Some(tailed) = self.streams.remove(&key) {
-                let mut pieces = Vec::new();
-                tailed.tail.finish(&mut pieces);
+            if let Some(mut tailed) = self.streams.remove(&key) {
+                tailed.tail.finish(&mut tailed.pieces);
                 push_records(
-                    report,
+                    &mut self.undelivered,
                     &tailed.name,
                     &tailed.group,
                     Some(key.stream),
-                    pieces,
+                    tailed.pieces,
                 );
             }
         }
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let calls: Vec<LogCall<'_>> = wanted
             .keys()
@@ -254,21 +297,21 @@ impl OutputTailer {
                     continue;
                 }
             };
-            let mut pieces = Vec::new();
             let tailed = self.streams.entry(key.clone()).or_insert_with(|| {
-                let offset = if self.started {
-                    0
-                } else {
+                let offset = if self.new_logs_at_end {
                     resumed_offset(self.resumed.as_ref(), key, logfile).unwrap_or(size)
+                } else {
+                    0
                 };
                 Tailed {
                     name: name.clone(),
                     group: group.clone(),
                     tail: StreamTail::new(logfile.clone(), offset),
+                    pieces: Vec::new(),
                 }
             });
             if tailed.tail.logfile() != logfile || size < tailed.tail.offset() {
-                tailed.tail.restart(logfile, &mut pieces);
+                tailed.tail.restart(logfile, &mut tailed.pieces);
             }
             let backlog = size - tailed.tail.offset();
             if backlog > self.settings.max_backlog_bytes {
@@ -279,44 +322,14 @@ impl OutputTailer {
                 key: key.clone(),
                 size,
                 budget: self.settings.max_bytes_per_poll,
-                next_length: None,
+                next_ask: None,
                 done: false,
-                pieces,
             });
         }
-        if !problems.is_empty() {
-            tracing::debug!(target_name = %self.target_name, problems = ?problems, "output logs not read");
-        }
-        let read = self.read_rounds(client, &mut plans, now, limits).await;
-        for mut plan in plans {
-            if let Some(tailed) = self.streams.get_mut(&plan.key) {
-                tailed.tail.flush_stale(now, limits, &mut plan.pieces);
-                tailed.tail.end_poll(&mut plan.pieces);
-                push_records(
-                    report,
-                    &tailed.name,
-                    &tailed.group,
-                    Some(plan.key.stream),
-                    plan.pieces,
-                );
-            }
-        }
-        // Logs not read this poll may still hold a line that waited long enough.
-        for (key, tailed) in &mut self.streams {
-            if !wanted.contains_key(key) {
-                continue;
-            }
-            let mut pieces = Vec::new();
-            tailed.tail.flush_stale(now, limits, &mut pieces);
-            push_records(
-                report,
-                &tailed.name,
-                &tailed.group,
-                Some(key.stream),
-                pieces,
-            );
-        }
-        read
+        self.new_logs_at_end = false;
+        self.resumed = None;
+        self.read_rounds(client, &mut plans, now, limits).await?;
+        Ok(problems)
     }
 
     /// The logs to tail: each tailed stream of each monitored program the output filter
@@ -361,7 +374,9 @@ impl OutputTailer {
         limits: LineLimits,
     ) -> Result<(), PollError> {
         for _ in 0..MAX_READ_ROUNDS {
-            let mut windows = Vec::new();
+            // (plan, offset, the ask, where its windows start in `calls`)
+            let mut asks = Vec::new();
+            let mut calls = Vec::new();
             for (index, plan) in plans.iter_mut().enumerate() {
                 let Some(tailed) = self.streams.get(&plan.key) else {
                     continue;
@@ -370,57 +385,49 @@ impl OutputTailer {
                 if plan.done || offset >= plan.size || plan.budget == 0 {
                     continue;
                 }
-                let length = plan
-                    .next_length
+                let ask = plan
+                    .next_ask
                     .take()
-                    .unwrap_or_else(|| (plan.size - offset).min(plan.budget));
-                windows.push((index, offset, length));
+                    .unwrap_or_else(|| Ask::Window((plan.size - offset).min(plan.budget)));
+                asks.push((index, offset, ask, calls.len()));
+                for length in ask_lengths(&asks.last().expect("just pushed").2) {
+                    calls.push(LogCall::Read {
+                        process: &plan.key.process,
+                        stream: plan.key.stream,
+                        offset,
+                        length,
+                    });
+                }
             }
-            if windows.is_empty() {
+            if asks.is_empty() {
                 return Ok(());
             }
-            let calls: Vec<LogCall<'_>> = windows
-                .iter()
-                .map(|&(index, offset, length)| LogCall::Read {
-                    process: &plans[index].key.process,
-                    stream: plans[index].key.stream,
-                    offset,
-                    length,
-                })
-                .collect();
-            let answers = client.log_calls(&calls).await?;
-            for ((index, offset, length), answer) in windows.into_iter().zip(answers) {
+            let mut answers = client.log_calls(&calls).await?.into_iter();
+            for (index, offset, ask, _) in asks {
+                let answers: Vec<LogAnswer> =
+                    answers.by_ref().take(ask_lengths(&ask).len()).collect();
                 let plan = &mut plans[index];
                 let Some(tailed) = self.streams.get_mut(&plan.key) else {
                     continue;
                 };
-                let available = plan.size - offset;
-                match answer {
-                    LogAnswer::Text(text) if text.is_empty() => plan.done = true,
-                    LogAnswer::Text(text) => {
+                match next_step(&ask, answers, plan.size - offset) {
+                    Step::Read { text, asked } => {
                         let read = text.len() as u64;
                         tailed
                             .tail
-                            .push(text.as_bytes(), now, limits, &mut plan.pieces);
+                            .push(text.as_bytes(), now, limits, &mut tailed.pieces);
                         plan.budget = plan.budget.saturating_sub(read);
                         // Fewer bytes than asked: the log shrank since its size was read.
-                        plan.done |= read < length;
+                        plan.done |= read < asked;
                     }
-                    LogAnswer::Undecodable(fault) => match moved_window(fault, length, available) {
-                        Move::Shorten(to) => plan.next_length = Some(to),
-                        Move::Widen(to) => plan.next_length = Some(to),
-                        Move::PassOver => {
-                            tailed
-                                .tail
-                                .push(&[UNDECODABLE_BYTE], now, limits, &mut plan.pieces);
-                            plan.budget = plan.budget.saturating_sub(1);
-                        }
-                        Move::Wait => plan.done = true,
-                    },
-                    LogAnswer::NoFile | LogAnswer::Fault(_) | LogAnswer::Invalid(_) => {
-                        plan.done = true;
+                    Step::Retry(ask) => plan.next_ask = Some(ask),
+                    Step::PassOver => {
+                        tailed
+                            .tail
+                            .push(&[UNDECODABLE_BYTE], now, limits, &mut tailed.pieces);
+                        plan.budget = plan.budget.saturating_sub(1);
                     }
-                    LogAnswer::Size(_) => plan.done = true,
+                    Step::Wait | Step::Stop => plan.done = true,
                 }
             }
         }
@@ -431,12 +438,10 @@ impl OutputTailer {
         &mut self,
         client: &SupervisorClient,
         now: u64,
-        report: &mut OutputReport,
     ) -> Result<(), PollError> {
         let limits = self.limits();
         if self.main.is_none() {
-            let resumed = self.resumed.as_ref().and_then(|saved| saved.main_log);
-            let offset = match resumed {
+            let offset = match self.resumed_main {
                 Some(offset) => offset,
                 None => match main_log_size(client).await? {
                     Some(size) => size,
@@ -444,65 +449,63 @@ impl OutputTailer {
                 },
             };
             self.main = Some(StreamTail::new("", offset));
+            self.resumed_main = None;
         }
         let Some(tail) = self.main.as_mut() else {
             return Ok(());
         };
-        let mut pieces = Vec::new();
+        let pieces = &mut self.main_pieces;
         let mut budget = self.settings.max_bytes_per_poll;
-        let mut next_length = None;
+        let mut next_ask = None;
         for _ in 0..MAX_READ_ROUNDS {
             if budget == 0 {
                 break;
             }
             let offset = tail.offset();
-            let length = next_length.take().unwrap_or(budget);
-            let mut calls = vec![LogCall::ReadMain { offset, length }];
+            let ask = next_ask.take().unwrap_or(Ask::Window(budget));
+            let lengths = ask_lengths(&ask);
+            let mut calls: Vec<LogCall<'_>> = lengths
+                .iter()
+                .map(|&length| LogCall::ReadMain { offset, length })
+                .collect();
+            // One byte before the offset tells an empty read of a log that got shorter.
             if offset > 0 {
                 calls.push(LogCall::ReadMain {
                     offset: offset - 1,
                     length: 1,
                 });
             }
-            let answers = client.log_calls(&calls).await?;
-            let mut answers = answers.into_iter();
-            let (read, before) = (answers.next(), answers.next());
-            match read {
-                Some(LogAnswer::Text(text)) if !text.is_empty() => {
+            let mut answers = client.log_calls(&calls).await?;
+            let before = (offset > 0).then(|| answers.pop()).flatten();
+            let caught_up =
+                matches!(answers.first(), Some(LogAnswer::Text(text)) if text.is_empty());
+            if caught_up && matches!(ask, Ask::Window(_)) {
+                if matches!(before, Some(LogAnswer::Text(ref byte)) if byte.is_empty()) {
+                    tail.restart("", pieces);
+                    continue;
+                }
+                break;
+            }
+            // The size is unknown: a character still being written at the end of the log
+            // cannot be told from a byte that starts none; supervisord writes its log in
+            // whole lines, so the byte is passed over.
+            match next_step(&ask, answers, u64::MAX) {
+                Step::Read { text, asked } => {
                     let read = text.len() as u64;
-                    tail.push(text.as_bytes(), now, limits, &mut pieces);
+                    tail.push(text.as_bytes(), now, limits, pieces);
                     budget = budget.saturating_sub(read);
-                    if read < length {
+                    if read < asked {
                         break;
                     }
                 }
-                Some(LogAnswer::Text(_)) => {
-                    // Nothing after the offset: caught up, unless the log got shorter.
-                    if matches!(before, Some(LogAnswer::Text(ref byte)) if byte.is_empty()) {
-                        tail.restart("", &mut pieces);
-                        continue;
-                    }
-                    break;
+                Step::Retry(ask) => next_ask = Some(ask),
+                Step::PassOver => {
+                    tail.push(&[UNDECODABLE_BYTE], now, limits, pieces);
+                    budget = budget.saturating_sub(1);
                 }
-                // The size is unknown here: a window may always be widened; a failure to
-                // decode even a widened one means the character is still being written.
-                Some(LogAnswer::Undecodable(fault)) => {
-                    match moved_window(fault, length, length + MAX_CHAR_BYTES) {
-                        Move::Shorten(to) => next_length = Some(to),
-                        Move::Widen(to) if length < MAX_CHAR_BYTES => next_length = Some(to),
-                        Move::PassOver => {
-                            tail.push(&[UNDECODABLE_BYTE], now, limits, &mut pieces);
-                            budget = budget.saturating_sub(1);
-                        }
-                        Move::Widen(_) | Move::Wait => break,
-                    }
-                }
-                _ => break,
+                Step::Wait | Step::Stop => break,
             }
         }
-        tail.flush_stale(now, limits, &mut pieces);
-        tail.end_poll(&mut pieces);
-        push_records(report, "", "", None, pieces);
         Ok(())
     }
 
@@ -517,36 +520,96 @@ impl OutputTailer {
     }
 }
 
-/// How a window supervisord could not decode moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Move {
-    /// To this length: the bytes before the failure decode.
-    Shorten(u64),
-    /// To this length: the window ended inside its first character.
-    Widen(u64),
-    /// The first byte starts no character: stand a replacement in for it and go on.
-    PassOver,
-    /// The first character is not all written yet: read it next poll.
-    Wait,
+/// What to read from a log at its offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ask {
+    /// One window of this many bytes.
+    Window(u64),
+    /// Windows of these lengths (longest first), of which the longest that decodes is kept:
+    /// after supervisord failed to decode a window without saying where.
+    Candidates(Vec<u64>),
 }
 
-/// Where a window of `length` bytes (of `available` after its offset) goes after `fault`.
-fn moved_window(fault: Undecodable, length: u64, available: u64) -> Move {
-    match fault.position {
-        Some(position) if position > 0 && position < length => Move::Shorten(position),
-        Some(0) if fault.incomplete => {
-            let wider = available.min(MAX_CHAR_BYTES.max(length + 1));
-            if wider > length {
-                Move::Widen(wider)
-            } else {
-                Move::Wait
+/// What an ask's answers lead to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// Text read from the offset; `asked` is the window's length.
+    Read { text: String, asked: u64 },
+    /// Ask again, differently, in the next round.
+    Retry(Ask),
+    /// The byte at the offset starts no character: a replacement stands in for it.
+    PassOver,
+    /// The character at the offset is not all written yet: read it next poll.
+    Wait,
+    /// Nothing more to read this poll (caught up, or the log is gone).
+    Stop,
+}
+
+fn ask_lengths(ask: &Ask) -> Vec<u64> {
+    match ask {
+        Ask::Window(length) => vec![*length],
+        Ask::Candidates(lengths) => lengths.clone(),
+    }
+}
+
+/// The windows to try after a window of `length` bytes (of `available` after the offset)
+/// could not be decoded: shorter by one to three bytes (it ended inside a character), halves
+/// down to one byte (a byte that is not UTF-8 lies inside), and one to four bytes (the first
+/// character alone, widened past the budget if need be). One round trip finds the longest
+/// that decodes.
+fn candidates(length: u64, available: u64) -> Vec<u64> {
+    let mut lengths: Vec<u64> = (1..=3).filter_map(|cut| length.checked_sub(cut)).collect();
+    lengths.extend(std::iter::successors(Some(length / 2), |l| Some(l / 2)).take_while(|&l| l > 0));
+    lengths.extend((1..=MAX_CHAR_BYTES).filter(|&l| l <= available));
+    lengths.retain(|&l| l > 0 && l != length);
+    lengths.sort_unstable_by(|a, b| b.cmp(a));
+    lengths.dedup();
+    lengths
+}
+
+/// Where an ask's answers lead. `available` is how many bytes the log holds after the offset.
+fn next_step(ask: &Ask, answers: Vec<LogAnswer>, available: u64) -> Step {
+    match ask {
+        Ask::Window(length) => match answers.into_iter().next() {
+            Some(LogAnswer::Text(text)) if !text.is_empty() => Step::Read {
+                text,
+                asked: *length,
+            },
+            Some(LogAnswer::Undecodable(fault)) => match fault.position {
+                // A server that says where (a later supervisord) saves the search.
+                Some(position) if position > 0 && position < *length => {
+                    Step::Retry(Ask::Window(position))
+                }
+                _ => Step::Retry(Ask::Candidates(candidates(*length, available))),
+            },
+            _ => Step::Stop,
+        },
+        Ask::Candidates(lengths) => {
+            let mut longest: Option<(String, u64)> = None;
+            let mut undecodable = false;
+            for (answer, &length) in answers.into_iter().zip(lengths) {
+                match answer {
+                    LogAnswer::Text(text)
+                        if !text.is_empty()
+                            && longest
+                                .as_ref()
+                                .is_none_or(|(best, _)| text.len() > best.len()) =>
+                    {
+                        longest = Some((text, length));
+                    }
+                    LogAnswer::Undecodable(_) => undecodable = true,
+                    _ => {}
+                }
+            }
+            match longest {
+                Some((text, asked)) => Step::Read { text, asked },
+                // Four bytes from a character's start always hold all of it: when none of
+                // one to four decodes, the first byte starts none.
+                None if undecodable && available >= MAX_CHAR_BYTES => Step::PassOver,
+                None if undecodable => Step::Wait,
+                None => Step::Stop,
             }
         }
-        Some(0) => Move::PassOver,
-        // No position (a call outside a multicall): halve until it decodes, and at one byte
-        // the byte itself is the problem.
-        _ if length > 1 => Move::Shorten(length / 2),
-        _ => Move::PassOver,
     }
 }
 
@@ -626,20 +689,18 @@ async fn main_log_size(client: &SupervisorClient) -> Result<Option<u64>, PollErr
 }
 
 fn push_records(
-    report: &mut OutputReport,
+    records: &mut Vec<OutputRecord>,
     name: &str,
     group: &str,
     stream: Option<OutputStream>,
     pieces: Vec<Piece>,
 ) {
-    report
-        .records
-        .extend(pieces.into_iter().map(|piece| OutputRecord {
-            name: name.to_owned(),
-            group: group.to_owned(),
-            stream,
-            piece,
-        }));
+    records.extend(pieces.into_iter().map(|piece| OutputRecord {
+        name: name.to_owned(),
+        group: group.to_owned(),
+        stream,
+        piece,
+    }));
 }
 
 fn describe(answer: &LogAnswer) -> String {
@@ -653,6 +714,7 @@ fn describe(answer: &LogAnswer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::logtail::Undecodable;
 
     fn fault(position: Option<u64>, incomplete: bool) -> Undecodable {
         Undecodable {
@@ -662,40 +724,68 @@ mod tests {
         }
     }
 
+    fn text(t: &str) -> LogAnswer {
+        LogAnswer::Text(t.into())
+    }
+
+    fn failed() -> LogAnswer {
+        LogAnswer::Undecodable(fault(None, false))
+    }
+
     #[test]
-    fn a_window_cut_inside_a_character_ends_before_it() {
+    fn a_window_that_does_not_decode_is_searched_in_one_round_trip() {
         assert_eq!(
-            moved_window(fault(Some(99), true), 100, 500),
-            Move::Shorten(99)
+            candidates(100, 500),
+            [99, 98, 97, 50, 25, 12, 6, 4, 3, 2, 1]
         );
+        // A short window widens up to one whole character, never past the log's end.
+        assert_eq!(candidates(2, 500), [4, 3, 1]);
+        assert_eq!(candidates(2, 2), [1]);
         assert_eq!(
-            moved_window(fault(Some(5), false), 100, 500),
-            Move::Shorten(5)
+            next_step(&Ask::Window(100), vec![failed()], 500),
+            Step::Retry(Ask::Candidates(candidates(100, 500)))
         );
     }
 
     #[test]
-    fn a_window_shorter_than_its_first_character_widens_or_waits_for_it() {
-        assert_eq!(moved_window(fault(Some(0), true), 1, 500), Move::Widen(4));
-        assert_eq!(moved_window(fault(Some(0), true), 2, 3), Move::Widen(3));
+    fn a_server_that_names_the_position_saves_the_search() {
         assert_eq!(
-            moved_window(fault(Some(0), true), 2, 2),
-            Move::Wait,
-            "the character's last byte is not written yet"
+            next_step(
+                &Ask::Window(100),
+                vec![LogAnswer::Undecodable(fault(Some(99), true))],
+                500
+            ),
+            Step::Retry(Ask::Window(99))
         );
     }
 
     #[test]
-    fn a_byte_that_starts_no_character_is_passed_over() {
+    fn the_longest_window_that_decodes_is_read() {
+        // 99 and 98 fail (a character cut), 97 decodes.
+        let answers = vec![failed(), failed(), text("abc"), text("ab"), text("a")];
         assert_eq!(
-            moved_window(fault(Some(0), false), 100, 500),
-            Move::PassOver
+            next_step(&Ask::Candidates(vec![99, 98, 97, 50, 1]), answers, 500),
+            Step::Read {
+                text: "abc".into(),
+                asked: 97
+            }
+        );
+    }
+
+    #[test]
+    fn when_not_even_one_character_decodes_the_byte_is_passed_over_or_awaited() {
+        let lengths = vec![4, 3, 2, 1];
+        let none = || vec![failed(), failed(), failed(), failed()];
+        assert_eq!(
+            next_step(&Ask::Candidates(lengths.clone()), none(), 500),
+            Step::PassOver
         );
         assert_eq!(
-            moved_window(fault(None, false), 100, 500),
-            Move::Shorten(50)
+            next_step(&Ask::Candidates(lengths), none(), 3),
+            Step::Wait,
+            "three bytes at the end of the log: the character is still being written"
         );
-        assert_eq!(moved_window(fault(None, false), 1, 500), Move::PassOver);
+        assert_eq!(next_step(&Ask::Window(10), vec![text("")], 10), Step::Stop);
     }
 
     #[test]
@@ -705,6 +795,7 @@ mod tests {
             stream: OutputStream::Stderr,
         };
         let saved = Checkpoint {
+            endpoint: "unix:///s.sock".into(),
             streams: vec![SavedOffset {
                 process: "web:web_0".into(),
                 stream: "stderr".into(),

@@ -30,12 +30,11 @@ pub enum OffsetError {
     },
 }
 
-/// What a file holds: the checkpoint, and the endpoint it was read from, so a target renamed
-/// onto another supervisord does not inherit offsets of logs it never read.
+/// What a file holds: the checkpoint, and whose it is (the file name is only a safe form of
+/// the target's name).
 #[derive(Debug, Serialize, Deserialize)]
 struct Saved {
     target: String,
-    endpoint: String,
     checkpoint: Checkpoint,
 }
 
@@ -56,7 +55,8 @@ impl OffsetStore {
     }
 
     /// The checkpoint saved for `target` at `endpoint`; `None` when there is none, it is
-    /// unreadable (logged), or it was saved for another endpoint.
+    /// unreadable (logged), or it was saved for another endpoint (a target renamed onto
+    /// another supervisord does not inherit offsets of logs it never read).
     pub fn load(&self, target: &str, endpoint: &str) -> Option<Checkpoint> {
         let path = self.path(target);
         let text = match std::fs::read(&path) {
@@ -68,7 +68,7 @@ impl OffsetStore {
             }
         };
         match serde_json::from_slice::<Saved>(&text) {
-            Ok(saved) if saved.target == target && saved.endpoint == endpoint => {
+            Ok(saved) if saved.target == target && saved.checkpoint.endpoint == endpoint => {
                 Some(saved.checkpoint)
             }
             Ok(_) => None,
@@ -80,19 +80,13 @@ impl OffsetStore {
     }
 
     /// Saves `checkpoint` for `target` unless it is what was saved last.
-    pub fn save(
-        &mut self,
-        target: &str,
-        endpoint: &str,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), OffsetError> {
+    pub fn save(&mut self, target: &str, checkpoint: &Checkpoint) -> Result<(), OffsetError> {
         if self.written.get(target) == Some(checkpoint) {
             return Ok(());
         }
         let path = self.path(target);
         let saved = Saved {
             target: target.to_owned(),
-            endpoint: endpoint.to_owned(),
             checkpoint: checkpoint.clone(),
         };
         let write = || -> std::io::Result<()> {
@@ -140,6 +134,7 @@ mod tests {
 
     fn checkpoint(offset: u64) -> Checkpoint {
         Checkpoint {
+            endpoint: "unix:///s.sock".into(),
             streams: vec![SavedOffset {
                 process: "web:web_0".into(),
                 stream: "stdout".into(),
@@ -155,12 +150,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = OffsetStore::new(dir.path());
         assert_eq!(store.load("web/1", "unix:///s.sock"), None);
-        store
-            .save("web/1", "unix:///s.sock", &checkpoint(10))
-            .unwrap();
-        store
-            .save("web/1", "unix:///s.sock", &checkpoint(20))
-            .unwrap();
+        store.save("web/1", &checkpoint(10)).unwrap();
+        store.save("web/1", &checkpoint(20)).unwrap();
         let reopened = OffsetStore::new(dir.path());
         assert_eq!(
             reopened.load("web/1", "unix:///s.sock"),
@@ -185,7 +176,7 @@ mod tests {
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, b"").unwrap();
         let mut store = OffsetStore::new(&blocker);
-        let error = store.save("t", "e", &checkpoint(1)).unwrap_err();
+        let error = store.save("t", &checkpoint(1)).unwrap_err();
         assert!(error.to_string().contains("output-offsets"), "{error}");
     }
 }

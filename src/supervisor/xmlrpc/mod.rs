@@ -27,5 +27,5 @@ mod value;
 pub use encode::{encode_call, encode_fault, encode_response};
 pub use error::{printable, DecodeError};
 pub use multicall::{encode_multicall, split_multicall, unwrap_multicall};
-pub use parse::{decode_response, MAX_DEPTH};
+pub use parse::{decode_response, decode_response_keeping_line_ends, MAX_DEPTH};
 pub use value::{Fault, Value};

@@ -24,6 +24,28 @@ pub(super) const QUOTE_LIMIT: usize = 40;
 
 /// Decodes a `methodResponse`: `Ok(Ok(value))` for a result, `Ok(Err(fault))` for a fault.
 pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError> {
+    decode(body, LineEnds::Normalized)
+}
+
+/// [`decode_response`], with the carriage returns of strings kept as sent.
+///
+/// XML parsers turn `\r\n` and `\r` in text into `\n` (XML 1.0, 2.11), and supervisord's
+/// marshaller sends them raw: a string then has fewer bytes than the log window it holds, and
+/// a tail that moves its offset by the string's length would read the same bytes twice. The
+/// log calls decode with this instead.
+pub fn decode_response_keeping_line_ends(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError> {
+    decode(body, LineEnds::AsSent)
+}
+
+/// What becomes of line ends in text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineEnds {
+    /// `\r\n` and `\r` become `\n`, as XML requires.
+    Normalized,
+    AsSent,
+}
+
+fn decode(body: &[u8], line_ends: LineEnds) -> Result<Result<Value, Fault>, DecodeError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if looks_like_html(body) {
         return Err(DecodeError::Html);
@@ -34,7 +56,7 @@ pub fn decode_response(body: &[u8]) -> Result<Result<Value, Fault>, DecodeError>
     if text.trim_start_matches(is_xml_space).is_empty() {
         return Err(DecodeError::Empty);
     }
-    let mut parser = Parser::new(text);
+    let mut parser = Parser::new(text, line_ends);
     let result = parser.response()?;
     parser.end_of_document()?;
     Ok(result)
@@ -169,13 +191,15 @@ struct Parser<'a> {
     reader: Reader<&'a [u8]>,
     /// An event read past the end of a text run, handed out next.
     pending: Option<Event<'a>>,
+    line_ends: LineEnds,
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str) -> Self {
+    fn new(text: &'a str, line_ends: LineEnds) -> Self {
         Parser {
             reader: Reader::from_str(text),
             pending: None,
+            line_ends,
         }
     }
 
@@ -254,6 +278,12 @@ impl<'a> Parser<'a> {
     fn text_piece(&self, event: Event<'a>) -> Result<Cow<'a, str>, DecodeError> {
         let encoding_error = |e: quick_xml::encoding::EncodingError| self.xml_error(e.into());
         match event {
+            Event::Text(text) if self.line_ends == LineEnds::AsSent => {
+                text.decode().map_err(encoding_error)
+            }
+            Event::CData(cdata) if self.line_ends == LineEnds::AsSent => {
+                cdata.decode().map_err(encoding_error)
+            }
             Event::Text(text) => text.xml10_content().map_err(encoding_error),
             Event::CData(cdata) => cdata.xml10_content().map_err(encoding_error),
             Event::GeneralRef(reference) => {

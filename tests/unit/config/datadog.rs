@@ -206,7 +206,7 @@ fn datadog_tags_service_and_interval() {
     );
     assert_eq!(
         messages(&dd("name: s\ntags: ['supervisord_server:x']")),
-        ["instances[0].tags[0]: 'supervisord_server' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state, expected, cpu.mode"]
+        ["instances[0].tags[0]: 'supervisord_server' is set by the receiver itself; reserved names: supervisor_server, supervisord.identification, supervisord.version, supervisord_server, supervisord_process, supervisord_group, status, state, autostart, expected, cpu.mode"]
     );
 }
 
@@ -268,6 +268,70 @@ fn datadog_tag_key_given_twice_keeps_every_value_on_points() {
         ]
     );
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn datadog_autostart_tag_is_off_unless_the_instance_asks() {
+    // Without the key the output stays the check's: no getAllConfigInfo, no autostart tag.
+    let s = ok(&dd("name: s"));
+    assert!(!s.targets[0].autostart_attribute);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    for (value, on) in [
+        ("true", true),
+        ("false", false),
+        ("'true'", true),
+        ("null", false),
+    ] {
+        let s = ok(&dd(&format!("name: s\nautostart_tag: {value}")));
+        assert_eq!(s.targets[0].autostart_attribute, on, "{value}");
+        assert!(s.warnings.is_empty(), "{value}: {:?}", s.warnings);
+    }
+    // Per instance.
+    let s = ok(&format!(
+        "{DD}  - name: a\n    autostart_tag: true\n  - name: b\n"
+    ));
+    let on: Vec<bool> = s.targets.iter().map(|t| t.autostart_attribute).collect();
+    assert_eq!(on, [true, false]);
+    // The native format always has it.
+    let s =
+        ok("targets:\n  - name: a\n    endpoint: http://localhost:9001\nexporters:\n  debug: {}\n");
+    assert!(s.targets[0].autostart_attribute);
+}
+
+#[test]
+fn datadog_autostart_tag_must_be_a_boolean() {
+    assert_eq!(
+        display(&dd("name: s\nautostart_tag: yes"), &[]),
+        "c.yaml:4:5: instances[0].autostart_tag: expected true or false, found a string 'yes'"
+    );
+    assert_eq!(
+        messages(&dd("name: s\nautostart_tag: 1")),
+        ["instances[0].autostart_tag: expected true or false, found a number (1)"]
+    );
+    assert_eq!(
+        messages(&dd("name: s\nautostart_tag: [true]")),
+        ["instances[0].autostart_tag: expected true or false, found a list"]
+    );
+}
+
+#[test]
+fn datadog_autostart_tag_reserves_the_key_only_when_on() {
+    // A user's own `autostart` tag keeps loading, and riding on every point, as before.
+    let s = ok(&dd("name: s\ntags: ['autostart:manual']"));
+    assert!(s.targets[0]
+        .point_attributes
+        .contains(&("autostart".into(), "manual".into())));
+    // With the receiver's attribute on, the two would clash on the same points.
+    let problems = messages(&dd(
+        "name: s\nautostart_tag: true\ntags: ['autostart:manual']",
+    ));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "instances[0].tags[0]: 'autostart' is set by the receiver itself; reserved names:"
+        ),
+        "{problems:?}"
+    );
 }
 
 #[test]

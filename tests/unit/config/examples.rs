@@ -117,6 +117,7 @@ fn datadog_example_loads() {
     assert_eq!(t.endpoint, tcp("localhost", 9001));
     assert_eq!(t.collection_interval, Duration::from_secs(15));
     assert_eq!(t.timeout, Duration::from_secs(10));
+    assert!(!t.autostart_attribute);
     assert_eq!(
         s.targets[1].endpoint,
         Endpoint::Unix {
@@ -165,6 +166,8 @@ fn datadog_example_loads_with_every_option_on() {
     );
     assert!(!s.metrics.is_enabled(MetricId::ProcessStartTime));
     assert!(s.metrics.is_enabled(MetricId::CanConnect));
+    assert!(t.autostart_attribute);
+    assert!(!s.targets[1].autostart_attribute);
     assert_eq!(
         s.warnings[..2],
         [

@@ -5,6 +5,7 @@ mod datadog;
 mod env;
 mod examples;
 mod native;
+mod output;
 mod robustness;
 mod temporality;
 
