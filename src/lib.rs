@@ -49,9 +49,10 @@
 //! - [`config`]: the YAML loader (native and Datadog formats) that produces settings; only
 //!   `app` and `cli` read it.
 //! - [`supervisor`]: the transport (TCP, HTTPS, UNIX socket), the XML-RPC codec, the poll client.
-//! - [`scrape`]: one target's poll: filters, status mapping, failure backoff.
+//! - [`scrape`]: one target's poll: filters, status mapping, failure backoff, changes, the
+//!   programs' resources and output.
 //! - [`metrics`]: poll outcomes → OTLP, as structs or straight to protobuf bytes.
-//! - [`logs`]: state changes → OTLP log records.
+//! - [`logs`]: state changes and program output → OTLP log records.
 //! - [`export`]: exporters, sending queues, retries; receives encoded requests only.
 //! - [`telemetry`]: the receiver's own state (for health) and metrics (OpenTelemetry SDK
 //!   instruments declared from [`schema`]).

@@ -259,6 +259,7 @@ targets:
     password: \${env:DEMO_SUPERVISOR_PASSWORD}
     include:
       groups: [workers]
+    output: true          # what the workers print, one log record per line
 exporters:
   debug:
     verbosity: detailed

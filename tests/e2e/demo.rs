@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::testkit::expect::{self, process_state};
-use crate::testkit::otlp_sink::{OtlpSink, Protocol};
+use crate::testkit::otlp_sink::{all_records, OtlpSink, Protocol};
 use crate::testkit::receiver::{Running, BIN};
 use crate::testkit::WAIT;
 
@@ -81,6 +81,17 @@ fn demo_script_runs_every_state_exports_and_cleans_up() {
     // The socket target watches only the worker group.
     let workers = sink.wait_for_processes("demo-socket", &["worker-1", "worker-2"], WAIT);
     expect::connected(&workers);
+    // And what they print, a line every 5 s, as log records.
+    sink.wait_for_logs(
+        |requests| {
+            all_records(requests).iter().any(|r| {
+                r.server() == Some("demo-socket")
+                    && r.attr("log.iostream") == Some("stdout")
+                    && r.body.contains("processed job")
+            })
+        },
+        WAIT,
+    );
 
     // DEMO_DURATION ends it; the bound here only guards against a hang.
     let finished = demo.wait(WAIT * 3);

@@ -279,7 +279,7 @@ fn a_reload_goes_on_from_the_same_offsets() {
     )));
     let sink = OtlpSink::start();
     let path = receiver_config(&svd, &sink, "  streams: [stdout]\n", None);
-    let mut receiver = Running::start(&path, &[]);
+    let receiver = Running::start(&path, &[]);
     after_first_poll_go(&sink, scripts.path(), &["ticker"]);
     for (reload, max_line) in ["8KiB", "4KiB", "16KiB"].into_iter().enumerate() {
         sink.wait_for_logs(

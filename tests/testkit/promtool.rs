@@ -6,8 +6,9 @@
 //! `dpkg-deb -x` into a staging dir under the cargo target dir, promtool kept, the rest
 //! deleted, the dir renamed into `<target dir>/promtool` when promtool runs. Nothing is
 //! installed on the system, no root is needed, and no Prometheus server is ever started (which
-//! `apt-get install prometheus` would do on a machine with systemd). Where that cannot work (no
-//! apt, no package lists, no network), the test fails with what to do.
+//! `apt-get install prometheus` would do on a machine with systemd). Without package lists (a
+//! fresh machine) it runs `apt-get update` once, which needs root. Where that cannot work (no
+//! apt, no network, no root and no lists), the test fails with what to do.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,11 +67,25 @@ fn extract(staging: &Path) -> Result<(), String> {
                   prometheus` if it started a server; elsewhere the Prometheus release \
                   archive) so that it is on PATH";
     fs::create_dir_all(staging).map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
-    let download = Command::new("apt-get")
-        .args(["download", "prometheus"])
-        .current_dir(staging)
-        .output()
-        .map_err(|e| format!("promtool: cannot run apt-get ({e}); {remedy}"))?;
+    let fetch = || {
+        Command::new("apt-get")
+            .args(["download", "prometheus"])
+            .current_dir(staging)
+            .output()
+            .map_err(|e| format!("promtool: cannot run apt-get ({e}); {remedy}"))
+    };
+    let mut download = fetch()?;
+    if !download.status.success() {
+        // A fresh machine may have no package lists yet: read them once (as root this is
+        // allowed; otherwise it fails and the first error is reported) and try again.
+        let updated = Command::new("apt-get")
+            .args(["update", "-qq"])
+            .status()
+            .is_ok_and(|status| status.success());
+        if updated {
+            download = fetch()?;
+        }
+    }
     if !download.status.success() {
         return Err(format!(
             "promtool: `apt-get download prometheus` failed with {} (no package lists? run \
