@@ -6,7 +6,8 @@
 //! - after binding, the shard prints `{"ports":[...]}` (TCP; empty for UNIX sockets);
 //! - `status` asks how many targets have been polled so far, answered with one [`Status`];
 //! - `report <start_ns> <end_ns>` asks for the poll statistics of that window of
-//!   CLOCK_MONOTONIC, answered with one [`ShardReport`] line;
+//!   CLOCK_MONOTONIC (and the `getAllConfigInfo` calls served), answered with one
+//!   [`ShardReport`] line;
 //! - end of stdin: the shard exits.
 //!
 //! The HTTP side is written by hand rather than with hyper so the reply head is exactly
@@ -60,6 +61,11 @@ pub struct ShardReport {
     pub targets: usize,
     /// Polls (requests asking `getAllProcessInfo`) that arrived in the window.
     pub served: u64,
+    /// Requests asking `getAllConfigInfo` that arrived in the window: not polls, the receiver
+    /// asks them beside its polls (at its first poll of a target, then every 10 minutes).
+    pub config_info_served: u64,
+    /// Requests asking `getAllConfigInfo` since the shard started.
+    pub config_info_total: u64,
     /// Gaps between consecutive polls of a target above interval + 1 s, including a poll
     /// overdue at the end of the window.
     pub late: u64,
@@ -120,6 +126,7 @@ fn run(arg: &str) -> anyhow::Result<()> {
 struct TargetLog {
     polls: Vec<u64>,
     connects: Vec<u64>,
+    config_calls: Vec<u64>,
 }
 
 struct Shard {
@@ -260,17 +267,29 @@ where
         if request.rpc2 {
             let payload = input.get(request.body_start..request.end).unwrap_or(&[]);
             let multicall = parse_calls(payload, &mut calls);
-            if calls.contains(&Call::GetAllProcessInfo) {
+            // A poll is a request asking getAllProcessInfo; a getAllConfigInfo is counted
+            // apart (the receiver sends it alone, after a poll).
+            let poll = calls.contains(&Call::GetAllProcessInfo);
+            let config_info = calls.contains(&Call::GetAllConfigInfo);
+            if poll || config_info {
                 if let Some(mut log) = shard.log(target) {
-                    log.polls.push(arrived);
+                    if poll {
+                        log.polls.push(arrived);
+                    }
+                    if config_info {
+                        log.config_calls.push(arrived);
+                    }
                 }
             }
             body.clear();
-            shard
-                .replies
-                .render(&mut body, multicall, &calls, reply::RUNNING, |w| {
-                    shard.programs.write(w, target as u64, now)
-                });
+            shard.replies.render(
+                &mut body,
+                multicall,
+                &calls,
+                reply::RUNNING,
+                |w| shard.programs.write(w, target as u64, now),
+                |w| shard.programs.write_config(w, target as u64),
+            );
             if date.0 != now {
                 date = (now, reply::http_date(now));
             }
@@ -281,7 +300,9 @@ where
             reply::write_int(&mut output, body.len() as i64);
             output.extend_from_slice(b"\r\n\r\n");
             output.extend_from_slice(&body);
-            write_sample(&shard, target, &body);
+            if poll {
+                write_sample(&shard, target, &body);
+            }
         } else {
             output.extend_from_slice(
                 b"HTTP/1.1 404 Not Found\r\nServer: Medusa/1.12\r\nContent-Length: 0\r\n\r\n",
@@ -297,7 +318,7 @@ where
     }
 }
 
-/// The first reply of the shard's first target, for the Python baseline to parse.
+/// The first poll reply of the shard's first target, for the Python baseline to parse.
 fn write_sample(shard: &Shard, target: usize, body: &[u8]) {
     let Some(path) = &shard.spec.sample else {
         return;
@@ -311,6 +332,7 @@ fn write_sample(shard: &Shard, target: usize, body: &[u8]) {
         eprintln!("load fleet: cannot write {}: {error}", path.display());
     }
 }
+
 fn report(shard: &Shard, window: &Window) -> ShardReport {
     let mut report = ShardReport {
         targets: shard.spec.targets,
@@ -324,6 +346,12 @@ fn report(shard: &Shard, window: &Window) -> ShardReport {
         report.late += stats.late;
         report.missed += stats.missed;
         report.connections_opened += stats.connects;
+        report.config_info_total += log.config_calls.len() as u64;
+        report.config_info_served += log
+            .config_calls
+            .iter()
+            .filter(|&&t| t >= window.start && t < window.end)
+            .count() as u64;
         if stats.served == 0 {
             report.never_polled += 1;
         }

@@ -164,5 +164,12 @@ mod tests {
         let single = b"<methodCall><methodName>supervisor.getState</methodName></methodCall>";
         assert!(!parse_calls(single, &mut calls));
         assert_eq!(calls, [Call::GetState]);
+        // The configuration call as the receiver writes it: alone, not a poll.
+        let config = supervisord_receiver::supervisor::xmlrpc::encode_call(
+            supervisord_receiver::supervisor::config_info::GET_ALL_CONFIG_INFO,
+            &[],
+        );
+        assert!(!parse_calls(&config, &mut calls));
+        assert_eq!(calls, [Call::GetAllConfigInfo]);
     }
 }

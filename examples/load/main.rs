@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example load -- [--targets 10000] [--processes 20] [--interval 10s]
-//!     [--duration 60s] [--warmup 13s] [--transport tcp|unix] [--sweep] [--json]
+//!     [--duration 60s] [--warmup 13s] [--transport tcp|unix] [--no-keep-alive]
+//!     [--no-process-resources] [--sweep] [--json]
 //! ```
 //!
 //! # Roles
@@ -14,16 +15,20 @@
 //!
 //! - **orchestrator** (default): parses the options, starts the fleet, writes the receiver's
 //!   config (native format: every target, the interval, one OTLP gRPC exporter with gzip to
-//!   its own OTLP sink; everything else the receiver's defaults), starts the receiver, waits
-//!   for the warm-up, measures a window, stops everything and prints the report. Children are
-//!   killed when the orchestrator returns, fails or panics (guards) and by the kernel when it
-//!   is killed (`PR_SET_PDEATHSIG`); SIGINT and SIGTERM end the run cleanly.
+//!   its own OTLP sink; everything else the receiver's defaults, but `process_resources: false`
+//!   on each target with `--no-process-resources`), starts the receiver, waits for the
+//!   warm-up, measures a window, stops everything and prints the report. Children are killed
+//!   when the orchestrator returns, fails or panics (guards) and by the kernel when it is
+//!   killed (`PR_SET_PDEATHSIG`); SIGINT and SIGTERM end the run cleanly.
 //! - **fleet** (`__fleet SPEC`): up to `--targets-per-fleet` (4,000) simulated supervisord
 //!   servers per process, because each target needs a listener and a connection and a process
 //!   may hold 20,000 files. Replies are byte for byte supervisord 4.3.0's (compiled from the
-//!   recorded reply in `tests/fixtures/xmlrpc/`, checked against it at start), with processes
-//!   whose states, pids, start times and uptimes move with the clock (`sim.rs`). Every poll's
-//!   arrival time is recorded: the fleet is the external judge of punctuality.
+//!   recorded replies in `tests/fixtures/xmlrpc/`, checked against them at start), with
+//!   processes whose states, pids, start times and uptimes move with the clock (`sim.rs`), and
+//!   `getAllConfigInfo` answered as supervisord does (about 2.5 KB per process, `autostart`
+//!   false for one program in ten), so the receiver's configuration calls cost what they cost
+//!   against a real fleet. Every poll's arrival time is recorded: the fleet is the external
+//!   judge of punctuality.
 //! - **receiver** (`__receiver CONFIG PARENT`): `supervisord-receiver run --config CONFIG`
 //!   through the same library calls as `src/main.rs`, logging at WARN, stopped by SIGTERM.
 //!
@@ -37,6 +42,10 @@
 //! to the first poll of the last target.
 //!
 //! - **polls served**: requests asking `getAllProcessInfo` that reached the fleet in the window.
+//! - **config info calls served**: requests asking `getAllConfigInfo` in the window (and since
+//!   start), not counted as polls. The receiver asks each target once after its first poll and
+//!   again every 10 minutes, so a default run's window sees few or none: their cost is in the
+//!   start-up and the peak RSS, and in CPU per poll only for windows of 10 minutes or more.
 //! - **late**: gaps between two consecutive polls of a target above interval + 1 s, plus a
 //!   target whose last poll is older than that when the window ends; **missed**: polls each
 //!   target's own schedule called for that never came (a gap of k intervals, rounded, misses
@@ -48,7 +57,8 @@
 //!   its keep-alive connection.
 //! - **receiver CPU**: user + system time of the receiver process (`/proc/<pid>/stat`, all
 //!   threads) over the window; **per poll**: divided by polls served (the poll's share of
-//!   exporting included); **average cores**: divided by the window's length.
+//!   exporting, and of any configuration calls in the window, included); **average cores**:
+//!   divided by the window's length.
 //! - **RSS**: VmRSS at the end of the window and VmHWM, the peak over the receiver's life
 //!   (`/proc/<pid>/status`).
 //! - **OTLP export**: counted by the sink in the window: requests, data points (supervisord's
@@ -150,6 +160,7 @@ fn orchestrate(options: Options) -> anyhow::Result<()> {
         transport: options.transport,
         targets_per_fleet: options.targets_per_fleet,
         keep_alive: !options.no_keep_alive,
+        process_resources: !options.no_process_resources,
         python: (python && !options.no_python).then(|| options.python.clone()),
     };
     if options.sweep {

@@ -40,6 +40,12 @@ pub struct Options {
     #[arg(long)]
     pub no_keep_alive: bool,
 
+    /// Targets set `process_resources: false`. The fleet listens on loopback, so by default the
+    /// receiver reads /proc for the pids of its simulated processes (made up, most beyond
+    /// pid_max): a cost a fleet of remote supervisords does not have.
+    #[arg(long)]
+    pub no_process_resources: bool,
+
     /// Several short runs varying targets, then processes; prints the least-squares slopes.
     #[arg(long)]
     pub sweep: bool,

@@ -2,10 +2,11 @@
 //! `xmlrpc.client.dumps`: one element per line, members in insertion order, `<int>` and
 //! `<string>` tags always written).
 //!
-//! The layout is not typed in here: the process and state structs are compiled from the reply
-//! recorded from a real supervisord (`tests/fixtures/xmlrpc/`) into static pieces with a slot per
-//! member value, and [`Replies::new`] renders the recorded values back through those pieces and
-//! refuses to start unless the result equals the recording byte for byte. Rendering a reply is
+//! The layout is not typed in here: the process, state and process-configuration structs are
+//! compiled from the replies recorded from a real supervisord (`tests/fixtures/xmlrpc/`: a
+//! `getAllProcessInfo`/`getState` multicall and a `getAllConfigInfo`) into static pieces with a
+//! slot per member value, and [`Replies::new`] renders the recorded values back through those
+//! pieces and refuses to start unless the result equals each recording byte for byte. Rendering a reply is
 //! then copying pieces and formatting a few integers: cheap enough for a fleet that shares the
 //! machine with what it measures.
 
@@ -15,9 +16,44 @@ use supervisord_receiver::supervisor::decode::PROCESS_INFO_FIELDS;
 
 const RECORDED: &str =
     include_str!("../../tests/fixtures/xmlrpc/multicall_recorded_supervisord_4.3.0.xml");
+const CONFIG_RECORDED: &str =
+    include_str!("../../tests/fixtures/xmlrpc/config_info_recorded_supervisord_4.3.0.xml");
 
 /// The members of a `getProcessInfo` struct, in the order supervisord writes them.
 pub const PROCESS_KEYS: [&str; 14] = PROCESS_INFO_FIELDS;
+
+/// The members of a `getAllConfigInfo` struct, in the order supervisord 4.3.0 writes them.
+pub const CONFIG_KEYS: [&str; 29] = [
+    "autostart",
+    "directory",
+    "uid",
+    "command",
+    "exitcodes",
+    "group",
+    "group_prio",
+    "inuse",
+    "killasgroup",
+    "name",
+    "process_prio",
+    "redirect_stderr",
+    "startretries",
+    "startsecs",
+    "stdout_capture_maxbytes",
+    "stdout_events_enabled",
+    "stdout_logfile",
+    "stdout_logfile_backups",
+    "stdout_logfile_maxbytes",
+    "stdout_syslog",
+    "stopsignal",
+    "stopwaitsecs",
+    "stderr_capture_maxbytes",
+    "stderr_events_enabled",
+    "stderr_logfile",
+    "stderr_logfile_backups",
+    "stderr_logfile_maxbytes",
+    "stderr_syslog",
+    "serverurl",
+];
 
 const STATE_KEYS: [&str; 2] = ["statecode", "statename"];
 const FAULT_KEYS: [&str; 2] = ["faultCode", "faultString"];
@@ -57,6 +93,12 @@ impl std::error::Error for TemplateError {}
 pub enum Field<'a> {
     Int(i64),
     Str(&'a str),
+    /// `1` or `0`, in a `<boolean>` slot.
+    Bool(bool),
+    /// The items of an array of integers (`exitcodes`), in an `<array>` slot.
+    Ints(&'a [i64]),
+    /// Text already marshalled, written as is (the self-check's recorded values).
+    Raw(&'a str),
     /// `/tmp/<name>-<stream>---supervisor-<suffix>.log`, supervisord's AUTO log file name.
     LogFile {
         name: &'a str,
@@ -81,7 +123,8 @@ struct StructTemplate {
 
 impl StructTemplate {
     /// Splits `text`, one XML-RPC struct, at the value of each member in `keys` (in order);
-    /// fails when a member is missing, out of order, or not listed.
+    /// fails when a member is missing, out of order, or not listed. A slot runs from the
+    /// value's type tag to its closing tag, so an array's slot holds its `<data>` element.
     fn compile(text: &str, keys: &[&str]) -> Result<StructTemplate, TemplateError> {
         let mut pieces = Vec::with_capacity(keys.len() + 1);
         let mut cursor = 0;
@@ -97,9 +140,10 @@ impl StructTemplate {
                 .and_then(|t| t.find('>'))
                 .map(|end| type_start + end + 1)
                 .ok_or_else(|| TemplateError(format!("member '{key}': no type tag")))?;
+            let close = format!("</{}>", text.get(type_start..value_start - 1).unwrap_or(""));
             let value_end = text
                 .get(value_start..)
-                .and_then(|t| t.find("</"))
+                .and_then(|t| t.find(&close))
                 .map(|end| value_start + end)
                 .ok_or_else(|| TemplateError(format!("member '{key}': no closing tag")))?;
             let piece = text.get(cursor..value_start).unwrap_or("");
@@ -134,6 +178,24 @@ impl StructTemplate {
         rest.is_empty().then_some(values)
     }
 
+    /// The type tag of each slot (`int`, `string`, `boolean`, `array`): every piece but the
+    /// last ends with `<value><tag>`.
+    fn value_tags(&self) -> Vec<&str> {
+        let slots = self.pieces.len().saturating_sub(1);
+        self.pieces
+            .iter()
+            .take(slots)
+            .map(|piece| {
+                let piece = std::str::from_utf8(piece).unwrap_or("");
+                piece
+                    .rsplit("<value><")
+                    .next()
+                    .and_then(|tag| tag.strip_suffix('>'))
+                    .unwrap_or("")
+            })
+            .collect()
+    }
+
     fn render(&self, out: &mut Vec<u8>, fields: &[Field<'_>]) {
         let mut pieces = self.pieces.iter();
         if let Some(first) = pieces.next() {
@@ -151,6 +213,7 @@ impl StructTemplate {
 pub struct Replies {
     process: StructTemplate,
     state: StructTemplate,
+    config: StructTemplate,
 }
 
 /// Supervisord's own state, the answer to `getState`.
@@ -169,6 +232,7 @@ pub const RUNNING: SupervisorState = SupervisorState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     GetAllProcessInfo,
+    GetAllConfigInfo,
     GetState,
     GetIdentification,
     GetSupervisorVersion,
@@ -179,6 +243,7 @@ impl Call {
     pub fn from_name(name: &[u8]) -> Call {
         match name {
             b"supervisor.getAllProcessInfo" => Call::GetAllProcessInfo,
+            b"supervisor.getAllConfigInfo" => Call::GetAllConfigInfo,
             b"supervisor.getState" => Call::GetState,
             b"supervisor.getIdentification" => Call::GetIdentification,
             b"supervisor.getSupervisorVersion" => Call::GetSupervisorVersion,
@@ -216,9 +281,62 @@ impl Replies {
             .ok_or_else(|| TemplateError("no getState struct".into()))?;
         let (state_text, strings) = tail.split_at(state_end);
         let state = StructTemplate::compile(state_text, &STATE_KEYS)?;
-        let replies = Replies { process, state };
+        let configs_text = CONFIG_RECORDED
+            .strip_prefix(RESPONSE_OPEN)
+            .and_then(|rest| rest.strip_suffix(RESPONSE_CLOSE))
+            .and_then(|rest| rest.strip_prefix(ARRAY_OPEN))
+            .and_then(|rest| rest.strip_suffix(ARRAY_CLOSE))
+            .ok_or_else(|| TemplateError("not a getAllConfigInfo reply".into()))?;
+        let configs: Vec<&str> = configs_text.split_inclusive(STRUCT_CLOSE).collect();
+        let config = StructTemplate::compile(
+            configs
+                .first()
+                .ok_or_else(|| TemplateError("no recorded process configuration".into()))?,
+            &CONFIG_KEYS,
+        )?;
+        let replies = Replies {
+            process,
+            state,
+            config,
+        };
         replies.self_check(&entries, state_text, strings)?;
+        replies.config_self_check(&configs)?;
         Ok(replies)
+    }
+
+    /// The `getAllConfigInfo` recording through the config template, its values typed as the
+    /// fleet writes them (booleans and integers formatted again, the `exitcodes` array as
+    /// recorded): the result must be the recording.
+    fn config_self_check(&self, entries: &[&str]) -> Result<(), TemplateError> {
+        let mut out = Vec::with_capacity(CONFIG_RECORDED.len());
+        out.extend_from_slice(RESPONSE_OPEN.as_bytes());
+        out.extend_from_slice(ARRAY_OPEN.as_bytes());
+        let tags = self.config.value_tags();
+        for entry in entries {
+            let values = self.config.values(entry).ok_or_else(|| {
+                TemplateError("a recorded process configuration does not fit the layout".into())
+            })?;
+            let mut fields = Vec::with_capacity(values.len());
+            for (value, tag) in values.iter().zip(&tags) {
+                fields.push(match *tag {
+                    "boolean" if *value == "1" || *value == "0" => Field::Bool(*value == "1"),
+                    "int" => Field::Int(value.parse().map_err(|_| {
+                        TemplateError(format!("recorded int '{value}' does not parse"))
+                    })?),
+                    "string" if !value.contains('&') => Field::Str(value),
+                    _ => Field::Raw(value),
+                });
+            }
+            self.config.render(&mut out, &fields);
+        }
+        out.extend_from_slice(ARRAY_CLOSE.as_bytes());
+        out.extend_from_slice(RESPONSE_CLOSE.as_bytes());
+        if out != CONFIG_RECORDED.as_bytes() {
+            return Err(TemplateError(
+                "rendering the recorded configurations does not reproduce the recording".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Renders the recording's own values back: the result must be the recording.
@@ -273,7 +391,8 @@ impl Replies {
     }
 
     /// Renders the whole body answering `calls` (`multicall`: a `system.multicall` of them).
-    /// `processes` writes the process structs of `getAllProcessInfo`.
+    /// `processes` writes the process structs of `getAllProcessInfo`, `configs` those of
+    /// `getAllConfigInfo`.
     pub fn render(
         &self,
         out: &mut Vec<u8>,
@@ -281,6 +400,7 @@ impl Replies {
         calls: &[Call],
         state: SupervisorState,
         mut processes: impl FnMut(&mut ProcessWriter<'_>),
+        mut configs: impl FnMut(&mut ConfigWriter<'_>),
     ) {
         if !multicall && calls.first().is_none_or(|c| *c == Call::Unknown) {
             out.extend_from_slice(FAULT_OPEN.as_bytes());
@@ -298,6 +418,14 @@ impl Replies {
                     out.extend_from_slice(ARRAY_OPEN.as_bytes());
                     processes(&mut ProcessWriter {
                         template: &self.process,
+                        out,
+                    });
+                    out.extend_from_slice(ARRAY_CLOSE.as_bytes());
+                }
+                Call::GetAllConfigInfo => {
+                    out.extend_from_slice(ARRAY_OPEN.as_bytes());
+                    configs(&mut ConfigWriter {
+                        template: &self.config,
                         out,
                     });
                     out.extend_from_slice(ARRAY_CLOSE.as_bytes());
@@ -334,6 +462,19 @@ impl ProcessWriter<'_> {
     }
 }
 
+/// Writes the process configuration structs of one `getAllConfigInfo` answer.
+pub struct ConfigWriter<'a> {
+    template: &'a StructTemplate,
+    out: &'a mut Vec<u8>,
+}
+
+impl ConfigWriter<'_> {
+    /// One process's configuration; `fields` in [`CONFIG_KEYS`] order.
+    pub fn config(&mut self, fields: &[Field<'_>; 29]) {
+        self.template.render(self.out, fields);
+    }
+}
+
 fn write_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(STRING_OPEN.as_bytes());
     escape(out, s);
@@ -344,6 +485,17 @@ fn write_field(out: &mut Vec<u8>, field: &Field<'_>) {
     match *field {
         Field::Int(i) => write_int(out, i),
         Field::Str(s) => escape(out, s),
+        Field::Bool(b) => out.push(if b { b'1' } else { b'0' }),
+        Field::Ints(items) => {
+            out.extend_from_slice(b"<data>\n");
+            for &item in items {
+                out.extend_from_slice(b"<value><int>");
+                write_int(out, item);
+                out.extend_from_slice(b"</int></value>\n");
+            }
+            out.extend_from_slice(b"</data>");
+        }
+        Field::Raw(s) => out.extend_from_slice(s.as_bytes()),
         Field::LogFile {
             name,
             stream,

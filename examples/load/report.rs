@@ -26,6 +26,7 @@ pub struct RunReport {
     pub window_seconds: f64,
     pub transport: &'static str,
     pub keep_alive: bool,
+    pub process_resources: bool,
     pub fleet_processes: usize,
 
     /// targets x window / interval.
@@ -39,6 +40,10 @@ pub struct RunReport {
     pub max_gap_target: String,
     pub targets_never_polled: usize,
     pub connections_opened: u64,
+    /// `getAllConfigInfo` requests served in the window (not polls; their CPU is in the
+    /// window's), and since the fleet started.
+    pub config_info_calls_served: u64,
+    pub config_info_calls_total: u64,
 
     pub receiver_cpu_user_seconds: f64,
     pub receiver_cpu_system_seconds: f64,
@@ -114,6 +119,7 @@ impl RunReport {
             window_seconds: seconds,
             transport: spec.transport.name(),
             keep_alive: spec.keep_alive,
+            process_resources: spec.process_resources,
             fleet_processes: shards.len(),
             polls_nominal: spec.targets as f64 * seconds / interval,
             polls_expected: polls_served + polls_missed,
@@ -124,6 +130,8 @@ impl RunReport {
             max_gap_target: worst.map_or_else(String::new, |s| target_name(s.max_gap_target)),
             targets_never_polled: shards.iter().map(|s| s.never_polled).sum(),
             connections_opened: shards.iter().map(|s| s.connections_opened).sum(),
+            config_info_calls_served: shards.iter().map(|s| s.config_info_served).sum(),
+            config_info_calls_total: shards.iter().map(|s| s.config_info_total).sum(),
             receiver_cpu_user_seconds: window.receiver.user.as_secs_f64(),
             receiver_cpu_system_seconds: window.receiver.system.as_secs_f64(),
             receiver_cpu_seconds: cpu,
@@ -248,12 +256,17 @@ pub fn print_machine(machine: &Machine) {
 pub fn print_run(r: &RunReport) {
     let e = &r.export;
     println!(
-        "fleet: {} targets x {} processes, every {} s, {}{} ({} fleet processes)",
+        "fleet: {} targets x {} processes, every {} s, {}{}{} ({} fleet processes)",
         thousands(r.targets as u64),
         r.processes,
         r.interval_seconds,
         r.transport,
         if r.keep_alive { "" } else { ", no keep-alive" },
+        if r.process_resources {
+            ""
+        } else {
+            ", process_resources: false"
+        },
         r.fleet_processes
     );
     println!(
@@ -288,6 +301,11 @@ pub fn print_run(r: &RunReport) {
     println!(
         "  connections opened           {:>14}   (0: every poll reused its connection)",
         thousands(r.connections_opened)
+    );
+    println!(
+        "  config info calls served     {:>14}   getAllConfigInfo, not polls; {} since start",
+        thousands(r.config_info_calls_served),
+        thousands(r.config_info_calls_total)
     );
     println!("receiver");
     println!(

@@ -32,6 +32,9 @@ pub struct RunSpec {
     pub targets_per_fleet: usize,
     /// Whether the receiver keeps its connections open between polls.
     pub keep_alive: bool,
+    /// Whether targets keep the default `process_resources: auto` (on loopback: read /proc for
+    /// the simulated pids) or set `false`.
+    pub process_resources: bool,
     /// The interpreter for the baseline, or None to skip it.
     pub python: Option<String>,
 }
@@ -333,7 +336,7 @@ fn start_fleet(
 }
 
 /// The native config: every target, the interval, and one OTLP gRPC exporter (gzip) to the
-/// sink. Everything else is the receiver's default.
+/// sink. Everything else is the receiver's default, but `process_resources: false` when asked.
 fn receiver_config(spec: &RunSpec, ports: &[u16], socket_dir: &Path, sink: &str) -> String {
     let mut yaml = String::with_capacity(spec.targets * 64 + 512);
     yaml.push_str(&format!(
@@ -357,6 +360,9 @@ fn receiver_config(spec: &RunSpec, ports: &[u16], socket_dir: &Path, sink: &str)
             "  - name: {}\n    endpoint: {endpoint}\n",
             target_name(target)
         ));
+        if !spec.process_resources {
+            yaml.push_str("    process_resources: false\n");
+        }
     }
     yaml.push_str(&format!(
         "exporters:\n  otlp:\n    protocol: grpc\n    endpoint: http://{sink}\n    compression: gzip\n"

@@ -8,8 +8,13 @@
 //! loops (STARTING, RUNNING, EXITED with a varying exit status, BACKOFF, over 1 to 3 minutes)
 //! and one is redeployed every 5 to 15 minutes (STOPPING, STOPPED, STARTING, RUNNING with a
 //! new pid). Targets differ in boot time, pids, log file names and the phase of each cycle.
+//!
+//! Their configuration (`getAllConfigInfo`) is the same on every target but for the log file
+//! names, which are those of `getAllProcessInfo`: every program has `autostart` true but the
+//! one never started (`autostart=false`, one in ten); commands, directories, start and stop
+//! settings differ by group.
 
-use crate::reply::{Field, ProcessWriter};
+use crate::reply::{ConfigWriter, Field, ProcessWriter};
 
 const GROUPS: [&str; 5] = ["web", "worker", "celery", "nginx", "cron"];
 const SPAWN_ERROR: &str = "Exited too quickly (process log may have details)";
@@ -45,12 +50,81 @@ struct Program {
     kind: Kind,
     /// Distinguishes programs in the per-target hash.
     salt: u64,
+    config: Config,
+}
+
+/// A program's section of supervisord's configuration, as `getAllConfigInfo` reports it (the
+/// members not here are supervisord's defaults, written as constants).
+#[derive(Debug, Clone)]
+struct Config {
+    autostart: bool,
+    /// `none` when not set, as supervisord writes a missing value.
+    directory: &'static str,
+    command: String,
+    exitcodes: &'static [i64],
+    killasgroup: bool,
+    startsecs: i64,
+    stopsignal: i64,
+    stopwaitsecs: i64,
+}
+
+impl Config {
+    fn of(group: &'static str, name: &str, index: usize, kind: Kind) -> Config {
+        let base = Config {
+            autostart: kind != Kind::NeverStarted,
+            directory: "/srv/app",
+            command: String::new(),
+            exitcodes: &[0],
+            killasgroup: false,
+            startsecs: 1,
+            stopsignal: 15,
+            stopwaitsecs: 10,
+        };
+        match group {
+            "web" => Config {
+                command: format!(
+                    "/srv/app/venv/bin/gunicorn app.wsgi:application --bind 127.0.0.1:{} \
+                     --workers 4",
+                    8000 + index
+                ),
+                startsecs: 5,
+                ..base
+            },
+            "celery" => Config {
+                command: format!(
+                    "/srv/app/venv/bin/celery -A app worker --concurrency 4 --hostname {name}"
+                ),
+                exitcodes: &[0, 2],
+                killasgroup: true,
+                stopwaitsecs: 60,
+                ..base
+            },
+            "nginx" => Config {
+                directory: "none",
+                command: "/usr/sbin/nginx -g 'daemon off;'".to_string(),
+                stopsignal: 3,
+                ..base
+            },
+            // A shell line: its `&&` is written escaped, as supervisord's marshaller does.
+            "cron" => Config {
+                command: format!("/bin/sh -c 'sleep 30 && exec /srv/app/bin/{name} --loop'"),
+                ..base
+            },
+            _ => Config {
+                command: format!("/srv/app/venv/bin/python -m app.worker --queue q{index}"),
+                stopwaitsecs: 30,
+                ..base
+            },
+        }
+    }
 }
 
 /// The programs every target of the fleet runs (the same application deployed on every host).
 #[derive(Debug, Clone)]
 pub struct Programs {
     programs: Vec<Program>,
+    /// Indexes into `programs` in name order: `getAllConfigInfo` sorts by name.
+    by_name: Vec<usize>,
     /// When the fleet "booted"; each target's supervisord started up to 30 days before.
     boot: i64,
 }
@@ -60,24 +134,36 @@ impl Programs {
         let mut programs: Vec<Program> = (0..count)
             .map(|i| {
                 let group = GROUPS.get(i % GROUPS.len()).copied().unwrap_or("web");
+                let name = format!("{group}_{i:02}");
+                let kind = KINDS.get(i % KINDS.len()).copied().unwrap_or(Kind::Steady);
                 Program {
-                    name: format!("{group}_{i:02}"),
+                    config: Config::of(group, &name, i, kind),
+                    name,
                     group,
-                    kind: KINDS.get(i % KINDS.len()).copied().unwrap_or(Kind::Steady),
+                    kind,
                     salt: i as u64,
                 }
             })
             .collect();
         programs.sort_by(|a, b| (a.group, &a.name).cmp(&(b.group, &b.name)));
-        Programs { programs, boot }
+        let mut by_name: Vec<usize> = (0..programs.len()).collect();
+        by_name.sort_by(|&a, &b| {
+            let name = |i: usize| programs.get(i).map(|p| p.name.as_str());
+            name(a).cmp(&name(b))
+        });
+        Programs {
+            programs,
+            by_name,
+            boot,
+        }
     }
 
     /// Writes every process of `target` as its supervisord would report it at `now`.
     pub fn write(&self, out: &mut ProcessWriter<'_>, target: u64, now: i64) {
-        let target_hash = mix(target.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let target_hash = target_hash(target);
         let booted = self.boot - (target_hash % (30 * DAY as u64)) as i64;
         for program in &self.programs {
-            let h = mix(target_hash ^ program.salt.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+            let h = program_hash(target_hash, program);
             let info = state_of(program.kind, h, booted, now);
             let name = program.name.as_str();
             let stdout = Field::LogFile {
@@ -107,6 +193,64 @@ impl Programs {
             ]);
         }
     }
+
+    /// Writes the configuration of every process of `target`, in name order, as its
+    /// supervisord's `getAllConfigInfo` reports it (log file names as in [`Programs::write`]).
+    pub fn write_config(&self, out: &mut ConfigWriter<'_>, target: u64) {
+        let target_hash = target_hash(target);
+        for program in self.by_name.iter().filter_map(|&i| self.programs.get(i)) {
+            let h = program_hash(target_hash, program);
+            let name = program.name.as_str();
+            let c = &program.config;
+            out.config(&[
+                Field::Bool(c.autostart),
+                Field::Str(c.directory),
+                Field::Str("none"),
+                Field::Str(&c.command),
+                Field::Ints(c.exitcodes),
+                Field::Str(program.group),
+                Field::Int(999),
+                Field::Bool(true),
+                Field::Bool(c.killasgroup),
+                Field::Str(name),
+                Field::Int(999),
+                Field::Bool(false),
+                Field::Int(3),
+                Field::Int(c.startsecs),
+                Field::Int(0),
+                Field::Bool(false),
+                Field::LogFile {
+                    name,
+                    stream: "stdout",
+                    suffix: log_suffix(h),
+                },
+                Field::Int(10),
+                Field::Int(52_428_800),
+                Field::Bool(false),
+                Field::Int(c.stopsignal),
+                Field::Int(c.stopwaitsecs),
+                Field::Int(0),
+                Field::Bool(false),
+                Field::LogFile {
+                    name,
+                    stream: "stderr",
+                    suffix: log_suffix(h.rotate_left(17)),
+                },
+                Field::Int(10),
+                Field::Int(52_428_800),
+                Field::Bool(false),
+                Field::Str("none"),
+            ]);
+        }
+    }
+}
+
+fn target_hash(target: u64) -> u64 {
+    mix(target.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn program_hash(target_hash: u64, program: &Program) -> u64 {
+    mix(target_hash ^ program.salt.wrapping_mul(0xD6E8_FEB8_6659_FD93))
 }
 
 struct Info {
@@ -268,15 +412,149 @@ fn mix(mut z: u64) -> u64 {
 mod tests {
     use std::collections::BTreeSet;
 
+    use supervisord_receiver::supervisor::config_info::decode_config_info_reply;
+    use supervisord_receiver::supervisor::xmlrpc::{decode_response, Value};
+
     use super::*;
-    use crate::reply::{Call, Replies, RUNNING};
+    use crate::reply::{Call, Replies, CONFIG_KEYS, RUNNING};
+
+    fn render_calls(
+        replies: &Replies,
+        programs: &Programs,
+        calls: &[Call],
+        target: u64,
+        now: i64,
+    ) -> String {
+        let mut out = Vec::new();
+        replies.render(
+            &mut out,
+            calls.len() > 1,
+            calls,
+            RUNNING,
+            |w| programs.write(w, target, now),
+            |w| programs.write_config(w, target),
+        );
+        String::from_utf8(out).unwrap()
+    }
 
     fn render(replies: &Replies, programs: &Programs, target: u64, now: i64) -> String {
         let mut out = Vec::new();
-        replies.render(&mut out, true, &[Call::GetAllProcessInfo], RUNNING, |w| {
-            programs.write(w, target, now)
-        });
+        replies.render(
+            &mut out,
+            true,
+            &[Call::GetAllProcessInfo],
+            RUNNING,
+            |w| programs.write(w, target, now),
+            |_| unreachable!("no getAllConfigInfo asked"),
+        );
         String::from_utf8(out).unwrap()
+    }
+
+    fn decoded(text: &str) -> Value {
+        decode_response(text.as_bytes()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn config_info_lists_every_process_with_its_autostart() {
+        let replies = Replies::new().unwrap();
+        let boot = 1_795_000_000;
+        let programs = Programs::new(20, boot);
+        let text = render_calls(&replies, &programs, &[Call::GetAllConfigInfo], 7, boot);
+        // About 2.5 KB per process, as supervisord's own reply.
+        let per_process = text.len() / 20;
+        assert!((2_000..3_000).contains(&per_process), "{per_process} bytes");
+
+        // The receiver's own decoder: every process, in name order, with its autostart.
+        let info = decode_config_info_reply(text.as_bytes()).unwrap();
+        assert!(info.problems.is_empty(), "{:?}", info.problems);
+        let mut expected: Vec<(String, &str, bool)> = programs
+            .programs
+            .iter()
+            .map(|p| (p.name.clone(), p.group, p.kind != Kind::NeverStarted))
+            .collect();
+        expected.sort();
+        let got: Vec<(String, &str, bool)> = info
+            .processes
+            .iter()
+            .map(|c| (c.name.clone(), c.group.as_str(), c.autostart))
+            .collect();
+        assert_eq!(got, expected);
+        let off: Vec<&str> = info
+            .processes
+            .iter()
+            .filter(|c| !c.autostart)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(off, ["cron_09", "cron_19"]);
+
+        // Every member supervisord 4.3.0 writes, in its order; values as written.
+        let value = decoded(&text);
+        let entries = value.as_array().unwrap();
+        assert_eq!(entries.len(), 20);
+        for entry in entries {
+            let keys: Vec<&str> = entry
+                .as_struct()
+                .unwrap()
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            assert_eq!(keys, CONFIG_KEYS);
+        }
+        let entry = |name: &str| {
+            entries
+                .iter()
+                .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
+                .unwrap()
+        };
+        assert_eq!(
+            entry("cron_04").get("command").and_then(Value::as_str),
+            Some("/bin/sh -c 'sleep 30 && exec /srv/app/bin/cron_04 --loop'")
+        );
+        assert_eq!(
+            entry("celery_02").get("exitcodes"),
+            Some(&Value::Array(vec![Value::Int(0), Value::Int(2)]))
+        );
+        assert_eq!(
+            entry("web_00").get("exitcodes"),
+            Some(&Value::Array(vec![Value::Int(0)]))
+        );
+        assert_eq!(
+            entry("web_00").get("command").and_then(Value::as_str),
+            Some(
+                "/srv/app/venv/bin/gunicorn app.wsgi:application --bind 127.0.0.1:8000 --workers 4"
+            )
+        );
+
+        // The log files are those getAllProcessInfo reports, target by target.
+        let processes = decoded(&render(&replies, &programs, 7, boot));
+        let processes = processes
+            .as_array()
+            .and_then(|calls| calls.first())
+            .and_then(|first| first.as_array())
+            .unwrap();
+        assert_eq!(processes.len(), 20);
+        for process in processes {
+            let config = entry(process.get("name").and_then(Value::as_str).unwrap());
+            for key in ["group", "stdout_logfile", "stderr_logfile"] {
+                assert_eq!(process.get(key), config.get(key), "{key}");
+            }
+        }
+        assert_ne!(
+            text,
+            render_calls(&replies, &programs, &[Call::GetAllConfigInfo], 8, boot)
+        );
+
+        // In a multicall too, beside the other calls.
+        let both = decoded(&render_calls(
+            &replies,
+            &programs,
+            &[Call::GetAllProcessInfo, Call::GetAllConfigInfo],
+            7,
+            boot,
+        ));
+        let both = both.as_array().unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!(both.get(1), Some(&value));
     }
 
     #[test]
