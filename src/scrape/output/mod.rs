@@ -37,6 +37,7 @@ use crate::scrape::outcome::MonitoredProcess;
 use crate::settings::{OutputSettings, OutputStream, Target};
 use crate::supervisor::client::{PollError, SupervisorClient};
 use crate::supervisor::logtail::{LogAnswer, LogCall};
+use crate::supervisor::transport::TransportError;
 use stream::{LineLimits, Piece, StreamTail};
 
 /// Read rounds per poll at most: one normally, a few more when windows had to move around
@@ -285,7 +286,7 @@ impl OutputTailer {
                 stream: key.stream,
             })
             .collect();
-        let answers = client.log_calls(&calls).await?;
+        let answers = sizes(client, &calls).await?;
         let mut plans = Vec::new();
         let mut problems = Vec::new();
         for ((key, (name, group, logfile)), answer) in wanted.iter().zip(answers) {
@@ -701,6 +702,43 @@ fn push_records(
         stream,
         piece,
     }));
+}
+
+/// The sizes of the logs of `calls`, in one multicall; when supervisord cannot answer it as a
+/// whole, one call per log, so one log it cannot report on does not stop the others.
+///
+/// supervisord 4.3.0 sends a log's size as an XML-RPC int, which its marshaller refuses past
+/// 2 GiB: the whole multicall then fails with HTTP 500. A log that large (`*_logfile_maxbytes=0`
+/// and a chatty program) cannot be tailed; its call fails alone, named in the warning, and the
+/// target's other logs go on.
+async fn sizes(
+    client: &SupervisorClient,
+    calls: &[LogCall<'_>],
+) -> Result<Vec<LogAnswer>, PollError> {
+    match client.log_calls(calls).await {
+        Err(PollError::Transport(TransportError::HttpStatus { code: 500, .. }))
+            if calls.len() > 1 =>
+        {
+            let mut answers = Vec::with_capacity(calls.len());
+            for call in calls {
+                answers.push(match client.log_calls(std::slice::from_ref(call)).await {
+                    Ok(mut answer) => answer
+                        .pop()
+                        .unwrap_or(LogAnswer::Invalid("no answer".into())),
+                    Err(PollError::Transport(TransportError::HttpStatus { code: 500, .. })) => {
+                        LogAnswer::Invalid(
+                            "supervisord could not report this log's size (HTTP 500: past 2 \
+                             GiB, its XML-RPC int overflows; rotate the log)"
+                                .into(),
+                        )
+                    }
+                    Err(error) => return Err(error),
+                });
+            }
+            Ok(answers)
+        }
+        other => other,
+    }
 }
 
 fn describe(answer: &LogAnswer) -> String {
