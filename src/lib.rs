@@ -55,10 +55,11 @@
 //! - [`logs`]: state changes and program output → OTLP log records.
 //! - [`export`]: exporters, sending queues, retries; receives encoded requests only.
 //! - [`telemetry`]: the receiver's own state (for health) and metrics (OpenTelemetry SDK
-//!   instruments declared from [`schema`]).
-//! - [`admin`]: the `/healthz` endpoint.
+//!   instruments declared from [`schema`]); the targets' latest metrics (for `/metrics`).
+//! - [`admin`]: the `/healthz` and `/metrics` (OpenMetrics) endpoints, and the status API (gRPC, generated from `proto/`)
+//!   served beside it on the admin endpoint.
 //! - [`app`]: the composition root: pipeline, target tasks, push mode, reload, shutdown.
-//! - [`cli`]: the `run`, `listen`, `check` and `validate` commands.
+//! - [`cli`]: the `run`, `listen`, `check`, `validate` and `status` commands.
 pub mod admin;
 pub mod app;
 pub mod cli;

@@ -8,21 +8,40 @@ use supervisord_receiver::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let Some(config) = cli.config.as_deref() else {
-        eprintln!("error: --config FILE is required (see --help)");
-        return ExitCode::from(cli::EXIT_INVALID_CONFIG);
+    // `status` asks a running receiver: a config file is optional (it only says where).
+    if let Some(Command::Status {
+        admin,
+        output,
+        liveness,
+    }) = &cli.command
+    {
+        return match cli::status::resolve(admin.as_deref(), cli.config.as_deref()) {
+            Ok(address) => with_runtime(cli::status::status(address, *output, *liveness)),
+            Err(code) => code,
+        };
+    }
+    // --config FILE or DIR; without it, the local supervisord through its own configuration.
+    let source = match cli::Source::new(cli.config.as_deref(), cli.supervisord_conf.as_deref()) {
+        Ok(source) => source,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(cli::EXIT_INVALID_CONFIG);
+        }
     };
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Validate => cli::validate(config),
+    let config = source.path().to_path_buf();
+    let config = config.as_path();
+    match cli.command.unwrap_or(Command::Run { shard: None }) {
+        Command::Validate => cli::validate(&source),
+        Command::Status { .. } => unreachable!("answered above"),
         Command::Check { output } => {
-            let settings = match cli::load_or_report(config) {
+            let settings = match cli::load_or_report(&source) {
                 Ok(settings) => settings,
                 Err(code) => return code,
             };
             with_runtime(cli::check::check(settings, output))
         }
         Command::Listen { target } => {
-            let settings = match cli::load_or_report(config) {
+            let settings = match cli::load_or_report(&source) {
                 Ok(settings) => settings,
                 Err(code) => return code,
             };
@@ -37,12 +56,20 @@ fn main() -> ExitCode {
                 cli::listen::listen(settings, target.as_deref(), config, shutdown).await
             })
         }
-        Command::Run => {
-            let settings = match cli::load_or_report(config) {
+        Command::Run { shard } => {
+            // --shard, else SUPERVISORD_RECEIVER_SHARD; applied again at every reload.
+            let shard = match cli::source::shard(shard, &|name| std::env::var(name).ok()) {
+                Ok(shard) => shard,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(cli::EXIT_INVALID_CONFIG);
+                }
+            };
+            let sharded = source.with_shard(shard);
+            let settings = match cli::load_or_report(&sharded) {
                 Ok(settings) => settings,
                 Err(code) => return code,
             };
-            let config = config.to_path_buf();
             with_runtime(async move {
                 let (shutdown, hangup) = match signals() {
                     Ok(signals) => signals,
@@ -53,9 +80,11 @@ fn main() -> ExitCode {
                 };
                 match Runner::new(settings) {
                     Ok(runner) => {
+                        let described = config_source(&sharded);
+                        runner.telemetry().receiver.set_config_source(described);
                         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
                         let reloader =
-                            tokio::spawn(cli::reload_on_hangup(hangup, config, reload_tx));
+                            tokio::spawn(cli::reload_on_hangup(hangup, sharded, reload_tx));
                         runner.run_with_reloads(shutdown, reload_rx).await;
                         reloader.abort();
                         ExitCode::SUCCESS
@@ -67,6 +96,18 @@ fn main() -> ExitCode {
                 }
             })
         }
+    }
+}
+
+/// Where the settings came from, as `status` shows it: the `--config` path, or what zero-config
+/// read.
+fn config_source(source: &cli::Source) -> String {
+    match &source.origin {
+        cli::source::Origin::Config(path) => path.display().to_string(),
+        cli::source::Origin::Supervisord { file, .. } => format!(
+            "no --config: the local supervisord, from {}",
+            file.display()
+        ),
     }
 }
 

@@ -6,7 +6,19 @@
 //! [`health`]; this module only serves them, with bounds so that a misbehaving client cannot
 //! hold resources: a few connections at a time, no keep-alive, headers within 5 s, the whole
 //! exchange within 10 s.
+//!
+//! The same port serves `GET /metrics`: every target's latest metrics in the OpenMetrics text
+//! format, for a Prometheus without a collector ([`openmetrics`]). The first request turns the
+//! recording of the latest metrics on.
+//!
+//! The admin endpoint (native `admin:`, [`server`]) serves this same handler beside the gRPC
+//! status API ([`status`], generated into [`api`] from `proto/`) on one listener, TCP or UNIX
+//! socket; `health:` is its older form, kept as it was.
+pub mod api;
 pub mod health;
+pub mod openmetrics;
+pub mod server;
+pub mod status;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,6 +37,8 @@ use crate::settings::HealthSettings;
 use crate::telemetry::Telemetry;
 
 pub const PATH: &str = "/healthz";
+/// The targets' latest metrics, in the OpenMetrics text format.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// Connections served at once; more are closed at once (a probe retries).
 const MAX_CONNECTIONS: usize = 8;
@@ -114,7 +128,7 @@ impl HealthServer {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(state.answer(&request)) }
+                    async move { Ok::<_, Infallible>(state.answer(request).await) }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -134,9 +148,13 @@ struct State {
 }
 
 impl State {
-    fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-        if request.uri().path() != PATH {
-            return text(StatusCode::NOT_FOUND, "not found; try /healthz\n");
+    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        if path != PATH && path != METRICS_PATH {
+            return text(
+                StatusCode::NOT_FOUND,
+                "not found; try /healthz or /metrics\n",
+            );
         }
         if request.method() != Method::GET && request.method() != Method::HEAD {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n");
@@ -145,6 +163,9 @@ impl State {
                 hyper::header::HeaderValue::from_static("GET, HEAD"),
             );
             return response;
+        }
+        if path == METRICS_PATH {
+            return metrics(&self.telemetry).await;
         }
         let report = health::report(&self.telemetry, self.unhealthy_after, unix_nanos_now());
         let status = if report.healthy {
@@ -155,6 +176,16 @@ impl State {
         let mut body = report.body.to_string();
         body.push('\n');
         respond(status, "application/json", body)
+    }
+}
+
+/// `/metrics`: turns the recording on (targets appear from their next poll) and renders what is
+/// recorded.
+async fn metrics(telemetry: &Telemetry) -> Response<Full<Bytes>> {
+    telemetry.latest.enable();
+    match openmetrics::render_off_thread(Arc::clone(&telemetry.latest)).await {
+        Some(body) => respond(StatusCode::OK, openmetrics::CONTENT_TYPE, body),
+        None => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed\n"),
     }
 }
 
@@ -241,6 +272,69 @@ mod tests {
             post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
             "{post}"
         );
+
+        let _ = stop_tx.send(true);
+        serving.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_the_latest_metrics_once_asked_for() {
+        let telemetry = Arc::new(Telemetry::default());
+        telemetry.latest.register("web");
+        let settings = HealthSettings {
+            endpoint: SocketAddr::from(([127, 0, 0, 1], 0)),
+            unhealthy_after: Duration::from_secs(1),
+        };
+        let server = HealthServer::bind(&settings, Arc::clone(&telemetry)).unwrap();
+        let addr = server.local_addr();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let serving = tokio::spawn(server.serve(stop_rx));
+        let exchange =
+            |request: &'static str| tokio::task::spawn_blocking(move || get(addr, request));
+
+        assert!(!telemetry.latest.is_enabled());
+        let first = exchange("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+        assert!(
+            first.contains(&format!("content-type: {}\r\n", openmetrics::CONTENT_TYPE)),
+            "{first}"
+        );
+        assert!(
+            first.ends_with("\r\n\r\n# EOF\n"),
+            "nothing recorded yet: {first}"
+        );
+        assert!(
+            telemetry.latest.is_enabled(),
+            "the first request turns recording on"
+        );
+
+        // What the pipeline records for a poll of `web` that failed.
+        let failed = crate::scrape::outcome::PollOutcome {
+            target: Arc::new(crate::scrape::outcome::TargetIdentity {
+                name: "web".into(),
+                attributes: Vec::new(),
+                point_attributes: Vec::new(),
+            }),
+            time_unix_nano: 1,
+            result: Err("refused".into()),
+        };
+        let mut buffer = Vec::new();
+        crate::metrics::encode_resource_metrics(&failed, &Default::default(), &mut buffer);
+        telemetry.latest.record([("web", Bytes::from(buffer))]);
+        let second = exchange("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(
+            second.contains("\nsupervisord_can_connect_ratio{") && second.ends_with("} 0\n# EOF\n"),
+            "{second}"
+        );
+        let head = exchange("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
 
         let _ = stop_tx.send(true);
         serving.await.unwrap();

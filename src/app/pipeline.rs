@@ -25,6 +25,7 @@ use crate::scrape::outcome::{PollOutcome, TargetIdentity};
 use crate::scrape::output::offsets::OffsetStore;
 use crate::scrape::output::Checkpoint;
 use crate::settings::{LogSettings, Signal};
+use crate::telemetry::LatestMetrics;
 
 /// After a first item arrives, others are awaited this long so that targets polled at the same
 /// tick share one batch (the collector's batch processor waits as long by default).
@@ -62,12 +63,13 @@ pub struct ChangeReport {
 
 /// Exports what arrives until `stop` turns true; then drains the channel (closed once every
 /// poller finished its poll in flight) into a last batch, and lets the exporters flush (see
-/// [`RunningExports::finish`]).
+/// [`RunningExports::finish`]). Each target's latest metrics go to `latest` as well.
 pub async fn run(
     exports: RunningExports,
     toggles: MetricToggles,
     logs: LogSettings,
     offsets: Option<SharedOffsets>,
+    latest: Arc<LatestMetrics>,
     mut rx: mpsc::Receiver<ExportItem>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -75,6 +77,7 @@ pub async fn run(
         toggles,
         logs,
         bytes_per_item: AtomicUsize::new(0),
+        latest,
     };
     loop {
         tokio::select! {
@@ -191,11 +194,14 @@ struct Writer {
     /// Bytes per item of the last batch: the next buffer is sized from it, so a batch of
     /// megabytes is written without regrowing (a copy per doubling).
     bytes_per_item: AtomicUsize,
+    /// Where each polled target's `resource_metrics` is kept for `GET /metrics`.
+    latest: Arc<LatestMetrics>,
 }
 
 impl Writer {
     /// Every item as one `resource_metrics` field, one after the other in one buffer, with
-    /// where each lies and its data points.
+    /// where each lies and its data points. Each poll's field is also the latest metrics of its
+    /// target (a slice of the buffer, once `GET /metrics` turned recording on).
     fn encode(&self, items: &[ExportItem]) -> EncodedBatch {
         if items.is_empty() {
             return EncodedBatch::default();
@@ -207,10 +213,13 @@ impl Writer {
         // A little over the estimate, so a batch that grew a bit does not regrow.
         let mut buffer = Vec::with_capacity(estimate.saturating_add(estimate / 8));
         let mut resources = Vec::with_capacity(items.len());
+        // The target of each entry of `resources`.
+        let mut targets = Vec::with_capacity(items.len());
         for item in items {
             let start = buffer.len();
             let points = match item {
                 ExportItem::Poll(outcome) => {
+                    targets.push(outcome.target.name.as_str());
                     encode_resource_metrics(outcome, &self.toggles, &mut buffer)
                 }
                 ExportItem::Changes(_) => continue,
@@ -220,9 +229,18 @@ impl Writer {
         if let Some(per_item) = buffer.len().checked_div(items.len()) {
             self.bytes_per_item.store(per_item, Ordering::Relaxed);
         }
+        let buffer = Bytes::from(buffer);
+        if self.latest.is_enabled() {
+            self.latest.record(
+                targets
+                    .into_iter()
+                    .zip(&resources)
+                    .map(|(target, (range, _))| (target, buffer.slice(range.clone()))),
+            );
+        }
         EncodedBatch {
             signal: Signal::Metrics,
-            buffer: Bytes::from(buffer),
+            buffer,
             resources,
         }
     }
@@ -286,9 +304,13 @@ mod tests {
     use super::*;
 
     fn poll() -> ExportItem {
+        poll_of("t")
+    }
+
+    fn poll_of(name: &str) -> ExportItem {
         ExportItem::Poll(PollOutcome {
             target: Arc::new(TargetIdentity {
-                name: "t".into(),
+                name: name.into(),
                 attributes: Vec::new(),
                 point_attributes: Vec::new(),
             }),
@@ -309,6 +331,42 @@ mod tests {
             changes: Changes::default(),
             observed_unix_nano: 1,
         })
+    }
+
+    #[test]
+    fn each_poll_is_its_targets_latest_metrics_once_asked_for() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use prost::Message;
+
+        let latest = Arc::new(LatestMetrics::default());
+        let writer = Writer {
+            toggles: MetricToggles::default(),
+            logs: LogSettings::default(),
+            bytes_per_item: AtomicUsize::new(0),
+            latest: Arc::clone(&latest),
+        };
+        latest.register("t");
+        latest.register("u");
+        writer.encode(&[poll()]);
+        assert!(latest.snapshot().is_empty(), "nothing kept before /metrics");
+
+        latest.enable();
+        let batch = writer.encode(&[poll(), event(), poll_of("u"), poll_of("removed")]);
+        let kept = latest.snapshot();
+        assert_eq!(kept.len(), 2);
+        for ((name, bytes), (range, _)) in kept.iter().zip(&batch.resources) {
+            assert_eq!(bytes, &batch.buffer.slice(range.clone()), "{name}");
+            // A slice of the batch's buffer, not a copy.
+            assert_eq!(
+                bytes.as_ptr(),
+                batch.buffer[range.clone()].as_ptr(),
+                "{name}"
+            );
+            let request = ExportMetricsServiceRequest::decode(bytes.clone()).unwrap();
+            assert_eq!(request.resource_metrics.len(), 1, "{name}");
+        }
+        assert_eq!(kept[0].0, "t");
+        assert_eq!(kept[1].0, "u");
     }
 
     /// With the clock paused, the window never ends by itself: `collect` returning at all shows

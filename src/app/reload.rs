@@ -106,6 +106,7 @@ impl RestartOnly {
                 ("metrics", Fingerprint::of_debug(&settings.metrics, &[])),
                 ("telemetry", Fingerprint::of_debug(&settings.telemetry, &[])),
                 ("health", Fingerprint::of_debug(&settings.health, &[])),
+                ("admin", Fingerprint::of_debug(&settings.admin, &[])),
                 (
                     "metrics_temporality",
                     Fingerprint::of_debug(&settings.temporality, &[]),
@@ -235,6 +236,7 @@ mod tests {
             ["metrics"]
         );
         assert_eq!(old.changed(&with("health: {}\n")), ["health"]);
+        assert_eq!(old.changed(&with("admin: {}\n")), ["admin"]);
         // Timing settings reach targets (changed) or only new targets (initial_delay).
         assert!(old.changed(&with("initial_delay: 5s\n")).is_empty());
         let grpc = |key: &str| {

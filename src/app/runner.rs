@@ -1,12 +1,13 @@
 //! The `run` loop: builds the export pipeline, the target tasks, the receiver's own metrics and
-//! the health endpoint; applies reloads; stops them in order: polls in flight, the last export
-//! of the data, the last export of the receiver's own metrics (within what is left of the
-//! same stop limit), the health endpoint.
+//! the health and admin endpoints; applies reloads; stops them in order: polls in flight, the
+//! last export of the data, the last export of the receiver's own metrics (within what is left
+//! of the same stop limit), the health and admin endpoints (so `status` answers while it stops).
 //!
-//! All fallible setup (clients, exporters, the health port) happens in [`Runner::new`]; the
+//! All fallible setup (clients, exporters, the health and admin endpoints) happens in
+//! [`Runner::new`]; the
 //! loops are short. Reload (SIGHUP, see [`Runner::run_with_reloads`]) applies the new file's
 //! targets only ([`super::reload`]); exporters, the sending queue, metric switches,
-//! self-telemetry and the health endpoint are read at start only, and a reload that changes
+//! self-telemetry and the health and admin endpoints are read at start only, and a reload that changes
 //! them says so in a warning.
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use super::pipeline::{self, ExportItem, SharedOffsets};
 use super::reload::{Fingerprint, RestartOnly};
 use super::self_telemetry::{self, SelfTelemetryError};
 use super::targets::{spread, Targets};
+use crate::admin::server::{AdminServer, AdminServerError};
 use crate::admin::{AdminError, HealthServer};
 use crate::export::pipeline::{ExportPipeline, FINAL_EXPORT_LIMIT};
 use crate::schema::MetricToggles;
@@ -40,6 +42,8 @@ pub enum SetupError {
     Exporter(#[from] crate::export::ExportBuildError),
     #[error(transparent)]
     Health(#[from] AdminError),
+    #[error(transparent)]
+    Admin(#[from] AdminServerError),
     #[error("self-telemetry: {0}")]
     SelfTelemetry(#[from] SelfTelemetryError),
 }
@@ -62,6 +66,8 @@ pub struct Runner {
     /// there is no OTLP exporter.
     self_metrics: Option<SelfMetrics>,
     health: Option<HealthServer>,
+    /// The admin endpoint: the status API, `/healthz` and `/metrics` (native `admin:`).
+    admin: Option<AdminServer>,
     /// What a reload cannot change, to warn when the new file changes it anyway.
     restart_only: RestartOnly,
     /// Where output tails save their offsets: beside the first persistent queue of logs.
@@ -85,12 +91,17 @@ pub fn offsets_storage(exporters: &[ExporterSettings]) -> Option<&std::path::Pat
 impl Runner {
     pub fn new(settings: Settings) -> Result<Runner, SetupError> {
         let telemetry = Arc::new(Telemetry::default());
+        telemetry.receiver.set_config_format(settings.format);
         let pipeline = ExportPipeline::new(&settings.exporters, Arc::clone(&telemetry))?;
         let restart_only = RestartOnly::of(&settings);
         let offsets = offsets_storage(&settings.exporters)
             .map(|storage| Arc::new(std::sync::Mutex::new(OffsetStore::new(storage))));
         let health = match &settings.health {
             Some(health) => Some(HealthServer::bind(health, Arc::clone(&telemetry))?),
+            None => None,
+        };
+        let admin = match &settings.admin {
+            Some(admin) => Some(AdminServer::bind(admin, Arc::clone(&telemetry))?),
             None => None,
         };
         let pollers = settings
@@ -125,6 +136,7 @@ impl Runner {
             telemetry,
             self_metrics,
             health,
+            admin,
             restart_only,
             offsets,
         })
@@ -146,6 +158,11 @@ impl Runner {
     /// The health endpoint's bound address, when it is configured.
     pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
         self.health.as_ref().map(HealthServer::local_addr)
+    }
+
+    /// The admin endpoint's bound address (`127.0.0.1:8787`, `unix:///path`), when configured.
+    pub fn admin_addr(&self) -> Option<&str> {
+        self.admin.as_ref().map(AdminServer::local_addr)
     }
 
     /// Polls and exports until `shutdown` completes, then lets each poll in flight finish and
@@ -173,6 +190,7 @@ impl Runner {
             events,
             self_metrics,
             health,
+            admin,
             restart_only,
             offsets,
         } = self;
@@ -187,6 +205,7 @@ impl Runner {
             toggles,
             logs,
             offsets.clone(),
+            Arc::clone(&telemetry.latest),
             rx,
             stop_rx.clone(),
         ));
@@ -212,6 +231,7 @@ impl Runner {
         // every sender is gone.
         drop(tx);
         let health_task = health.map(|server| tokio::spawn(server.serve(stop_rx.clone())));
+        let admin_task = admin.map(|server| tokio::spawn(server.serve(stop_rx.clone())));
 
         tokio::pin!(shutdown);
         loop {
@@ -238,6 +258,9 @@ impl Runner {
             }
         }
         if let Some(task) = health_task {
+            let _ = task.await;
+        }
+        if let Some(task) = admin_task {
             let _ = task.await;
         }
         tracing::info!("stopped");

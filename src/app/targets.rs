@@ -180,7 +180,10 @@ impl Targets {
             .with_resources(self.counts.cpu_time)
             .with_output(output.clone());
         let name = poller.target().name.clone();
-        self.telemetry.polls.register(&name);
+        self.telemetry
+            .polls
+            .register_target(&name, &poller.target().endpoint.display());
+        self.telemetry.latest.register(&name);
         let task = spawn(
             poller,
             self.tx.clone(),
@@ -259,6 +262,7 @@ impl Targets {
         // Only once the task is gone can no late poll bring its series back.
         for name in &plan.removed {
             self.telemetry.polls.forget(name);
+            self.telemetry.latest.forget(name);
         }
         let count = started.len();
         for (index, (fingerprint, poller)) in started.into_iter().enumerate() {
@@ -279,6 +283,9 @@ impl Targets {
             let output = self.output_tailer(poller.target(), output);
             self.spawn_with(fingerprint, poller, tracker, output, initial_delay + offset);
         }
+        self.telemetry
+            .receiver
+            .count_reload(crate::clock::unix_nanos_now());
         tracing::info!(
             event = "reloaded",
             added = ?plan.added,

@@ -79,6 +79,10 @@ pub async fn listen(
             return ExitCode::FAILURE;
         }
     };
+    runner
+        .telemetry()
+        .receiver
+        .set_config_source(path.display().to_string());
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let protocol = tokio::spawn(async move {
         let input = BufReader::new(tokio::io::stdin());

@@ -113,6 +113,7 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         exporters: Vec::new(),
         telemetry: crate::settings::TelemetrySettings::off(),
         health: None,
+        admin: None,
         // `config::load` applies OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
         temporality: Default::default(),
         logs: Default::default(),

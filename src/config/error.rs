@@ -22,6 +22,39 @@ pub enum ConfigError {
         file: PathBuf,
         problems: Vec<Problem>,
     },
+    /// Problems in several files (a directory of configuration files, a supervisord.conf and
+    /// the files it includes), each naming its own file; in the order the files were read.
+    #[error("{}", render_several(.0))]
+    Several(Vec<ConfigError>),
+    /// No `--config` and no supervisord configuration at any place supervisorctl looks.
+    #[error(
+        "no configuration: no --config FILE, and no supervisord configuration where \
+         supervisorctl looks for one ({}); name supervisord's with --supervisord-conf FILE or \
+         give the receiver's with --config FILE",
+        render_paths(searched)
+    )]
+    NoSupervisordConf { searched: Vec<PathBuf> },
+}
+
+impl ConfigError {
+    /// One error for all of `errors`: the error itself when there is one.
+    pub fn combine(mut errors: Vec<ConfigError>) -> Option<ConfigError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(ConfigError::Several(errors)),
+        }
+    }
+}
+
+fn render_several(errors: &[ConfigError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
+fn render_paths(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(", ")
 }
 
 fn render_problems(file: &std::path::Path, problems: &[Problem]) -> String {
@@ -215,6 +248,61 @@ impl Report {
 
     pub fn has_problems(&self) -> bool {
         !self.problems.is_empty()
+    }
+
+    /// The values whose substitution failed (see [`Report::poison`]).
+    pub fn poisoned(&self) -> &[KeyPath] {
+        &self.poisoned
+    }
+
+    /// Treats the value at `path` as already reported: later problems inside it are dropped.
+    pub fn mute(&mut self, path: &KeyPath) {
+        self.poisoned.push(path.clone());
+    }
+
+    /// For a document merged from several files: moves each finding about the document into
+    /// the report of the file it concerns. `route` gives, for a path of the merged document and
+    /// a message, the file (an index into `files`), the path in that file and the message as
+    /// that file's reader should see it; `None` (and every finding about an environment
+    /// variable) stays in the returned report.
+    pub fn route(
+        self,
+        files: &mut [Report],
+        route: impl Fn(&KeyPath, &str) -> Option<(usize, KeyPath, String)>,
+    ) -> Report {
+        let mut rest = Report {
+            plain_warnings: self.plain_warnings,
+            poisoned: self.poisoned,
+            ..Report::default()
+        };
+        let mut place = |finding: Finding, problem: bool| {
+            let routed = (finding.in_file && finding.position.is_none())
+                .then(|| route(&finding.path, &finding.message))
+                .flatten();
+            let (target, finding) = match routed {
+                Some((index, path, message)) if index < files.len() => (
+                    &mut files[index],
+                    Finding {
+                        path,
+                        message,
+                        ..finding
+                    },
+                ),
+                _ => (&mut rest, finding),
+            };
+            if problem {
+                target.problems.push(finding);
+            } else {
+                target.warnings.push(finding);
+            }
+        };
+        for finding in self.problems {
+            place(finding, true);
+        }
+        for finding in self.warnings {
+            place(finding, false);
+        }
+        rest
     }
 
     /// Places every finding in the file and sorts the problems in file order.

@@ -1,11 +1,14 @@
 //! Configuration: the native format and Datadog's `supervisord.d/conf.yaml`, validated and
-//! resolved into [`Settings`].
+//! resolved into [`Settings`]; also a directory of such files (`directory.rs`) and supervisord's
+//! own configuration, for the local supervisord without a receiver config
+//! ([`supervisord_conf`]).
 //!
 //! Loading is one pass that reports every problem at once (`file:line:col: key: message`):
 //! read the file, parse it into a YAML tree, expand `${env:NAME}`, pick the format from the
 //! top-level keys (`instances` or `init_config` mean Datadog's), validate and resolve, then
 //! fill in the OTLP exporter from `OTEL_EXPORTER_OTLP_*` when the file names none.
 mod datadog;
+mod directory;
 mod duration;
 mod endpoint;
 mod error;
@@ -16,6 +19,7 @@ mod native;
 mod otel_env;
 mod python;
 mod redact;
+pub mod supervisord_conf;
 mod value;
 
 use std::path::Path;
@@ -43,7 +47,8 @@ pub fn reserved_attributes() -> Vec<&'static str> {
     keys
 }
 
-/// Loads `path`, reading `${env:...}` and `OTEL_*` from the process environment.
+/// Loads `path` (a file, or a directory of files), reading `${env:...}` and `OTEL_*` from the
+/// process environment.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
     load_with_env(path, &|name| std::env::var(name).ok())
 }
@@ -54,23 +59,29 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 /// `${file:...}` references) that every user may read gets a warning: the secret is as public as
 /// the file.
 pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
+    if path.is_dir() {
+        return directory::load(path, env);
+    }
     let bytes = std::fs::read(path).map_err(|error| ConfigError::Io {
         file: path.to_path_buf(),
         error,
     })?;
     let mut holds_secret = false;
     let mut settings = load_scanned(path, &bytes, env, &mut holds_secret)?;
-    if let Some(mode) = world_readable(path).filter(|_| holds_secret) {
-        settings.warnings.insert(
-            0,
-            format!(
-                "this file holds a password or header value and is readable by every user \
-                 (mode {mode:04o}); run chmod o-r on it, or move the secrets to ${{env:...}} or \
-                 to ${{file:...}} files only the receiver can read"
-            ),
-        );
+    if let Some(warning) = exposed_secrets(path, holds_secret) {
+        settings.warnings.insert(0, warning);
     }
     Ok(settings)
+}
+
+/// The warning for a file that holds a secret (`holds_secret`) and that every user may read.
+fn exposed_secrets(path: &Path, holds_secret: bool) -> Option<String> {
+    let mode = world_readable(path).filter(|_| holds_secret)?;
+    Some(format!(
+        "this file holds a password or header value and is readable by every user \
+         (mode {mode:04o}); run chmod o-r on it, or move the secrets to ${{env:...}} or \
+         to ${{file:...}} files only the receiver can read"
+    ))
 }
 
 /// Loads configuration text; `file` only names it in messages.
@@ -78,13 +89,43 @@ pub fn load_bytes(file: &Path, bytes: &[u8], env: EnvLookup<'_>) -> Result<Setti
     load_scanned(file, bytes, env, &mut false)
 }
 
-/// [`load_bytes`], also telling whether the text holds a secret.
-fn load_scanned(
+/// One file read and parsed: its YAML tree with `${env:...}` and `${file:...}` expanded, where
+/// each key sits, what the expansion found, and the secrets to keep out of messages.
+struct Document {
+    tree: Value,
+    positions: Positions,
+    report: Report,
+    secrets: Vec<String>,
+}
+
+impl Document {
+    /// The error for `problems` of this document's `file`, secrets scrubbed from the messages.
+    fn invalid(&self, file: &Path, problems: Vec<Problem>) -> ConfigError {
+        scrubbed(file, problems, &self.secrets)
+    }
+}
+
+/// A [`ConfigError::Invalid`] whose messages quote none of `secrets`.
+fn scrubbed(file: &Path, problems: Vec<Problem>, secrets: &[String]) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        problems: problems
+            .into_iter()
+            .map(|p| Problem {
+                message: redact::scrub(&p.message, secrets),
+                ..p
+            })
+            .collect(),
+    }
+}
+
+/// Reads `bytes` as YAML and expands it; fails at once when the text is not YAML.
+fn parse(
     file: &Path,
     bytes: &[u8],
     env: EnvLookup<'_>,
     holds_secret: &mut bool,
-) -> Result<Settings, ConfigError> {
+) -> Result<Document, ConfigError> {
     let invalid = |problems| ConfigError::Invalid {
         file: file.to_path_buf(),
         problems,
@@ -123,21 +164,56 @@ fn load_scanned(
     let mut reads = expand::FileReads::default();
     expand::expand_tree(&mut tree, &KeyPath::root(), env, &mut report, &mut reads);
     let secrets = redact::secret_values(&tree, &reads.values);
-    drop(reads);
-    let invalid = |problems: Vec<Problem>| {
-        invalid(
-            problems
-                .into_iter()
-                .map(|p| Problem {
-                    message: redact::scrub(&p.message, &secrets),
-                    ..p
-                })
-                .collect(),
-        )
+    Ok(Document {
+        tree,
+        positions,
+        report,
+        secrets,
+    })
+}
+
+/// [`load_bytes`], also telling whether the text holds a secret.
+fn load_scanned(
+    file: &Path,
+    bytes: &[u8],
+    env: EnvLookup<'_>,
+    holds_secret: &mut bool,
+) -> Result<Settings, ConfigError> {
+    let mut document = parse(file, bytes, env, holds_secret)?;
+    let mut report = std::mem::take(&mut document.report);
+    let Some(root) = top_level(&document.tree, &mut report) else {
+        return Err(document.invalid(file, report.into_problems(&document.positions)));
     };
 
+    let is_datadog = is_datadog(&root);
+    let mut settings = if is_datadog {
+        datadog::read(&root, &mut report)
+    } else {
+        native::read(&root, &mut report)
+    };
+    let file_sets_temporality = !is_datadog && root.get_set(native::METRICS_TEMPORALITY).is_some();
+    environment(&mut settings, file_sets_temporality, env, &mut report);
+
+    if report.has_problems() {
+        return Err(document.invalid(file, report.into_problems(&document.positions)));
+    }
+    settings.warnings = report
+        .into_warnings(&document.positions)
+        .iter()
+        .map(|w| redact::scrub(w, &document.secrets))
+        .collect();
+    Ok(settings)
+}
+
+/// Whether a document is Datadog's: it has `instances` or `init_config`.
+fn is_datadog(root: &value::Fields<'_>) -> bool {
+    root.get("instances").is_some() || root.get("init_config").is_some()
+}
+
+/// The top-level mapping of a document, or `None` with the problem reported.
+fn top_level<'v>(tree: &'v Value, report: &mut Report) -> Option<value::Fields<'v>> {
     let root_path = KeyPath::root();
-    let root = match &tree {
+    match tree {
         Value::Null => {
             report.problem(
                 &root_path,
@@ -145,7 +221,7 @@ fn load_scanned(
             );
             None
         }
-        Value::Mapping(_) => value::mapping(&mut report, &root_path, &tree),
+        Value::Mapping(_) => value::mapping(report, &root_path, tree),
         other => {
             report.problem(
                 &root_path,
@@ -156,24 +232,23 @@ fn load_scanned(
             );
             None
         }
-    };
-    let Some(root) = root else {
-        return Err(invalid(report.into_problems(&positions)));
-    };
+    }
+}
 
-    let is_datadog = root.get("instances").is_some() || root.get("init_config").is_some();
-    let mut settings = if is_datadog {
-        datadog::read(&root, &mut report)
-    } else {
-        native::read(&root, &mut report)
-    };
-    let file_sets_temporality = !is_datadog && root.get_set(native::METRICS_TEMPORALITY).is_some();
-    if let Some(preference) = temporality_from_env(env, file_sets_temporality, &mut report) {
+/// What the environment decides: the temporality, unless the file sets it, and the OTLP
+/// exporters from `OTEL_EXPORTER_OTLP_*`, when the settings have no exporter.
+fn environment(
+    settings: &mut Settings,
+    file_sets_temporality: bool,
+    env: EnvLookup<'_>,
+    report: &mut Report,
+) {
+    if let Some(preference) = temporality_from_env(env, file_sets_temporality, report) {
         settings.temporality = preference;
     }
     if settings.exporters.is_empty() {
         settings.exporters.extend(
-            otel_env::from_env(env, &mut report)
+            otel_env::from_env(env, report)
                 .into_iter()
                 .map(ExporterSettings::Otlp),
         );
@@ -182,16 +257,6 @@ fn load_scanned(
             report.env_warn(&name, "ignored: the file configures its exporters");
         }
     }
-
-    if report.has_problems() {
-        return Err(invalid(report.into_problems(&positions)));
-    }
-    settings.warnings = report
-        .into_warnings(&positions)
-        .iter()
-        .map(|w| redact::scrub(w, &secrets))
-        .collect();
-    Ok(settings)
 }
 
 /// The OpenTelemetry exporter specification's variable for the sums' temporality.

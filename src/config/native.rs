@@ -36,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "exporters",
     "telemetry",
     "health",
+    "admin",
     "logs",
     METRICS_TEMPORALITY,
 ];
@@ -108,6 +109,9 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
     let health = root
         .get_set("health")
         .and_then(|v| health(report, &root.path("health"), v));
+    let admin = root
+        .get_set("admin")
+        .and_then(|v| admin::admin(report, &root.path("admin"), v));
     Settings {
         format: ConfigFormat::Native,
         initial_delay,
@@ -116,6 +120,7 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
         exporters,
         telemetry,
         health,
+        admin,
         temporality: metrics_temporality(root, report).unwrap_or_default(),
         logs: root
             .get_set("logs")
@@ -263,24 +268,13 @@ fn health(report: &mut Report, path: &KeyPath, v: &Value) -> Option<HealthSettin
         Some(v) => {
             let path = f.path("endpoint");
             let text = nonblank(report, &path, v)?;
-            match parse_listen_address(text) {
-                Ok(addr) if !addr.ip().is_loopback() && !allow_non_loopback => {
-                    report.problem(
-                        &path,
-                        format!(
-                            "{} is not a loopback address; the health status names every \
-                             target, so set allow_non_loopback: true to serve it beyond this host",
-                            quote(text)
-                        ),
-                    );
-                    None
-                }
-                Ok(addr) => Some(addr),
-                Err(reason) => {
-                    report.problem(&path, format!("invalid endpoint {}: {reason}", quote(text)));
-                    None
-                }
-            }
+            local_listen_address(
+                report,
+                &path,
+                text,
+                allow_non_loopback,
+                "the health status names every target",
+            )
         }
     };
     let unhealthy_after = positive_duration(&f, "unhealthy_after", DEFAULT_UNHEALTHY_AFTER, report);
@@ -288,6 +282,35 @@ fn health(report: &mut Report, path: &KeyPath, v: &Value) -> Option<HealthSettin
         endpoint: endpoint?,
         unhealthy_after,
     })
+}
+
+/// A TCP address to listen on (`health.endpoint`, `admin.endpoint`) that stays on this host
+/// unless `allow_non_loopback`; `why` says what it would show to others.
+pub(super) fn local_listen_address(
+    report: &mut Report,
+    path: &KeyPath,
+    text: &str,
+    allow_non_loopback: bool,
+    why: &str,
+) -> Option<std::net::SocketAddr> {
+    match parse_listen_address(text) {
+        Ok(addr) if !addr.ip().is_loopback() && !allow_non_loopback => {
+            report.problem(
+                path,
+                format!(
+                    "{} is not a loopback address; {why}, so set allow_non_loopback: true to \
+                     serve it beyond this host",
+                    quote(text)
+                ),
+            );
+            None
+        }
+        Ok(addr) => Some(addr),
+        Err(reason) => {
+            report.problem(path, format!("invalid endpoint {}: {reason}", quote(text)));
+            None
+        }
+    }
 }
 
 /// `ip:port`, `[ipv6]:port` or `localhost:port`. Other host names are refused: what a name
@@ -759,6 +782,7 @@ fn metric_toggles(report: &mut Report, path: &KeyPath, v: &Value) -> MetricToggl
     toggles
 }
 
+mod admin;
 mod output;
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use crate::export::queue::{QueueGauges, SendingQueue};
 use crate::export::sender::{Sender, SignalExporter};
 use crate::export::{items, ExportBuildError, Exporter};
 use crate::settings::{DeliverySettings, ExporterSettings, Signal};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{ExportRecorder, Telemetry};
 
 /// The final export on shutdown gets at most this long, for all exporters together.
 pub const FINAL_EXPORT_LIMIT: Duration = Duration::from_secs(5);
@@ -82,14 +82,15 @@ struct OtlpOutput {
 }
 
 enum Output {
-    /// The debug exporter writes to stdout at once: no backend, nothing to queue.
-    Debug(Exporter),
+    /// The debug exporter writes to stdout at once: no backend, nothing to queue. Its own
+    /// counters count what it printed.
+    Debug(Exporter, ExportRecorder),
     Otlp(OtlpOutput),
 }
 
 /// Where a batch goes, once the senders run.
 enum Sink {
-    Debug(Exporter),
+    Debug(Exporter, ExportRecorder),
     Queue {
         signal: Signal,
         queue: Arc<SendingQueue>,
@@ -118,21 +119,26 @@ impl ExportPipeline {
             let otlp = match exporter_settings {
                 ExporterSettings::Otlp(otlp) => otlp,
                 ExporterSettings::Debug { .. } => {
-                    outputs.push(Output::Debug(exporter));
+                    let own = telemetry.exporters.register("debug", &Signal::ALL);
+                    let recorder = ExportRecorder::new(Arc::clone(&telemetry), own);
+                    outputs.push(Output::Debug(exporter, recorder));
                     continue;
                 }
             };
+            let own = telemetry.exporters.register(&otlp.name, &otlp.signals);
+            let recorder = ExportRecorder::new(Arc::clone(&telemetry), Arc::clone(&own));
+            let (mut own_batches, mut own_bytes) = (0u64, 0u64);
             let mut queues = Vec::with_capacity(Signal::ALL.len());
             for signal in Signal::ALL {
                 if !otlp.signals.contains(&signal) {
                     continue;
                 }
-                let queue = SendingQueue::open(
+                let queue = SendingQueue::open_counted(
                     &otlp.name,
                     signal,
                     &otlp.delivery.queue,
                     Arc::clone(&gauges),
-                    Arc::clone(&telemetry),
+                    recorder.clone(),
                 )
                 .map_err(|(path, reason)| ExportBuildError::QueueStorage {
                     exporter: otlp.name.clone(),
@@ -142,11 +148,14 @@ impl ExportPipeline {
                 let (batches, bytes) = queue.limits();
                 capacity_batches = capacity_batches.saturating_add(batches);
                 capacity_bytes = capacity_bytes.saturating_add(bytes);
+                own_batches = own_batches.saturating_add(batches);
+                own_bytes = own_bytes.saturating_add(bytes);
                 queues.push(SignalQueue {
                     signal,
                     queue: Arc::new(queue),
                 });
             }
+            own.counters.set_queue_capacity(own_batches, own_bytes);
             outputs.push(Output::Otlp(OtlpOutput {
                 name: otlp.name.clone(),
                 exporter: Arc::new(exporter),
@@ -167,7 +176,7 @@ impl ExportPipeline {
         let mut lines = Vec::new();
         for output in &self.outputs {
             let o = match output {
-                Output::Debug(exporter) => {
+                Output::Debug(exporter, _) => {
                     lines.push(exporter.describe());
                     continue;
                 }
@@ -204,7 +213,7 @@ impl ExportPipeline {
     /// stderr.
     pub fn debug_to_stderr(mut self) -> Self {
         for output in &mut self.outputs {
-            if let Output::Debug(Exporter::Debug(debug)) = output {
+            if let Output::Debug(Exporter::Debug(debug), _) = output {
                 *debug = debug.clone().to_stderr();
             }
         }
@@ -214,15 +223,15 @@ impl ExportPipeline {
     /// Starts a sender task per signal of each OTLP exporter; batches then go in through
     /// [`RunningExports::dispatch`].
     pub fn start(self) -> RunningExports {
-        let record_debug = self.outputs.iter().all(|o| matches!(o, Output::Debug(_)));
+        let record_debug = self.outputs.iter().all(|o| matches!(o, Output::Debug(..)));
         let (deadline_tx, deadline_rx) = watch::channel(None);
         let mut senders = JoinSet::new();
         let mut sinks = Vec::with_capacity(self.outputs.len());
         let mut queues = Vec::new();
         for output in self.outputs {
             let o = match output {
-                Output::Debug(exporter) => {
-                    sinks.push(Sink::Debug(exporter));
+                Output::Debug(exporter, recorder) => {
+                    sinks.push(Sink::Debug(exporter, recorder));
                     continue;
                 }
                 Output::Otlp(o) => o,
@@ -283,7 +292,7 @@ impl RunningExports {
         }
         for sink in &self.sinks {
             match sink {
-                Sink::Debug(exporter) => {
+                Sink::Debug(exporter, recorder) => {
                     let result = match batch.signal {
                         Signal::Metrics => {
                             match ExportMetricsServiceRequest::decode(batch.buffer.clone()) {
@@ -304,8 +313,15 @@ impl RunningExports {
                             }
                         }
                     };
+                    // The exporter's own counters always; the totals only when no backend is
+                    // configured (then its prints are the exports health reports on).
+                    let now = crate::clock::unix_nanos_now();
+                    let own = &recorder.own().counters;
+                    own.record_attempt(result.is_ok(), now);
+                    if result.is_ok() {
+                        own.add_sent(batch.resources.iter().map(|(_, points)| points).sum());
+                    }
                     if self.record_debug {
-                        let now = crate::clock::unix_nanos_now();
                         self.telemetry.export.record_attempt(result.is_ok(), now);
                     }
                     if let Err(error) = result {
@@ -387,6 +403,7 @@ pub(crate) fn report_leftover(name: &str, queue: &SendingQueue, telemetry: &Tele
     }
     if lost.points > 0 {
         telemetry.export.add_dropped(lost.points);
+        queue.recorder().own().counters.add_dropped(lost.points);
         tracing::warn!(
             exporter = name,
             batches = lost.batches,

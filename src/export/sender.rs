@@ -20,7 +20,7 @@ use crate::export::backoff::Backoff;
 use crate::export::queue::{SendingQueue, Taken};
 use crate::export::{items, Accepted, EncodedRequest, ExportError, Exporter};
 use crate::settings::{RetrySettings, Signal};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{ExportRecorder, Telemetry};
 
 /// What the sender is told about stopping: `Some(deadline)` once the receiver stops; the queue is
 /// then flushed until it is empty or the deadline passes, with no attempt begun after it.
@@ -65,7 +65,8 @@ pub(crate) struct Sender<E> {
     pub queue: Arc<SendingQueue>,
     pub retry: RetrySettings,
     pub max_request_size: u64,
-    pub telemetry: Arc<Telemetry>,
+    /// The totals, and the counters of the exporter the queue belongs to.
+    pub recorder: ExportRecorder,
     /// Failed attempts since the last success, for one warning per outage.
     failures: u64,
 }
@@ -79,13 +80,14 @@ impl<E: Transmit> Sender<E> {
         max_request_size: u64,
         telemetry: Arc<Telemetry>,
     ) -> Self {
+        let recorder = ExportRecorder::new(telemetry, Arc::clone(queue.recorder().own()));
         Sender {
             name,
             exporter,
             queue,
             retry,
             max_request_size,
-            telemetry,
+            recorder,
             failures: 0,
         }
     }
@@ -112,8 +114,8 @@ impl<E: Transmit> Sender<E> {
             match self.deliver(&taken.request, &mut stop).await {
                 Delivery::Sent(accepted) => {
                     let rejected = accepted.rejected_points.min(taken.points);
-                    self.telemetry.export.add_sent(taken.points - rejected);
-                    self.telemetry.export.add_dropped(rejected);
+                    self.recorder.add_sent(taken.points - rejected);
+                    self.recorder.add_dropped(rejected);
                 }
                 Delivery::Refused(error) => {
                     let why = if error.is_retryable() {
@@ -136,7 +138,7 @@ impl<E: Transmit> Sender<E> {
     }
 
     fn lost(&self, taken: &Taken, error: &str, gave_up_after: Option<Duration>) {
-        self.telemetry.export.add_dropped(taken.points);
+        self.recorder.add_dropped(taken.points);
         let points = taken.points;
         let what = items(self.queue.signal());
         match gave_up_after {
@@ -171,9 +173,7 @@ impl<E: Transmit> Sender<E> {
                 return Delivery::Interrupted;
             };
             let now_nanos = crate::clock::unix_nanos_now();
-            self.telemetry
-                .export
-                .record_attempt(result.is_ok(), now_nanos);
+            self.recorder.record_attempt(result.is_ok(), now_nanos);
             let error = match result {
                 Ok(accepted) => {
                     if self.failures > 0 {
@@ -231,7 +231,7 @@ impl<E: Transmit> Sender<E> {
                     "export failed again: {error}"
                 );
             }
-            self.telemetry.export.add_retried();
+            self.recorder.add_retried();
             if pause_until(retry_at, deadline.is_some(), stop).await == Paused::CutByStop {
                 tracing::info!(
                     exporter = %self.name,

@@ -102,6 +102,10 @@ can be switched off in the native format (`metrics:`).
 The receiver's own metrics (last tables) are OpenTelemetry instruments, sent by the
 OpenTelemetry SDK on an exporter of their own under their own resource and scope (see
 [operations](operations.md)).
+The supervisord metrics are also served as `GET /metrics` on the `health:` port, in Prometheus
+naming (`supervisord_process_uptime_seconds`, `supervisord_process_restarts_total` ...), for a
+Prometheus without a collector: see
+[operations](operations.md#prometheus-without-a-collector).
 ";
 
 const NOTES: &str = "\

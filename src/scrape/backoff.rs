@@ -48,6 +48,12 @@ impl FailureBackoff {
         }
     }
 
+    /// Intervals that will pass without an attempt before the next one: 0 when the next
+    /// interval attempts.
+    pub fn intervals_skipped_before_next_attempt(&self) -> u32 {
+        self.skip_remaining
+    }
+
     pub fn record_success(&mut self) {
         self.consecutive_failures = 0;
         self.skip_remaining = 0;

@@ -12,7 +12,8 @@ use crate::scrape::resources::ResourceReader;
 use crate::settings::Target;
 use crate::supervisor::client::{PollError, SupervisorClient};
 use crate::supervisor::transport::TransportBuildError;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{PollRecord, ProcessCounts, Telemetry};
+use crate::vocab::Status;
 
 /// Everything needed to poll one target, built once before the loop starts.
 pub struct TargetPoller {
@@ -132,6 +133,10 @@ impl TargetPoller {
         if let Some(message) = self.last_failure.clone() {
             if !self.backoff.attempt_now() {
                 tracing::debug!(event = "poll_skipped", target_name = %self.target.name, "backing off: {message}");
+                if let Some(telemetry) = &self.telemetry {
+                    let next = self.next_attempt_unix_nano(time_unix_nano);
+                    telemetry.polls.record_skipped(&self.target.name, next);
+                }
                 return PollOutcome {
                     target: Arc::clone(&self.identity),
                     time_unix_nano,
@@ -141,12 +146,8 @@ impl TargetPoller {
         }
         let started = std::time::Instant::now();
         let result = self.client.poll().await;
-        if let Some(telemetry) = &self.telemetry {
-            let error_type = result.as_ref().err().map(PollError::error_type);
-            telemetry
-                .polls
-                .record(&self.target.name, started.elapsed(), error_type);
-        }
+        let duration = started.elapsed();
+        let error_type = result.as_ref().err().map(PollError::error_type);
         let result = match result {
             Ok(polled) => {
                 self.backoff.record_success();
@@ -210,11 +211,36 @@ impl TargetPoller {
                 Err(message)
             }
         };
+        if let Some(telemetry) = &self.telemetry {
+            let (message, processes) = match &result {
+                Ok(data) => (None, Some(process_counts(&data.processes))),
+                Err(message) => (Some(message.as_str()), None),
+            };
+            telemetry.polls.record_poll(
+                &self.target.name,
+                PollRecord {
+                    started_unix_nano: time_unix_nano,
+                    duration,
+                    error_type,
+                    message,
+                    processes,
+                    next_poll_unix_nano: self.next_attempt_unix_nano(time_unix_nano),
+                },
+            );
+        }
         PollOutcome {
             target: Arc::clone(&self.identity),
             time_unix_nano,
             result,
         }
+    }
+
+    /// When the next poll that connects is due, for a poll (or skipped interval) that started
+    /// at `started_unix_nano`: one interval later, or more while backing off.
+    fn next_attempt_unix_nano(&self, started_unix_nano: u64) -> u64 {
+        let intervals = u64::from(self.backoff.intervals_skipped_before_next_attempt()) + 1;
+        let interval = self.target.collection_interval.as_nanos() as u64;
+        started_unix_nano.saturating_add(interval.saturating_mul(intervals))
     }
 
     fn log_failure(&mut self, error: &PollError, message: &str) {
@@ -235,4 +261,17 @@ impl TargetPoller {
             self.last_problems = problems.to_vec();
         }
     }
+}
+
+/// The processes of a poll by mapped status.
+fn process_counts(processes: &[crate::scrape::outcome::MonitoredProcess]) -> ProcessCounts {
+    let mut counts = ProcessCounts::default();
+    for process in processes {
+        match process.status {
+            Status::Up => counts.up += 1,
+            Status::Down => counts.down += 1,
+            Status::Unknown => counts.unknown += 1,
+        }
+    }
+    counts
 }

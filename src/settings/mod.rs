@@ -5,6 +5,7 @@
 pub mod filter;
 pub mod pattern;
 pub mod secret;
+pub mod shard;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +35,9 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// The `/healthz` endpoint (native `health:`); `None`: not served.
     pub health: Option<HealthSettings>,
+    /// The admin endpoint (native `admin:`): the status API, `/healthz` and `/metrics` on one
+    /// listener; `None`: not served.
+    pub admin: Option<AdminSettings>,
     /// Which temporality sums are sent with (native `metrics_temporality`, else
     /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else cumulative).
     pub temporality: TemporalityPreference,
@@ -183,6 +187,37 @@ pub struct HealthSettings {
     pub endpoint: std::net::SocketAddr,
     /// Exports failing for longer than this turn the endpoint unhealthy (503).
     pub unhealthy_after: Duration,
+}
+
+/// The admin endpoint: the gRPC status API (`proto/`), `GET /healthz` and `GET /metrics` on
+/// one listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    pub endpoint: AdminEndpoint,
+    /// Exports failing for longer than this turn `/healthz` unhealthy (503) and the status
+    /// report's health with it.
+    pub unhealthy_after: Duration,
+}
+
+/// Where the admin endpoint listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminEndpoint {
+    /// A loopback address unless the file explicitly allows another one; port 0 picks a free
+    /// port, logged at start.
+    Tcp(std::net::SocketAddr),
+    /// A UNIX socket file, created with `mode` as its permissions and removed on stop.
+    Unix { path: PathBuf, mode: u32 },
+}
+
+impl AdminEndpoint {
+    /// How the endpoint is named in messages and on the `status` command line:
+    /// `127.0.0.1:8787`, `unix:///run/supervisord-receiver/admin.sock`.
+    pub fn display(&self) -> String {
+        match self {
+            AdminEndpoint::Tcp(addr) => addr.to_string(),
+            AdminEndpoint::Unix { path, .. } => format!("unix://{}", path.display()),
+        }
+    }
 }
 
 /// Where a supervisord listens. The XML-RPC path is always `/RPC2`.

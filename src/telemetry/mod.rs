@@ -8,18 +8,25 @@
 //!   [`crate::schema::definitions`], the SDK's meter provider, its periodic reader and the
 //!   exporter it drives, apart from the targets' data.
 //! - [`ratelimit`]: named, rate-limited log events (`event="export_failed"`).
+//! - [`status`]: what the status API adds: the receiver's start, config source and reloads,
+//!   and each exporter's own counters beside the totals.
+//! - [`latest`]: the latest encoded metrics of every target, for `GET /metrics`.
+pub mod latest;
 pub mod ratelimit;
 pub mod self_metrics;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::metrics::Histogram;
 use opentelemetry::KeyValue;
 
+pub use latest::LatestMetrics;
 pub use ratelimit::RateLimitedLog;
+pub use status::{ExportRecorder, ExporterRegistry, ExporterStats, ReceiverInfo};
 
 use crate::clock::unix_nanos_now;
 use crate::schema::definitions as defs;
@@ -31,6 +38,12 @@ use crate::schema::definitions as defs;
 pub struct Telemetry {
     pub export: ExportCounters,
     pub polls: PollStats,
+    /// Each exporter's own counters, registered by the export pipeline (the status API).
+    pub exporters: ExporterRegistry,
+    /// Start time, config source and reloads (the status API).
+    pub receiver: ReceiverInfo,
+    /// Each target's latest metrics, recorded by the pipeline once `/metrics` is asked for.
+    pub latest: Arc<LatestMetrics>,
 }
 
 /// What happened to the data on its way out. Points are data points as counted in OTLP.
@@ -119,10 +132,75 @@ pub struct TargetPollStats {
     pub last_poll_unix_nano: u64,
     /// The last poll's error type; `None` when it succeeded or none happened yet.
     pub last_error_type: Option<&'static str>,
+    /// Where the target is polled, as displayed (never with credentials); empty until
+    /// [`PollStats::register_target`].
+    pub endpoint: String,
+    /// Unix nanoseconds when the last poll started (0: none yet).
+    pub last_poll_start_unix_nano: u64,
+    /// The last poll's failure message, worded as Datadog's check words it; `None` when it
+    /// succeeded or none happened yet.
+    pub last_message: Option<String>,
+    /// The processes of the last poll by mapped status; `None` unless it succeeded.
+    pub processes: Option<ProcessCounts>,
+    /// Unix nanoseconds when the next poll is due to connect (0: unknown).
+    pub next_poll_unix_nano: u64,
+    /// Failed polls in a row, up to the last one.
+    pub consecutive_failures: u64,
+}
+
+/// A poll's monitored processes by mapped status (Datadog's up, down, unknown).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessCounts {
+    pub up: u64,
+    pub down: u64,
+    pub unknown: u64,
+}
+
+/// Everything one poll tells the status, recorded under one lock by [`PollStats::record_poll`].
+#[derive(Debug, Clone, Copy)]
+pub struct PollRecord<'a> {
+    pub started_unix_nano: u64,
+    /// The XML-RPC exchange's duration (what the poll duration histogram records).
+    pub duration: Duration,
+    /// `PollError::error_type` of a failed poll.
+    pub error_type: Option<&'static str>,
+    /// The Datadog-worded message of a failed poll.
+    pub message: Option<&'a str>,
+    /// The processes of a successful poll.
+    pub processes: Option<ProcessCounts>,
+    pub next_poll_unix_nano: u64,
 }
 
 impl PollStats {
+    /// Records a poll's duration and result; what [`PollStats::record_poll`] records, without
+    /// the details the status API shows.
     pub fn record(&self, target: &str, duration: Duration, error_type: Option<&'static str>) {
+        let now = unix_nanos_now();
+        self.record_poll(
+            target,
+            PollRecord {
+                started_unix_nano: now.saturating_sub(duration.as_nanos() as u64),
+                duration,
+                error_type,
+                message: None,
+                processes: None,
+                next_poll_unix_nano: 0,
+            },
+        );
+    }
+
+    /// Records one poll: the duration histogram, the counts, and the last result with its
+    /// message, process counts and next poll, in one short lock. The message is copied only
+    /// when it differs from the last one.
+    pub fn record_poll(&self, target: &str, poll: PollRecord<'_>) {
+        let PollRecord {
+            started_unix_nano,
+            duration,
+            error_type,
+            message,
+            processes,
+            next_poll_unix_nano,
+        } = poll;
         if let Some(histogram) = self.duration.get() {
             histogram.record(
                 duration.as_secs_f64(),
@@ -145,6 +223,24 @@ impl PollStats {
         stats.last_error_type = error_type;
         if let Some(error_type) = error_type {
             *stats.errors.entry(error_type).or_default() += 1;
+            stats.consecutive_failures += 1;
+        } else {
+            stats.consecutive_failures = 0;
+        }
+        stats.last_poll_start_unix_nano = started_unix_nano;
+        if stats.last_message.as_deref() != message {
+            stats.last_message = message.map(str::to_owned);
+        }
+        stats.processes = processes;
+        stats.next_poll_unix_nano = next_poll_unix_nano;
+    }
+
+    /// A backed-off interval that did not connect: only when the next attempt is due changes.
+    pub fn record_skipped(&self, target: &str, next_poll_unix_nano: u64) {
+        if let Ok(mut map) = self.by_target.lock() {
+            if let Some(stats) = map.get_mut(target) {
+                stats.next_poll_unix_nano = next_poll_unix_nano;
+            }
         }
     }
 
@@ -165,6 +261,17 @@ impl PollStats {
         if let Ok(mut map) = self.by_target.lock() {
             if !map.contains_key(target) {
                 map.insert(target.to_owned(), TargetPollStats::default());
+            }
+        }
+    }
+
+    /// [`PollStats::register`], with the endpoint as displayed (a reload that changed the
+    /// target's endpoint calls it again, and the new one is shown).
+    pub fn register_target(&self, target: &str, endpoint: &str) {
+        if let Ok(mut map) = self.by_target.lock() {
+            let stats = map.entry(target.to_owned()).or_default();
+            if stats.endpoint != endpoint {
+                stats.endpoint = endpoint.to_owned();
             }
         }
     }
@@ -240,6 +347,66 @@ mod tests {
         assert_eq!(stats.snapshot().get("web").map(|s| s.polls), Some(3));
         stats.forget("web");
         assert!(stats.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_poll_record_keeps_what_the_status_shows() {
+        let stats = PollStats::default();
+        stats.register_target("web", "http://127.0.0.1:9001");
+        let failed = PollRecord {
+            started_unix_nano: 100,
+            duration: Duration::from_millis(7),
+            error_type: Some("connect"),
+            message: Some("Cannot connect to http://127.0.0.1:9001."),
+            processes: None,
+            next_poll_unix_nano: 200,
+        };
+        stats.record_poll("web", failed);
+        stats.record_poll(
+            "web",
+            PollRecord {
+                started_unix_nano: 200,
+                next_poll_unix_nano: 400,
+                ..failed
+            },
+        );
+        let web = stats.snapshot().remove("web").unwrap_or_default();
+        assert_eq!(web.endpoint, "http://127.0.0.1:9001");
+        assert_eq!(web.consecutive_failures, 2);
+        assert_eq!(web.last_poll_start_unix_nano, 200);
+        assert_eq!(
+            web.last_message.as_deref(),
+            Some("Cannot connect to http://127.0.0.1:9001.")
+        );
+        assert_eq!(web.processes, None);
+        stats.record_skipped("web", 600);
+        stats.record_skipped("gone", 600);
+        assert_eq!(stats.snapshot()["web"].next_poll_unix_nano, 600);
+        assert!(!stats.snapshot().contains_key("gone"));
+
+        let counts = ProcessCounts {
+            up: 3,
+            down: 1,
+            unknown: 0,
+        };
+        stats.record_poll(
+            "web",
+            PollRecord {
+                started_unix_nano: 700,
+                duration: Duration::from_millis(2),
+                error_type: None,
+                message: None,
+                processes: Some(counts),
+                next_poll_unix_nano: 800,
+            },
+        );
+        let web = stats.snapshot().remove("web").unwrap_or_default();
+        assert_eq!(web.consecutive_failures, 0);
+        assert_eq!(web.last_message, None);
+        assert_eq!(web.processes, Some(counts));
+        assert_eq!(web.next_poll_unix_nano, 800);
+        assert_eq!(web.polls, 3);
+        assert_eq!(web.errors.get("connect"), Some(&2));
     }
 
     #[test]

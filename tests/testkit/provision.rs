@@ -211,13 +211,14 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 }
 
 /// A cross-process lock: `mkdir` is atomic. The holder writes its pid inside, so a lock left by
-/// a killed process is taken over instead of blocking every later run.
-struct InstallLock {
+/// a killed process is taken over instead of blocking every later run. (The OpenMetrics parser's
+/// venv, `super::openmetrics`, is installed under one too.)
+pub struct InstallLock {
     dir: PathBuf,
 }
 
 impl InstallLock {
-    fn acquire(dir: &Path) -> Result<InstallLock, String> {
+    pub fn acquire(dir: &Path) -> Result<InstallLock, String> {
         if let Some(parent) = dir.parent() {
             fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;

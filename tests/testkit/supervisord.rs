@@ -90,7 +90,8 @@ impl Program {
         self
     }
 
-    fn section(&self) -> String {
+    /// The `[program:x]` section, as written into supervisord.conf.
+    pub fn section(&self) -> String {
         format!(
             "[program:{name}]\n\
              command={command}\n\
@@ -191,6 +192,9 @@ pub struct Options {
     pub programs: Vec<Program>,
     /// More sections, as written (an `[eventlistener:x]`).
     pub sections: Vec<String>,
+    /// More files written into supervisord's directory before it starts (path relative to
+    /// the directory, text): files an `[include]` section names.
+    pub files: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -202,6 +206,7 @@ impl Default for Options {
             auth: None,
             programs: mixed_programs(),
             sections: Vec::new(),
+            files: Vec::new(),
         }
     }
 }
@@ -232,6 +237,12 @@ impl Options {
     /// Adds a section to supervisord.conf, as written.
     pub fn section(mut self, text: &str) -> Options {
         self.sections.push(text.to_string());
+        self
+    }
+
+    /// Writes a file into supervisord's directory before it starts (`conf.d/programs.ini`).
+    pub fn file(mut self, relative: &str, text: &str) -> Options {
+        self.files.push((relative.to_string(), text.to_string()));
         self
     }
 }
@@ -285,6 +296,14 @@ impl Supervisord {
         let tcp_port = opts.tcp.then(free_port);
         let socket = opts.unix.then(|| dir.path().join("supervisor.sock"));
         let conf = dir.path().join("supervisord.conf");
+        for (relative, text) in &opts.files {
+            let path = dir.path().join(relative);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
         let text = config_text(dir.path(), tcp_port, socket.as_deref(), opts);
         fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
         let out = fs::File::create(dir.path().join("supervisord.out"))

@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use crate::export::encoded::decodes_as;
 use crate::export::{items, EncodedRequest};
 use crate::settings::{QueueSettings, Signal};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{ExportRecorder, ExporterStats, Telemetry};
 use disk::DiskStore;
 
 /// One queued batch, as the sender gets it: possibly several pushed batches merged, oldest
@@ -74,10 +74,11 @@ struct State {
     disk_failing: bool,
 }
 
-/// Queue totals across exporters, for the telemetry gauges.
+/// Queue totals across exporters, for the telemetry gauges, and per exporter (its signals'
+/// queues added up) for the status API.
 #[derive(Debug)]
 pub struct QueueGauges {
-    slots: Mutex<Vec<(u64, u64)>>,
+    slots: Mutex<Vec<(u64, u64, Arc<ExporterStats>)>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -89,21 +90,28 @@ impl QueueGauges {
         })
     }
 
-    fn register(&self) -> usize {
+    fn register(&self, exporter: Arc<ExporterStats>) -> usize {
         let mut slots = lock(&self.slots);
-        slots.push((0, 0));
+        slots.push((0, 0, exporter));
         slots.len() - 1
     }
 
     fn set(&self, slot: usize, batches: u64, bytes: u64) {
         let mut slots = lock(&self.slots);
-        if let Some(s) = slots.get_mut(slot) {
-            *s = (batches, bytes);
-        }
+        let Some(s) = slots.get_mut(slot) else {
+            return;
+        };
+        (s.0, s.1) = (batches, bytes);
+        let exporter = Arc::clone(&s.2);
         let (b, n) = slots
             .iter()
-            .fold((0, 0), |(b, n), (sb, sn)| (b + sb, n + sn));
+            .fold((0, 0), |(b, n), (sb, sn, _)| (b + sb, n + sn));
         self.telemetry.export.set_queue(b, n);
+        let (b, n) = slots
+            .iter()
+            .filter(|(_, _, e)| Arc::ptr_eq(e, &exporter))
+            .fold((0, 0), |(b, n), (sb, sn, _)| (b + sb, n + sn));
+        exporter.counters.set_queue(b, n);
     }
 }
 
@@ -130,18 +138,34 @@ pub struct SendingQueue {
     pushed: Notify,
     gauges: Arc<QueueGauges>,
     slot: usize,
-    telemetry: Arc<Telemetry>,
+    /// The exporter's counters and the totals.
+    recorder: ExportRecorder,
 }
 
 impl SendingQueue {
-    /// An in-memory queue, or the exporter's persistent one for `signal` under
-    /// `settings.storage` with what a previous run left in it.
+    /// [`SendingQueue::open_counted`] for an exporter of no pipeline: its own counters are
+    /// kept nowhere, the totals in `telemetry` (the queue and sender tests).
+    #[cfg(test)]
     pub fn open(
         exporter: &str,
         signal: Signal,
         settings: &QueueSettings,
         gauges: Arc<QueueGauges>,
         telemetry: Arc<Telemetry>,
+    ) -> Result<SendingQueue, (PathBuf, String)> {
+        let recorder = ExportRecorder::new(telemetry, ExporterStats::detached());
+        SendingQueue::open_counted(exporter, signal, settings, gauges, recorder)
+    }
+
+    /// An in-memory queue, or the exporter's persistent one for `signal` under
+    /// `settings.storage` with what a previous run left in it. Drops and the queue's size are
+    /// counted by `recorder`: in the exporter's own counters and in the totals.
+    pub fn open_counted(
+        exporter: &str,
+        signal: Signal,
+        settings: &QueueSettings,
+        gauges: Arc<QueueGauges>,
+        recorder: ExportRecorder,
     ) -> Result<SendingQueue, (PathBuf, String)> {
         // Disabled: room for the batch being sent only; what arrives meanwhile is dropped.
         let (max_batches, max_bytes) = if settings.enabled {
@@ -185,7 +209,7 @@ impl SendingQueue {
             }
             state.store = Some(store);
         }
-        let slot = gauges.register();
+        let slot = gauges.register(Arc::clone(recorder.own()));
         let queue = SendingQueue {
             exporter: name,
             signal,
@@ -195,7 +219,7 @@ impl SendingQueue {
             pushed: Notify::new(),
             gauges,
             slot,
-            telemetry,
+            recorder,
         };
         // Limits lowered since the last run: the oldest go first, as on any overflow.
         let mut state = queue.lock();
@@ -237,6 +261,11 @@ impl SendingQueue {
         (self.max_batches, self.max_bytes)
     }
 
+    /// Where this queue's exporter counts (its own stats and the totals).
+    pub fn recorder(&self) -> &ExportRecorder {
+        &self.recorder
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -250,7 +279,7 @@ impl SendingQueue {
         let mut state = self.lock();
         let Some(evict) = self.evictions(&state, bytes) else {
             drop(state);
-            self.telemetry.export.add_dropped(points);
+            self.recorder.add_dropped(points);
             tracing::warn!(
                 exporter = %self.exporter,
                 points,
@@ -339,7 +368,7 @@ impl SendingQueue {
         let removed: Vec<Entry> = state.entries.drain(at..at + count).collect();
         let points: u64 = removed.iter().map(|e| e.points).sum();
         state.bytes -= removed.iter().map(|e| e.bytes).sum::<u64>();
-        self.telemetry.export.add_dropped(points);
+        self.recorder.add_dropped(points);
         let total = state.overflow.get_or_insert((0, 0));
         if total.0 == 0 {
             tracing::warn!(
@@ -417,7 +446,7 @@ impl SendingQueue {
             }
         }
         if unreadable_points > 0 {
-            self.telemetry.export.add_dropped(unreadable_points);
+            self.recorder.add_dropped(unreadable_points);
             tracing::error!(
                 exporter = %self.exporter,
                 "a batch in the persistent sending queue does not decode: {unreadable_points} \

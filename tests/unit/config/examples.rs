@@ -105,6 +105,12 @@ fn native_example_loads_with_every_option_on() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(s.exporters[2], ExporterSettings::Debug { .. }));
+    let admin = s
+        .admin
+        .as_ref()
+        .unwrap_or_else(|| panic!("admin: uncommented"));
+    assert_eq!(admin.endpoint.display(), "127.0.0.1:8787");
+    assert_eq!(admin.unhealthy_after, Duration::from_secs(300));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Configuration loading through the public API: both example files, every error text of the
 //! Datadog check, unknown keys, `${env:...}`, the OTEL_* variables, positions and secrets.
 
+mod admin;
 mod datadog;
 mod env;
 mod examples;
