@@ -13,7 +13,12 @@
 //! redb commits are atomic and durable when `commit` returns (checksummed pages, fsync), and a
 //! file left by a crash is repaired on open, so a batch is either wholly queued or not at all.
 //! The file is opened with the integrity check on, so a file damaged outside redb is reported
-//! rather than trusted; such a file is moved aside and the queue starts empty.
+//! rather than trusted; such a file is moved aside (`queue.redb.corrupt-<unix seconds>`) and
+//! the queue starts empty.
+//!
+//! What the host does to the file (a full or read-only filesystem, the directory removed) is
+//! reported by [`DiskStore::open`], [`DiskStore::commit`] and [`DiskStore::check_in_place`]; the
+//! queue decides what to do about it (see `fault.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,6 +53,27 @@ pub(crate) struct StoredBatch {
 pub(crate) struct DiskStore {
     db: Database,
     file: PathBuf,
+    /// The file's device and inode when opened: a file removed or replaced behind the open
+    /// database no longer has them at its path.
+    identity: (u64, u64),
+}
+
+/// Why a queue file could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenFailure {
+    /// Another process holds it: using it too would corrupt both queues.
+    InUse(String),
+    /// The host's to fix, and maybe fixed later (a full or read-only filesystem, a missing
+    /// directory, permissions): the path and the OS reason.
+    Unavailable(String),
+}
+
+impl OpenFailure {
+    pub fn reason(&self) -> &str {
+        match self {
+            OpenFailure::InUse(r) | OpenFailure::Unavailable(r) => r,
+        }
+    }
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -92,29 +118,53 @@ impl DiskStore {
         storage: &Path,
         exporter: &str,
         signal: Signal,
-    ) -> Result<(DiskStore, Vec<StoredBatch>), String> {
+    ) -> Result<(DiskStore, Vec<StoredBatch>), OpenFailure> {
         let dir = queue_dir(storage, exporter, signal);
-        create_private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        create_private_dir(&dir).map_err(|e| {
+            OpenFailure::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
         let file = dir.join(FILE_NAME);
         let db = match open_db(&file) {
             Ok(db) => db,
-            Err(OpenError::Fatal(reason)) => return Err(reason),
+            Err(OpenError::InUse(reason)) => return Err(OpenFailure::InUse(reason)),
+            Err(OpenError::Fatal(reason)) => return Err(OpenFailure::Unavailable(reason)),
             Err(OpenError::Unreadable(reason)) => {
-                let aside = set_aside(&file)?;
-                tracing::error!(
+                let aside = set_aside(&file).map_err(OpenFailure::Unavailable)?;
+                tracing::warn!(
                     file = %file.display(),
                     moved_to = %aside.display(),
-                    "the persistent sending queue is unreadable ({reason}); it was moved aside \
-                     and the queue starts empty"
+                    "the persistent sending queue {} is corrupt ({reason}): moved aside to {}; \
+                     the queue starts empty",
+                    file.display(),
+                    aside.display()
                 );
-                open_db(&file).map_err(|e| e.reason())?
+                open_db(&file).map_err(|e| match e {
+                    OpenError::InUse(r) => OpenFailure::InUse(r),
+                    e => OpenFailure::Unavailable(e.reason()),
+                })?
             }
         };
-        let store = DiskStore { db, file };
-        let batches = store
-            .scan()
-            .map_err(|e| format!("cannot read {}: {e}", store.file.display()))?;
+        let identity = identity(&file)
+            .map_err(|e| OpenFailure::Unavailable(format!("{}: {e}", file.display())))?;
+        let store = DiskStore { db, file, identity };
+        let batches = store.scan().map_err(|e| {
+            OpenFailure::Unavailable(format!("cannot read {}: {e}", store.file.display()))
+        })?;
         Ok((store, batches))
+    }
+
+    /// `Err` with the path and the reason when the file is no longer the one opened: removed
+    /// (with its directory, say) or replaced. The open database would carry on writing to a file
+    /// nobody can find again.
+    pub fn check_in_place(&self) -> Result<(), String> {
+        match identity(&self.file) {
+            Ok(id) if id == self.identity => Ok(()),
+            Ok(_) => Err(format!(
+                "{} was replaced by another file",
+                self.file.display()
+            )),
+            Err(e) => Err(format!("{}: {e}", self.file.display())),
+        }
     }
 
     pub fn file(&self) -> &Path {
@@ -147,13 +197,22 @@ impl DiskStore {
         insert: Option<(u64, u64, &[u8])>,
         remove: &[u64],
     ) -> Result<(), redb::Error> {
+        self.commit_many(insert.as_slice(), remove)
+    }
+
+    /// [`DiskStore::commit`] of several batches (seq, points, encoded request) at once.
+    pub fn commit_many(
+        &self,
+        insert: &[(u64, u64, &[u8])],
+        remove: &[u64],
+    ) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(BATCHES)?;
             for seq in remove {
                 table.remove(seq)?;
             }
-            if let Some((seq, points, bytes)) = insert {
+            for &(seq, points, bytes) in insert {
                 table.insert(seq, (points, bytes))?;
             }
         }
@@ -190,16 +249,25 @@ impl DiskStore {
 enum OpenError {
     /// Unusable as it is, but the directory is fine: set the file aside and start anew.
     Unreadable(String),
-    /// Nothing to do about it here: permissions, I/O, another process holding the file.
+    /// Another process holds the file.
+    InUse(String),
+    /// Nothing to do about it here: permissions, a full or read-only disk, I/O.
     Fatal(String),
 }
 
 impl OpenError {
     fn reason(self) -> String {
         match self {
-            OpenError::Unreadable(r) | OpenError::Fatal(r) => r,
+            OpenError::Unreadable(r) | OpenError::InUse(r) | OpenError::Fatal(r) => r,
         }
     }
+}
+
+/// A file's device and inode.
+fn identity(file: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file)?;
+    Ok((meta.dev(), meta.ino()))
 }
 
 fn open_db(file: &Path) -> Result<Database, OpenError> {
@@ -213,7 +281,7 @@ fn open_db(file: &Path) -> Result<Database, OpenError> {
     match opened {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch)) => {
-            Err(OpenError::Fatal(format!(
+            Err(OpenError::InUse(format!(
                 "{} is in use by another process (another receiver with the same storage?)",
                 file.display()
             )))
@@ -235,13 +303,13 @@ fn open_db(file: &Path) -> Result<Database, OpenError> {
     }
 }
 
-/// Renames a damaged file to `queue.redb.damaged-<unix seconds>`, kept for inspection.
+/// Renames a corrupt file to `queue.redb.corrupt-<unix seconds>`, kept for inspection.
 fn set_aside(file: &Path) -> Result<PathBuf, String> {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let aside = file.with_extension(format!("redb.damaged-{secs}"));
+    let aside = file.with_extension(format!("redb.corrupt-{secs}"));
     std::fs::rename(file, &aside)
         .map_err(|e| format!("cannot move the unreadable {} aside: {e}", file.display()))?;
     Ok(aside)
@@ -333,11 +401,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_held, _) = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap();
         let err = DiskStore::open(dir.path(), "otlp", Signal::Metrics).unwrap_err();
-        assert!(err.contains("in use by another process"), "{err}");
+        assert!(
+            matches!(&err, OpenFailure::InUse(r) if r.contains("in use by another process")),
+            "{err:?}"
+        );
     }
 
     #[test]
-    fn a_damaged_file_is_moved_aside_and_the_queue_starts_empty() {
+    fn a_corrupt_file_is_moved_aside_and_the_queue_starts_empty() {
         for damage in [&b"not a database at all"[..], &[0u8; 4096][..]] {
             let dir = tempfile::tempdir().unwrap();
             let file = exporter_dir(dir.path(), "otlp").join(FILE_NAME);
@@ -351,7 +422,7 @@ mod tests {
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             assert!(
-                names.iter().any(|n| n.starts_with("queue.redb.damaged-")),
+                names.iter().any(|n| n.starts_with("queue.redb.corrupt-")),
                 "{names:?}"
             );
         }

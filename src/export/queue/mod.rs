@@ -17,8 +17,12 @@
 //!
 //! Every operation is synchronous and short; on disk it includes an fsync, so async callers
 //! run it on the blocking pool (see [`SendingQueue::push_async`]).
+//!
+//! A persistent queue whose disk fails (full, read-only, its directory removed) carries on in
+//! memory within the same limits and goes back to disk when it can: see `fault.rs`.
 
 mod disk;
+mod fault;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -31,7 +35,8 @@ use crate::export::encoded::decodes_as;
 use crate::export::{items, EncodedRequest};
 use crate::settings::{QueueSettings, Signal};
 use crate::telemetry::{ExportRecorder, ExporterStats, Telemetry};
-use disk::DiskStore;
+use disk::{DiskStore, OpenFailure};
+use fault::Fault;
 
 /// One queued batch, as the sender gets it: possibly several pushed batches merged, oldest
 /// first.
@@ -70,8 +75,12 @@ struct State {
     store: Option<DiskStore>,
     /// Batches and points dropped since the queue became full, for one log line per episode.
     overflow: Option<(u64, u64)>,
-    /// Whether a failed disk write was already logged (once until writes work again).
-    disk_failing: bool,
+    /// The configured disk cannot be used: everything is in memory (`store` is `None`) until a
+    /// retry succeeds.
+    fault: Option<Fault>,
+    /// Whether the store was open at some point of this run: what it held is then in `entries`
+    /// already, and what a reopened file holds beyond them is stale.
+    opened_once: bool,
 }
 
 /// Queue totals across exporters, for the telemetry gauges, and per exporter (its signals'
@@ -132,6 +141,8 @@ pub struct SendingQueue {
     /// For messages: the exporter's key, with ` (logs)` for its logs queue.
     exporter: String,
     signal: Signal,
+    /// The storage directory and the exporter's key, for a persistent queue.
+    storage: Option<(PathBuf, String)>,
     max_batches: u64,
     max_bytes: u64,
     state: Mutex<State>,
@@ -180,39 +191,56 @@ impl SendingQueue {
             next_seq: 0,
             store: None,
             overflow: None,
-            disk_failing: false,
+            fault: None,
+            opened_once: false,
         };
         let name = display_name(exporter, signal);
         let what = items(signal);
-        if let (true, Some(storage)) = (settings.enabled, &settings.storage) {
-            let (store, found) =
-                DiskStore::open(storage, exporter, signal).map_err(|e| (storage.clone(), e))?;
-            for b in &found {
-                state.bytes += b.bytes;
-                state.entries.push_back(Entry {
-                    seq: b.seq,
-                    points: b.points,
-                    bytes: b.bytes,
-                    encoded: None,
-                });
+        let storage = match (settings.enabled, &settings.storage) {
+            (true, Some(storage)) => Some(storage.clone()),
+            _ => None,
+        };
+        let opened = storage
+            .as_ref()
+            .map(|storage| DiskStore::open(storage, exporter, signal));
+        match opened {
+            None => {}
+            Some(Err(OpenFailure::InUse(reason))) => {
+                return Err((storage.unwrap_or_default(), reason));
             }
-            state.next_seq = found.last().map_or(0, |b| b.seq + 1);
-            if !found.is_empty() {
-                tracing::info!(
-                    exporter = name,
-                    file = %store.file().display(),
-                    batches = found.len(),
-                    points = found.iter().map(|b| b.points).sum::<u64>(),
-                    "the persistent sending queue holds batches from a previous run ({what}); \
-                     sending them oldest first"
-                );
+            Some(Err(OpenFailure::Unavailable(reason))) => {
+                state.fault = Some(Fault::at_start(&name, &reason));
             }
-            state.store = Some(store);
+            Some(Ok((store, found))) => {
+                for b in &found {
+                    state.bytes += b.bytes;
+                    state.entries.push_back(Entry {
+                        seq: b.seq,
+                        points: b.points,
+                        bytes: b.bytes,
+                        encoded: None,
+                    });
+                }
+                state.next_seq = found.last().map_or(0, |b| b.seq + 1);
+                if !found.is_empty() {
+                    tracing::info!(
+                        exporter = name,
+                        file = %store.file().display(),
+                        batches = found.len(),
+                        points = found.iter().map(|b| b.points).sum::<u64>(),
+                        "the persistent sending queue holds batches from a previous run ({what}); \
+                         sending them oldest first"
+                    );
+                }
+                state.store = Some(store);
+                state.opened_once = true;
+            }
         }
         let slot = gauges.register(Arc::clone(recorder.own()));
         let queue = SendingQueue {
             exporter: name,
             signal,
+            storage: storage.map(|s| (s, exporter.to_string())),
             max_batches,
             max_bytes,
             state: Mutex::new(state),
@@ -223,20 +251,24 @@ impl SendingQueue {
         };
         // Limits lowered since the last run: the oldest go first, as on any overflow.
         let mut state = queue.lock();
-        let evict = queue.evictions(&state, 0).unwrap_or(0);
-        let evicted = disk_seqs(state.entries.iter().take(evict));
-        if let Some(store) = &state.store {
-            if let Err(e) = store.commit(None, &evicted) {
-                tracing::warn!(
-                    exporter = %queue.exporter,
-                    "cannot trim the persistent sending queue: {e}"
-                );
-            }
-        }
-        queue.evict(&mut state, evict);
+        queue.trim(&mut state);
         queue.publish(&state);
         drop(state);
         Ok(queue)
+    }
+
+    /// Drops the oldest idle batches while the queue is over its limits (lowered since the
+    /// batches were written), from disk too.
+    fn trim(&self, state: &mut State) {
+        let evict = self.evictions(state, 0).unwrap_or(0);
+        let evicted = disk_seqs(state.entries.iter().skip(state.in_flight).take(evict));
+        if let Some(store) = &state.store {
+            if let Err(e) = store.commit(None, &evicted) {
+                let reason = format!("{}: {e}", store.file().display());
+                self.disk_failed(state, reason);
+            }
+        }
+        self.evict(state, evict);
     }
 
     /// The exporter's key, with ` (logs)` for a logs queue: how messages name it.
@@ -248,11 +280,12 @@ impl SendingQueue {
         self.signal
     }
 
+    /// Whether the queue is configured on disk (it may be in memory for now, the disk failing).
     pub fn is_persistent(&self) -> bool {
-        self.lock().store.is_some()
+        self.storage.is_some()
     }
 
-    /// The queue file, for messages.
+    /// The queue file, while the queue is on disk.
     pub fn file(&self) -> Option<PathBuf> {
         self.lock().store.as_ref().map(|s| s.file().to_path_buf())
     }
@@ -277,6 +310,7 @@ impl SendingQueue {
         let encoded = request.bytes().clone();
         let bytes = encoded.len() as u64;
         let mut state = self.lock();
+        self.check_disk(&mut state);
         let Some(evict) = self.evictions(&state, bytes) else {
             drop(state);
             self.recorder.add_dropped(points);
@@ -291,8 +325,8 @@ impl SendingQueue {
         let seq = state.next_seq;
         state.next_seq += 1;
         let evicted = disk_seqs(state.entries.iter().skip(state.in_flight).take(evict));
-        // One commit adds the batch and removes the evicted ones. If it fails, the batch is kept
-        // in memory; the evicted ones stay on disk and are evicted again at the next start.
+        // One commit adds the batch and removes the evicted ones. If it fails, the queue goes
+        // to memory, this batch included, until the disk can be used again.
         let written = state.store.as_ref().map(|store| {
             store
                 .commit(Some((seq, points, &encoded)), &evicted)
@@ -300,23 +334,9 @@ impl SendingQueue {
         });
         let encoded = match written {
             None => Some(encoded),
-            Some(Ok(())) => {
-                if std::mem::take(&mut state.disk_failing) {
-                    tracing::info!(
-                        exporter = %self.exporter,
-                        "the persistent sending queue is writable again"
-                    );
-                }
-                None
-            }
+            Some(Ok(())) => None,
             Some(Err(reason)) => {
-                if !std::mem::replace(&mut state.disk_failing, true) {
-                    tracing::error!(
-                        exporter = %self.exporter,
-                        "cannot write to the persistent sending queue ({reason}): keeping \
-                         batches in memory until it works again (lost if the receiver stops)"
-                    );
-                }
+                self.disk_failed(&mut state, reason);
                 Some(encoded)
             }
         };
@@ -471,19 +491,21 @@ impl SendingQueue {
         state.bytes -= removed.iter().map(|e| e.bytes).sum::<u64>();
         let seqs = disk_seqs(removed.iter());
         let now_empty = state.entries.is_empty();
+        let mut failed = None;
         if let Some(store) = state.store.as_mut() {
             if !seqs.is_empty() {
                 if let Err(e) = store.commit(None, &seqs) {
-                    // They are sent; at worst they are sent again after a restart.
-                    tracing::warn!(
-                        exporter = %self.exporter,
-                        "cannot remove sent batches from the persistent sending queue: {e}"
-                    );
+                    // They are sent; the rest goes to memory, and the file is brought in line
+                    // with it when the disk works again.
+                    failed = Some(format!("{}: {e}", store.file().display()));
                 }
             }
-            if now_empty {
+            if now_empty && failed.is_none() {
                 store.compact_if_large();
             }
+        }
+        if let Some(reason) = failed {
+            self.disk_failed(&mut state, reason);
         }
         self.publish(&state);
     }
@@ -833,5 +855,131 @@ mod tests {
         let taken = logs.take(u64::MAX).unwrap();
         assert!(taken.request.is_empty());
         assert_eq!(dropped(&telemetry), 2);
+    }
+
+    /// A storage directory that cannot be created: the queue starts in memory, and moves to
+    /// disk once it can be.
+    #[test]
+    fn a_storage_that_cannot_be_opened_keeps_the_queue_in_memory_until_it_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("queue");
+        // A file where the directory belongs: `Not a directory`, as a read-only disk would fail.
+        std::fs::write(&storage, b"").unwrap();
+        let settings = QueueSettings {
+            storage: Some(storage.clone()),
+            ..QueueSettings::default()
+        };
+        let (queue, telemetry) = open(&settings);
+        assert!(queue.is_persistent() && queue.file().is_none());
+        queue.push(request("a", 1));
+        queue.push(request("b", 2));
+        assert_eq!(queue.memory_only().points, 3);
+
+        std::fs::remove_file(&storage).unwrap();
+        queue.push(request("c", 4));
+        assert!(queue.file().is_none(), "not retried before it is due");
+        queue.retry_now();
+        queue.push(request("d", 8));
+        assert_eq!(
+            queue.file(),
+            Some(queue_file(&storage, "otlp/test", Signal::Metrics))
+        );
+        assert_eq!(queue.memory_only(), Leftover::default(), "all on disk");
+        drop(queue);
+        let (queue, _) = open(&settings);
+        assert_eq!(
+            names(&queue.take(u64::MAX).unwrap().request),
+            ["a", "b", "c", "d"]
+        );
+        assert_eq!(dropped(&telemetry), 0);
+    }
+
+    /// What a previous run left on a disk that could not be opened at start is sent first once
+    /// it can.
+    #[test]
+    fn batches_of_a_previous_run_on_a_disk_unusable_at_start_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("queue");
+        let settings = QueueSettings {
+            storage: Some(storage.clone()),
+            ..QueueSettings::default()
+        };
+        {
+            let (queue, _) = open(&settings);
+            queue.push(request("old1", 1));
+            queue.push(request("old2", 1));
+        }
+        let moved = dir.path().join("moved");
+        std::fs::rename(&storage, &moved).unwrap();
+        std::fs::write(&storage, b"").unwrap();
+        let (queue, _) = open(&settings);
+        queue.push(request("new1", 1));
+        std::fs::remove_file(&storage).unwrap();
+        std::fs::rename(&moved, &storage).unwrap();
+        queue.retry_now();
+        queue.push(request("new2", 1));
+        assert!(queue.file().is_some());
+        assert_eq!(queue.leftover().batches, 4);
+        let taken = queue.take(u64::MAX).unwrap();
+        assert_eq!(names(&taken.request), ["old1", "old2", "new1", "new2"]);
+        queue.finish(&taken);
+        drop(queue);
+        let (queue, _) = open(&settings);
+        assert!(
+            queue.take(u64::MAX).is_none(),
+            "all removed from disk once sent"
+        );
+    }
+
+    /// The directory removed under a running queue: what it held is kept, and the directory is
+    /// recreated with it at the next push.
+    #[test]
+    fn a_removed_directory_is_recreated_with_what_the_queue_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("queue");
+        let settings = QueueSettings {
+            storage: Some(storage.clone()),
+            ..QueueSettings::default()
+        };
+        let (queue, telemetry) = open(&settings);
+        queue.push(request("a", 1));
+        queue.push(request("b", 2));
+        // One being sent while it happens.
+        let taken = queue.take(1).unwrap();
+        std::fs::remove_dir_all(&storage).unwrap();
+        queue.push(request("c", 4));
+        let file = queue_file(&storage, "otlp/test", Signal::Metrics);
+        assert!(file.is_file(), "recreated");
+        assert_eq!(queue.file(), Some(file));
+        assert_eq!(queue.memory_only(), Leftover::default(), "all on disk");
+        drop(taken);
+        drop(queue);
+        // The one being sent was not acknowledged: still queued.
+        let (queue, _) = open(&settings);
+        assert_eq!(
+            names(&queue.take(u64::MAX).unwrap().request),
+            ["a", "b", "c"]
+        );
+        assert_eq!(dropped(&telemetry), 0);
+    }
+
+    #[test]
+    fn a_second_queue_on_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = QueueSettings {
+            storage: Some(dir.path().to_path_buf()),
+            ..QueueSettings::default()
+        };
+        let (_held, _) = open(&settings);
+        let telemetry = Arc::new(Telemetry::default());
+        let err = SendingQueue::open(
+            "otlp/test",
+            Signal::Metrics,
+            &settings,
+            QueueGauges::new(telemetry.clone()),
+            telemetry,
+        )
+        .unwrap_err();
+        assert!(err.1.contains("in use by another process"), "{err:?}");
     }
 }
