@@ -14,13 +14,13 @@
 mod provision;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let target_dir = match std::env::args_os().nth(1) {
         Some(dir) => PathBuf::from(dir),
-        None => match built_in() {
+        None => match provision::built_target_dir() {
             Some(dir) => dir,
             None => {
                 eprintln!("usage: provision TARGET_DIR (no cargo target dir above this program)");
@@ -45,14 +45,6 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-/// The nearest ancestor of this program that cargo marked as a target dir.
-fn built_in() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    exe.ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .map(Path::to_path_buf)
 }
 
 /// `argv` joined with tabs, when no word holds a tab or a line break.

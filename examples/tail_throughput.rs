@@ -47,27 +47,23 @@
 //! newest `max_bytes_per_poll`. No figure is asserted: the run fails only when the receiver
 //! exits, no line arrives, or a line arrives cut or out of order.
 
+#[path = "common/bench.rs"]
+mod bench;
 #[allow(dead_code)]
 #[path = "../tests/testkit/proc_tree.rs"]
 mod proc_tree;
-#[allow(dead_code)]
-#[path = "../tests/testkit/provision.rs"]
-mod provision;
 
 use std::fs;
-use std::io;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use proc_tree::{signal, stop_supervisord};
-use provision::SupervisorTools;
+use bench::provision::SupervisorTools;
+use bench::{scrubbed, NotReady, Receiver, SupervisordProcess};
 
 /// Every line the program writes is this long, its newline included.
 const LINE_BYTES: u64 = 100;
@@ -86,24 +82,6 @@ const READY_WAIT: Duration = Duration::from_secs(30);
 const SETTLE_WAIT: Duration = Duration::from_secs(15);
 /// The event name of the record that counts skipped bytes.
 const SKIPPED_EVENT: &str = "supervisord.process.output.skipped";
-
-/// Variables of this process's environment that would change what the receiver does.
-const SCRUBBED_ENV: [&str; 14] = [
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-    "OTEL_METRICS_EXPORTER",
-    "OTEL_LOGS_EXPORTER",
-    "OTEL_METRIC_EXPORT_INTERVAL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "RUST_LOG",
-];
 
 /// The program: waits for `DIR/go`, then writes numbered 100-byte lines in writes of
 /// `LINES_PER_WRITE` lines until `DIR/stop` appears, paced at RATE bytes per second when RATE
@@ -214,16 +192,9 @@ fn main() -> Result<()> {
     if !matches!(args.compression.as_str(), "gzip" | "none") {
         bail!("--compression is gzip or none");
     }
-    let binary = receiver_binary(args.receiver.as_deref())?;
-    let stale = newer_sources(&binary);
-    if let Some(source) = &stale {
-        eprintln!(
-            "warning: {} is older than {}: rebuild it with `cargo build --release`",
-            binary.display(),
-            source.display()
-        );
-    }
-    let tools = provision::provision(&target_dir()).map_err(anyhow::Error::msg)?;
+    let binary = bench::receiver_binary(args.receiver.as_deref())?;
+    let stale = bench::warn_if_stale(&binary);
+    let tools = bench::supervisor_tools()?;
     let version = tools.try_version().map_err(anyhow::Error::msg)?;
     let mut setups = vec![Setup { output: None }];
     for &per_poll in &args.per_poll_kib {
@@ -244,27 +215,16 @@ fn main() -> Result<()> {
         compression: &args.compression,
     };
 
-    let load_before = load_average();
+    let load_before = bench::load_average();
     let mut rows = Vec::new();
     for setup in setups {
         eprintln!("output {}: measuring {} s", setup.label(), args.duration);
         rows.push(measure(setup, &plan)?);
     }
-    let load_after = load_average();
+    let load = [load_before, bench::load_average()];
 
     println!();
-    println!("machine:     {}", machine());
-    println!("load:        {load_before} before, {load_after} after (1, 5, 15 min)");
-    println!("supervisord: {version} ({})", tools.origin);
-    println!(
-        "receiver:    {}{}",
-        binary.display(),
-        if stale.is_some() {
-            " (OLDER THAN src/)"
-        } else {
-            ""
-        }
-    );
+    bench::print_environment(&load, &tools, &version, &binary, stale);
     println!(
         "program:     python3, {LINE_BYTES}-byte numbered lines to stdout in writes of {} kB, {}",
         LINES_PER_WRITE * LINE_BYTES / 1000,
@@ -330,7 +290,7 @@ fn measure(setup: Setup, plan: &Plan) -> Result<Row> {
         &config,
         receiver_config(setup, &svd.socket, &sink.endpoint(), plan.compression),
     )?;
-    let mut receiver = Receiver::start(plan.binary, &config, &dir.join("receiver.log"))?;
+    let mut receiver = Receiver::start(plan.binary, &config, &dir.join("receiver.log"), &[])?;
 
     // The first poll found the log empty: the tail reads it from its start.
     wait_for(&sink, &mut receiver, "the first poll", |c| {
@@ -344,7 +304,7 @@ fn measure(setup: Setup, plan: &Plan) -> Result<Row> {
     thread::sleep(WARM_UP);
     receiver.check_alive()?;
 
-    let cpu = |pid: u32| cpu_ns(pid).with_context(|| format!("no CPU clock for pid {pid}"));
+    let cpu = |pid: u32| bench::cpu_ns(pid).with_context(|| format!("no CPU clock for pid {pid}"));
     let log_size = || fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let counts_before = sink.counts();
     let (receiver_before, svd_before, writer_before) =
@@ -598,44 +558,6 @@ fn print_tables(rows: &[Row]) {
     }
 }
 
-/// The kernel's CPU-time clock of a whole process (every thread, exited ones included: its
-/// utime + stime, in nanoseconds). The clock id is what glibc's `clock_getcpuclockid` returns
-/// (`MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)`), built here since the libc crate does not
-/// declare that function on Linux. Falls back to `/proc/PID/stat`'s ticks.
-fn cpu_ns(pid: u32) -> Option<u64> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    let clock: libc::clockid_t = ((!pid) << 3) | 2;
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the duration of the call.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } == 0 {
-        let secs = u64::try_from(ts.tv_sec).ok()?;
-        let nanos = u64::try_from(ts.tv_nsec).ok()?;
-        return Some(secs * 1_000_000_000 + nanos);
-    }
-    stat_ticks(pid).map(|ticks| {
-        // SAFETY: sysconf reads a configuration value and has no memory effects.
-        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-            .unwrap_or(100)
-            .max(1);
-        ticks * 1_000_000_000 / hz
-    })
-}
-
-/// utime + stime from `/proc/PID/stat`, in clock ticks.
-fn stat_ticks(pid: libc::pid_t) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ...`: fields counted from the last `)`; utime and stime are fields 14
-    // and 15, the 12th and 13th after it.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
 /// `VmHWM` of `/proc/PID/status`, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -645,29 +567,9 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     })
 }
 
-/// Kills the child with SIGTERM when this process dies without running Drop (Ctrl-C).
-fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-fn scrubbed(mut cmd: Command) -> Command {
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// A supervisord with the writing program. Dropping it stops both.
 struct Supervisord {
-    child: Option<Child>,
+    process: SupervisordProcess,
     dir: PathBuf,
     socket: PathBuf,
 }
@@ -697,40 +599,28 @@ impl Supervisord {
                 script = script.display(),
             ),
         )?;
-        let out = fs::File::create(dir.join("supervisord.out"))?;
-        let err = out.try_clone()?;
-        let mut cmd = scrubbed(tools.supervisord());
-        cmd.arg("-c")
-            .arg(&conf)
-            .arg("-n")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        die_with_parent(&mut cmd);
-        let child = cmd.spawn().context("cannot spawn supervisord")?;
+        let process = SupervisordProcess::spawn(scrubbed(tools.supervisord()), &conf, dir)?;
         let mut s = Supervisord {
-            child: Some(child),
+            process,
             dir: dir.to_path_buf(),
             socket,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("supervisord exited with {status}:\n{}", s.logs());
+        let socket = s.socket.clone();
+        match s.process.wait_ready(Duration::from_millis(50), || {
+            UnixStream::connect(&socket).is_ok()
+        }) {
+            Ok(()) => Ok(s),
+            Err(NotReady::Exited(status)) => {
+                bail!("supervisord exited with {status}:\n{}", s.logs())
             }
-            if UnixStream::connect(&s.socket).is_ok() {
-                return Ok(s);
+            Err(NotReady::TimedOut) => {
+                bail!("supervisord did not listen within 20 s:\n{}", s.logs())
             }
-            if Instant::now() > deadline {
-                bail!("supervisord did not listen within 20 s:\n{}", s.logs());
-            }
-            thread::sleep(Duration::from_millis(50));
         }
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.process.pid().unwrap_or(0)
     }
 
     /// The writing program: supervisord's one live child.
@@ -756,172 +646,6 @@ impl Supervisord {
             read("writer.err")
         )
     }
-}
-
-impl Drop for Supervisord {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_supervisord(&mut child, Duration::from_secs(10));
-        }
-    }
-}
-
-/// `supervisord-receiver run --config FILE`, its output in a file. Dropping it stops it with
-/// SIGTERM.
-struct Receiver {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Receiver {
-    fn start(binary: &Path, config: &Path, log: &Path) -> Result<Receiver> {
-        let out = fs::File::create(log)?;
-        let err = out.try_clone()?;
-        let mut cmd = scrubbed(Command::new(binary));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        Ok(Receiver {
-            child: Some(child),
-            log: log.to_path_buf(),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Lines of its log at WARN or ERROR.
-    fn warnings(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn check_alive(&mut self) -> Result<()> {
-        if let Some(status) = self
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-        {
-            bail!("the receiver exited with {status}:\n{}", self.log());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        signal(child.id(), &[], libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// The receiver binary: `explicit`, or `supervisord-receiver` in the profile dir this example
-/// was built in (`target/release/examples/tail_throughput` → `target/release/`).
-fn receiver_binary(explicit: Option<&Path>) -> Result<PathBuf> {
-    let path = match explicit {
-        Some(path) => path.to_path_buf(),
-        None => {
-            let exe = std::env::current_exe().context("cannot find this program's path")?;
-            let profile = exe
-                .parent()
-                .and_then(Path::parent)
-                .context("this example is not inside a cargo target dir")?;
-            profile.join("supervisord-receiver")
-        }
-    };
-    if !path.is_file() {
-        bail!(
-            "{} is missing: build the receiver first (`cargo build --release`), or name it \
-             with --receiver PATH",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// A file under `src/` (or `Cargo.toml`) modified after `binary` was built, if any.
-fn newer_sources(binary: &Path) -> Option<PathBuf> {
-    let built = fs::metadata(binary).and_then(|m| m.modified()).ok()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut pending = vec![root.join("src"), root.join("Cargo.toml")];
-    while let Some(path) = pending.pop() {
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = fs::read_dir(&path) {
-                pending.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
-            }
-        } else if meta.modified().is_ok_and(|m: SystemTime| m > built) {
-            return Some(path);
-        }
-    }
-    None
-}
-
-/// The cargo target dir, where the shared supervisor venv lives.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-/// `model name` from /proc/cpuinfo, the CPUs this process may run on, the kernel.
-fn machine() -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == "model name").then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = thread::available_parallelism()
-        .map(|n| n.get().to_string())
-        .unwrap_or_else(|_| "?".to_owned());
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cores} cores, Linux {}", kernel.trim())
-}
-
-/// The first three fields of /proc/loadavg.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// An OTLP/gRPC server that counts what it receives and keeps nothing: requests, lines and

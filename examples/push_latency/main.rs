@@ -52,6 +52,8 @@
 //! when fewer than 100 single changes of a mode were measured. No figure is asserted: the goal
 //! (push p99 under 100 ms) is reported as met or not.
 
+#[path = "../common/bench.rs"]
+mod bench;
 mod daemon;
 mod measure;
 #[allow(dead_code)]
@@ -64,7 +66,6 @@ mod rpc;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -111,15 +112,8 @@ fn main() -> Result<()> {
         bail!("--changes must be at least 1 (and 100 for a figure)");
     }
     let binary = receiver_binary(args.receiver.as_deref())?;
-    let stale = newer_sources(&binary);
-    if let Some(source) = &stale {
-        eprintln!(
-            "warning: {} is older than {}: rebuild it with `cargo build --release`",
-            binary.display(),
-            source.display()
-        );
-    }
-    let tools = daemon::provision(&target_dir())?;
+    let stale = bench::warn_if_stale(&binary);
+    let tools = bench::supervisor_tools()?;
     let version = tools.try_version().map_err(anyhow::Error::msg)?;
     let modes = match args.mode {
         Modes::Push => vec![Mode::Push],
@@ -133,7 +127,7 @@ fn main() -> Result<()> {
         kills: args.kills,
         bursts: args.bursts,
     };
-    let load_before = load_average();
+    let load_before = bench::load_average();
     let mut runs = Vec::new();
     for mode in modes {
         eprintln!(
@@ -145,21 +139,10 @@ fn main() -> Result<()> {
         );
         runs.push(measure::run(mode, &plan)?);
     }
-    let load_after = load_average();
+    let load = [load_before, bench::load_average()];
 
     println!();
-    println!("machine:     {}", machine());
-    println!("load:        {load_before} before, {load_after} after (1, 5, 15 min)");
-    println!("supervisord: {version} ({})", tools.origin);
-    println!(
-        "receiver:    {}{}",
-        binary.display(),
-        if stale.is_some() {
-            " (OLDER THAN src/)"
-        } else {
-            ""
-        }
-    );
+    bench::print_environment(&load, &tools, &version, &binary, stale);
     println!("export:      OTLP/gRPC, compression none, to a tonic server in this process");
     println!(
         "push:        `listen` run by supervisord ([eventlistener:otel], \
@@ -198,89 +181,10 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The receiver binary: `explicit`, or `supervisord-receiver` in the profile dir this example
-/// was built in (`target/release/examples/push_latency` → `target/release/`).
+/// The receiver binary ([`bench::receiver_binary`]), as an absolute path: supervisord runs the
+/// listener's command from its own directory.
 fn receiver_binary(explicit: Option<&Path>) -> Result<PathBuf> {
-    let path = match explicit {
-        Some(path) => path.to_path_buf(),
-        None => {
-            let exe = std::env::current_exe().context("cannot find this program's path")?;
-            let profile = exe
-                .parent()
-                .and_then(Path::parent)
-                .context("this example is not inside a cargo target dir")?;
-            profile.join("supervisord-receiver")
-        }
-    };
-    if !path.is_file() {
-        bail!(
-            "{} is missing: build the receiver first (`cargo build --release`), or name it \
-             with --receiver PATH",
-            path.display()
-        );
-    }
-    // supervisord runs the listener's command from its own directory.
+    let path = bench::receiver_binary(explicit)?;
     path.canonicalize()
         .with_context(|| format!("cannot resolve {}", path.display()))
-}
-
-/// A file under `src/` modified after `binary` was built, if any.
-fn newer_sources(binary: &Path) -> Option<PathBuf> {
-    let built = fs::metadata(binary).and_then(|m| m.modified()).ok()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut pending = vec![root.join("src")];
-    pending.push(root.join("Cargo.toml"));
-    while let Some(path) = pending.pop() {
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = fs::read_dir(&path) {
-                pending.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
-            }
-        } else if meta.modified().is_ok_and(|m: SystemTime| m > built) {
-            return Some(path);
-        }
-    }
-    None
-}
-
-/// The cargo target dir, where the shared supervisor venv lives: the nearest ancestor of this
-/// executable that cargo marked with `CACHEDIR.TAG`, else `target/` under the manifest.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-/// `model name` from /proc/cpuinfo, the CPUs this process may run on, the kernel.
-fn machine() -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            (key.trim() == "model name").then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get().to_string())
-        .unwrap_or_else(|_| "?".to_owned());
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cores} cores, Linux {}", kernel.trim())
-}
-
-/// The first three fields of /proc/loadavg.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

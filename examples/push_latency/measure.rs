@@ -260,7 +260,12 @@ pub fn run(mode: Mode, plan: &Plan) -> Result<ModeRun> {
             let config = svd.dir().join("receiver.yaml");
             let endpoint = format!("unix://{}", svd.socket().display());
             std::fs::write(&config, receiver_config(mode, &endpoint, &sink))?;
-            Some(Receiver::start(plan.binary, &config, &receiver_log)?)
+            Some(Receiver::start(
+                plan.binary,
+                &config,
+                &receiver_log,
+                &[("RUST_LOG", "info")],
+            )?)
         }
     };
     let names = daemon::program_names(PROGRAMS);

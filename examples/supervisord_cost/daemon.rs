@@ -5,51 +5,17 @@
 //! (`tests/testkit/provision.rs`), so nothing beyond `python3` has to be installed beforehand.
 
 use std::fs;
-use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::proc_tree::stop_supervisord;
+use crate::bench::provision::SupervisorTools;
+use crate::bench::{NotReady, SupervisordProcess};
 
 /// Groups the programs are spread over, as a large supervisord usually looks.
 const GROUPS: [&str; 5] = ["web", "worker", "celery", "nginx", "cron"];
-
-/// The repository's one provisioning routine, shared with the tests and the demo.
-#[allow(dead_code)]
-#[path = "../../tests/testkit/provision.rs"]
-mod provisioning;
-
-/// How to invoke supervisord, as [`provision`] found or installed it.
-pub struct Tools {
-    inner: provisioning::SupervisorTools,
-    pub origin: String,
-}
-
-impl Tools {
-    fn command(&self) -> Result<Command> {
-        Ok(self.inner.supervisord())
-    }
-
-    /// `supervisord --version`, e.g. `4.3.0`.
-    pub fn version(&self) -> Result<String> {
-        self.inner.try_version().map_err(anyhow::Error::msg)
-    }
-}
-
-/// Finds supervisord on PATH or in the shared venv, installing the venv when it is missing.
-pub fn provision(target_dir: &Path) -> Result<Tools> {
-    let inner = provisioning::provision(target_dir).map_err(anyhow::Error::msg)?;
-    Ok(Tools {
-        origin: inner.origin.clone(),
-        inner,
-    })
-}
 
 /// The state each program settles in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +81,7 @@ fn config_text(dir: &Path, port: u16, count: usize) -> String {
 
 /// A running supervisord. Dropping it stops supervisord and every program it started.
 pub struct Supervisord {
-    child: Option<Child>,
+    process: SupervisordProcess,
     dir: tempfile::TempDir,
     pub port: u16,
 }
@@ -124,7 +90,7 @@ impl Supervisord {
     /// Starts supervisord with `count` programs and waits until its HTTP server accepts; the
     /// programs' states are the caller's to wait for. A port found free can be taken before
     /// supervisord binds it, so a failed start is retried on a new port.
-    pub fn start(tools: &Tools, count: usize) -> Result<Supervisord> {
+    pub fn start(tools: &SupervisorTools, count: usize) -> Result<Supervisord> {
         let mut last = String::new();
         for _ in 0..5 {
             match Supervisord::try_start(tools, count)? {
@@ -135,63 +101,30 @@ impl Supervisord {
         bail!("supervisord did not start ({}):\n{last}", tools.origin)
     }
 
-    fn try_start(tools: &Tools, count: usize) -> Result<Result<Supervisord, String>> {
+    fn try_start(tools: &SupervisorTools, count: usize) -> Result<Result<Supervisord, String>> {
         let dir = tempfile::Builder::new()
             .prefix("svdcost")
             .tempdir_in("/tmp")?;
         let port = free_port()?;
         let conf = dir.path().join("supervisord.conf");
         fs::write(&conf, config_text(dir.path(), port, count))?;
-        let out = fs::File::create(dir.path().join("supervisord.out"))?;
-        let err = out.try_clone()?;
-        let mut cmd = tools.command()?;
-        cmd.arg("-c")
-            .arg(&conf)
-            .arg("-n")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent. It makes the
-        // kernel send SIGTERM to supervisord if this process dies without running Drop (Ctrl-C,
-        // SIGKILL); supervisord then stops its programs itself.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().context("cannot spawn supervisord")?;
-        let mut s = Supervisord {
-            child: Some(child),
-            dir,
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                return Ok(Err(format!(
-                    "supervisord exited with {status}:\n{}",
-                    s.logs()
-                )));
+        // Not scrubbed: supervisord here runs no receiver.
+        let process = SupervisordProcess::spawn(tools.supervisord(), &conf, dir.path())?;
+        let mut s = Supervisord { process, dir, port };
+        let ready = s.process.wait_ready(Duration::from_millis(100), || {
+            std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)).is_ok()
+        });
+        Ok(match ready {
+            Ok(()) => Ok(s),
+            Err(NotReady::Exited(status)) => {
+                Err(format!("supervisord exited with {status}:\n{}", s.logs()))
             }
-            if std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return Ok(Ok(s));
-            }
-            if Instant::now() > deadline {
-                return Ok(Err(format!("no answer on port {port}:\n{}", s.logs())));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+            Err(NotReady::TimedOut) => Err(format!("no answer on port {port}:\n{}", s.logs())),
+        })
     }
 
     pub fn pid(&self) -> Result<u32> {
-        self.child
-            .as_ref()
-            .map(Child::id)
-            .context("supervisord already stopped")
+        self.process.pid().context("supervisord already stopped")
     }
 
     /// supervisord's log and console output, for error messages.
@@ -202,15 +135,6 @@ impl Supervisord {
             read("supervisord.log"),
             read("supervisord.out")
         )
-    }
-}
-
-impl Drop for Supervisord {
-    /// supervisord and every program it started: see [`stop_supervisord`].
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_supervisord(&mut child, Duration::from_secs(10));
-        }
     }
 }
 

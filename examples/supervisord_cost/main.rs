@@ -32,6 +32,8 @@
 //!
 //! The figures move with the machine and its load; compare the ratios, taken in one run.
 
+#[path = "../common/bench.rs"]
+mod bench;
 mod cpu;
 mod daemon;
 mod poll;
@@ -51,7 +53,8 @@ use supervisord_receiver::supervisor::transport::RpcTransport;
 use supervisord_receiver::supervisor::xmlrpc::{self, Value};
 use supervisord_receiver::vocab::ProcessState;
 
-use daemon::{Expected, Supervisord, Tools};
+use bench::provision::SupervisorTools;
+use daemon::{Expected, Supervisord};
 
 /// The calls of one poll, in the client's order (it encodes them the same way).
 const POLL_CALLS: [&str; 4] = [
@@ -98,8 +101,8 @@ fn main() -> Result<()> {
     if args.polls == Some(0) {
         bail!("--polls must be at least 1");
     }
-    let tools = daemon::provision(&target_dir())?;
-    let version = tools.version()?;
+    let tools = bench::supervisor_tools()?;
+    let version = tools.try_version().map_err(anyhow::Error::msg)?;
     let hz = cpu::clock_ticks_per_second()?;
 
     let mut rows = Vec::new();
@@ -144,7 +147,7 @@ fn default_polls(processes: usize) -> u32 {
     }
 }
 
-fn measure_count(tools: &Tools, processes: usize, polls: u32) -> Result<Row> {
+fn measure_count(tools: &SupervisorTools, processes: usize, polls: u32) -> Result<Row> {
     eprintln!("{processes} processes: starting supervisord");
     let supervisord = Supervisord::start(tools, processes)?;
     let pid = supervisord.pid()?;
@@ -241,10 +244,10 @@ async fn settle(target: &Target, processes: usize) -> Result<Vec<u8>> {
 /// supervisord's CPU ticks per second with nobody polling (its one-second housekeeping).
 async fn idle_rate(pid: u32) -> Result<f64> {
     const IDLE: Duration = Duration::from_secs(1);
-    let before = cpu::other_process_ticks(pid)?;
+    let before = cpu::stat_ticks(pid)?;
     let started = Instant::now();
     tokio::time::sleep(IDLE).await;
-    let ticks = cpu::other_process_ticks(pid)?.saturating_sub(before);
+    let ticks = cpu::stat_ticks(pid)?.saturating_sub(before);
     Ok(ticks as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -376,17 +379,4 @@ fn print_notes(rows: &[Row], hz: u64) {
             t.otlp_bytes,
         );
     }
-}
-
-/// The cargo target dir, where the shared supervisor venv lives: the nearest ancestor of this
-/// executable that cargo marked with `CACHEDIR.TAG`, else `target/` under the manifest.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }

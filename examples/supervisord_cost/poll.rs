@@ -83,7 +83,7 @@ pub async fn measure(
         otlp_bytes: 0,
         gzip_bytes: 0,
     };
-    let ticks_before = cpu::other_process_ticks(supervisord_pid)?;
+    let ticks_before = cpu::stat_ticks(supervisord_pid)?;
     let started = Instant::now();
     let mut mark = cpu::process_cpu_ns();
     for _ in 0..polls {
@@ -104,7 +104,7 @@ pub async fn measure(
         totals.gzip_bytes = compressed.context("gzip")?.len();
     }
     totals.wall = started.elapsed();
-    let ticks_after = cpu::other_process_ticks(supervisord_pid)?;
+    let ticks_after = cpu::stat_ticks(supervisord_pid)?;
     totals.supervisord_ticks = ticks_after.saturating_sub(ticks_before);
     Ok(totals)
 }

@@ -21,6 +21,7 @@ pub mod server;
 pub mod status;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +89,7 @@ impl HealthServer {
     }
 
     /// Serves until `stop` turns true.
-    pub async fn serve(self, mut stop: watch::Receiver<bool>) {
+    pub async fn serve(self, stop: watch::Receiver<bool>) {
         let listener = match tokio::net::TcpListener::from_std(self.listener) {
             Ok(listener) => listener,
             Err(error) => {
@@ -105,40 +106,59 @@ impl HealthServer {
             telemetry: self.telemetry,
             unhealthy_after: self.unhealthy_after,
         });
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::debug!("health endpoint: accept: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                continue;
-            };
+        let accept = || async { listener.accept().await.map(|(stream, _)| stream) };
+        accept_until_stopped("health endpoint", stop, accept, move |stream| {
             let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(state.answer(request).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(false)
-                    .serve_connection(TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
-                drop(slot);
+            let service = hyper::service::service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(state.answer(request).await) }
             });
-        }
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service)
+        })
+        .await;
+    }
+}
+
+/// Accepts connections until `stop` turns true and serves each on a task of its own, as both
+/// endpoints bound them: [`MAX_CONNECTIONS`] at a time (more are closed at once), each within
+/// [`CONNECTION_TIMEOUT`]. `endpoint` names the endpoint in the log.
+async fn accept_until_stopped<S, A, C>(
+    endpoint: &str,
+    mut stop: watch::Receiver<bool>,
+    accept: impl Fn() -> A,
+    serve: impl Fn(S) -> C,
+) where
+    A: Future<Output = std::io::Result<S>>,
+    C: Future + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            accepted = accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::debug!("{endpoint}: accept: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            continue;
+        };
+        let connection = serve(stream);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+            drop(slot);
+        });
     }
 }
 
@@ -212,33 +232,44 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
 mod tests {
     use std::io::{Read, Write};
 
+    use tokio::task::JoinHandle;
+
     use super::*;
 
-    /// A plain HTTP/1.1 exchange over a std socket: what a probe does.
-    fn get(addr: SocketAddr, request: &str) -> String {
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+    pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A plain HTTP/1.1 exchange over a std socket, TCP or UNIX: what a probe does.
+    pub(super) fn ask(mut stream: impl Read + Write, request: &str) -> String {
         stream.write_all(request.as_bytes()).unwrap();
         let mut reply = String::new();
         stream.read_to_string(&mut reply).unwrap();
         reply
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn serves_the_status_and_refuses_the_rest() {
-        let telemetry = Arc::new(Telemetry::default());
-        telemetry.polls.register("web");
+    fn get(addr: SocketAddr, request: &str) -> String {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        ask(stream, request)
+    }
+
+    /// A health server on a free local port (1 s to unhealthy), serving until told to stop.
+    fn start(telemetry: &Arc<Telemetry>) -> (SocketAddr, watch::Sender<bool>, JoinHandle<()>) {
         let settings = HealthSettings {
             endpoint: SocketAddr::from(([127, 0, 0, 1], 0)),
             unhealthy_after: Duration::from_secs(1),
         };
-        let server = HealthServer::bind(&settings, Arc::clone(&telemetry)).unwrap();
+        let server = HealthServer::bind(&settings, Arc::clone(telemetry)).unwrap();
         let addr = server.local_addr();
         assert_ne!(addr.port(), 0);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let serving = tokio::spawn(server.serve(stop_rx));
+        (addr, stop_tx, tokio::spawn(server.serve(stop_rx)))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_the_status_and_refuses_the_rest() {
+        let telemetry = Arc::new(Telemetry::default());
+        telemetry.polls.register("web");
+        let (addr, stop_tx, serving) = start(&telemetry);
 
         let exchange =
             |request: &'static str| tokio::task::spawn_blocking(move || get(addr, request));
@@ -281,14 +312,7 @@ mod tests {
     async fn serves_the_latest_metrics_once_asked_for() {
         let telemetry = Arc::new(Telemetry::default());
         telemetry.latest.register("web");
-        let settings = HealthSettings {
-            endpoint: SocketAddr::from(([127, 0, 0, 1], 0)),
-            unhealthy_after: Duration::from_secs(1),
-        };
-        let server = HealthServer::bind(&settings, Arc::clone(&telemetry)).unwrap();
-        let addr = server.local_addr();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let serving = tokio::spawn(server.serve(stop_rx));
+        let (addr, stop_tx, serving) = start(&telemetry);
         let exchange =
             |request: &'static str| tokio::task::spawn_blocking(move || get(addr, request));
 

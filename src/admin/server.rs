@@ -24,21 +24,17 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 
 use crate::settings::{AdminEndpoint, AdminSettings};
 use crate::telemetry::Telemetry;
 
 use super::api::v1::status_server::StatusServer;
 use super::status::StatusService;
-use super::State;
+use super::{accept_until_stopped, State, HEADER_TIMEOUT};
 
-/// Connections served at once; more are closed at once (a probe retries).
-const MAX_CONNECTIONS: usize = 8;
 /// HTTP/2 streams (gRPC calls) at once on one connection.
 const MAX_STREAMS: u32 = 4;
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `GetStatusRequest` is empty; this leaves room for options added later.
 const MAX_REQUEST_BYTES: usize = 4 * 1024;
 /// The report of a fleet of 10,000 targets is about 2 MB.
@@ -139,7 +135,7 @@ impl AdminServer {
     }
 
     /// Serves until `stop` turns true; then a UNIX socket file is removed.
-    pub async fn serve(self, mut stop: watch::Receiver<bool>) {
+    pub async fn serve(self, stop: watch::Receiver<bool>) {
         let local = self.local;
         let (listener, _file) = match self.listener {
             Bound::Tcp(listener) => match tokio::net::TcpListener::from_std(listener) {
@@ -162,35 +158,17 @@ impl AdminServer {
         let grpc = StatusServer::new(StatusService::new(self.telemetry, self.unhealthy_after))
             .max_decoding_message_size(MAX_REQUEST_BYTES)
             .max_encoding_message_size(MAX_REPORT_BYTES);
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                accepted = listener.accept() => accepted,
-            };
-            let stream = match accepted {
-                Ok(stream) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::debug!("admin endpoint: accept: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                continue;
-            };
+        let accept = || listener.accept();
+        accept_until_stopped("admin endpoint", stop, accept, move |stream| {
             let (state, grpc) = (Arc::clone(&state), grpc.clone());
-            match stream {
-                Stream::Tcp(stream) => {
-                    tokio::spawn(connection(stream, state, grpc, slot));
-                }
-                Stream::Unix(stream) => {
-                    tokio::spawn(connection(stream, state, grpc, slot));
+            async move {
+                match stream {
+                    Stream::Tcp(stream) => connection(stream, state, grpc).await,
+                    Stream::Unix(stream) => connection(stream, state, grpc).await,
                 }
             }
-        }
+        })
+        .await;
     }
 }
 
@@ -214,12 +192,8 @@ impl Listener {
 }
 
 /// Serves one connection: gRPC to the status service, the rest to the HTTP handler.
-async fn connection<I>(
-    io: I,
-    state: Arc<State>,
-    grpc: StatusServer<StatusService>,
-    slot: OwnedSemaphorePermit,
-) where
+async fn connection<I>(io: I, state: Arc<State>, grpc: StatusServer<StatusService>)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
@@ -244,9 +218,7 @@ async fn connection<I>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(MAX_HEADER_LIST_BYTES);
-    let served = builder.serve_connection(TokioIo::new(io), service);
-    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, served).await;
-    drop(slot);
+    let _ = builder.serve_connection(TokioIo::new(io), service).await;
 }
 
 /// gRPC is HTTP/2 with an `application/grpc` content type (`application/grpc+proto` too).
@@ -316,22 +288,45 @@ fn clear_stale(path: &Path) -> Result<(), String> {
     }
 }
 
+/// A tonic connector to the admin endpoint's UNIX socket at this path: how a client (`status`)
+/// reaches it.
+#[derive(Debug, Clone)]
+pub struct UnixConnector(pub PathBuf);
+
+impl tower_service::Service<http::Uri> for UnixConnector {
+    type Response = TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move {
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map(TokioIo::new)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-
     use super::*;
     use crate::admin::api::v1;
+    use crate::admin::tests::{ask, READ_TIMEOUT};
 
     fn get_unix(path: &Path, request: &str) -> String {
-        let mut stream = std::os::unix::net::UnixStream::connect(path).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        reply
+        let stream = std::os::unix::net::UnixStream::connect(path).unwrap();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        ask(stream, request)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,34 +377,6 @@ mod tests {
         let _ = stop_tx.send(true);
         serving.await.unwrap();
         assert!(!path.exists(), "the socket is removed on stop");
-    }
-
-    /// A connector to one UNIX socket, for the test's client.
-    #[derive(Clone)]
-    struct UnixConnector(PathBuf);
-
-    impl tower_service::Service<http::Uri> for UnixConnector {
-        type Response = TokioIo<tokio::net::UnixStream>;
-        type Error = std::io::Error;
-        type Future = std::pin::Pin<
-            Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
-        >;
-
-        fn poll_ready(
-            &mut self,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Result<(), Self::Error>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, _: http::Uri) -> Self::Future {
-            let path = self.0.clone();
-            Box::pin(async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(TokioIo::new)
-            })
-        }
     }
 
     #[tokio::test]

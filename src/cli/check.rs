@@ -204,36 +204,23 @@ pub fn render_table(report: &CheckReport) -> String {
         for problem in &target.problems {
             let _ = writeln!(s, "  warning: {problem}");
         }
-        let rows: Vec<[String; 6]> = target
+        let rows: Vec<(Vec<String>, Option<String>)> = target
             .processes
             .iter()
             .map(|p| {
-                [
+                let row = vec![
                     p.group.clone(),
                     p.name.clone(),
                     p.state.to_owned(),
                     p.status.to_owned(),
                     format_duration(p.uptime),
                     p.exit_status.to_string(),
-                ]
+                ];
+                (row, None)
             })
             .collect();
-        let header = ["GROUP", "NAME", "STATE", "STATUS", "UPTIME", "EXIT"].map(str::to_owned);
-        let mut widths = header.clone().map(|h| h.len());
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        for row in std::iter::once(&header).chain(rows.iter()) {
-            s.push_str("  ");
-            for (w, cell) in widths.iter().zip(row) {
-                let _ = write!(s, "{cell:<w$}  ");
-            }
-            let trimmed = s.trim_end().len();
-            s.truncate(trimmed);
-            s.push('\n');
-        }
+        let header = ["GROUP", "NAME", "STATE", "STATUS", "UPTIME", "EXIT"];
+        super::status::columns(&mut s, &header, &rows);
         s.push('\n');
     }
     s

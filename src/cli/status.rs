@@ -14,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
 use crate::admin::api::v1;
-use crate::admin::server::MAX_REPORT_BYTES;
+use crate::admin::server::{UnixConnector, MAX_REPORT_BYTES};
 use crate::cli::OutputFormat;
 
 /// Where `status` asks when neither `--admin` nor `--config` says.
@@ -228,34 +227,6 @@ pub fn unreachable_message(address: &AdminAddress, problem: &Unreachable) -> Str
              check that --admin names the admin: endpoint, not health: or another service, and \
              that the receiver is recent enough to serve it"
         ),
-    }
-}
-
-/// A tonic connector to one UNIX socket.
-#[derive(Debug, Clone)]
-struct UnixConnector(PathBuf);
-
-impl tower_service::Service<http::Uri> for UnixConnector {
-    type Response = TokioIo<tokio::net::UnixStream>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        let path = self.0.clone();
-        Box::pin(async move {
-            tokio::net::UnixStream::connect(path)
-                .await
-                .map(TokioIo::new)
-        })
     }
 }
 
@@ -516,13 +487,19 @@ pub fn render_table(report: &v1::StatusReport) -> String {
     s
 }
 
-/// Columns padded to their widest cell, two spaces apart; a row's note on its own line below
-/// it, under the second column.
+/// [`columns`], or `(none)`.
 fn table(s: &mut String, header: &[&str], rows: &[(Vec<String>, Option<String>)]) {
     if rows.is_empty() {
         s.push_str("  (none)\n");
         return;
     }
+    columns(s, header, rows);
+}
+
+/// The header and the rows, indented by two: columns padded to their widest cell, two spaces
+/// apart; a row's note on its own line below it, under the second column. `check` prints its
+/// tables so too.
+pub(super) fn columns(s: &mut String, header: &[&str], rows: &[(Vec<String>, Option<String>)]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for (row, _) in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

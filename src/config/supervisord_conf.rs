@@ -261,7 +261,7 @@ fn include(
     let files_value = match expand(&files.value, &names, false) {
         Ok(v) => v,
         Err(message) => {
-            problems.add(files.file, Some(files.line), "[include] files", message);
+            problems.at(files, "[include] files", message);
             return;
         }
     };
@@ -324,112 +324,46 @@ fn target(
     let env = context.env;
     let (endpoint, credentials, from) = if let Some(url) = client.get("supervisorctl", "serverurl")
     {
-        let here = client.here(url.file);
-        let names = Names {
-            here: Some(&here),
-            host_node_name: None,
-            env: context.env,
-        };
-        let endpoint = expand(&url.value, &names, false)
+        let endpoint = client
+            .expand_here(url, env)
             .and_then(|text| server_url(&text, context))
-            .map_err(|message| {
-                problems.add(
-                    url.file,
-                    Some(url.line),
-                    "[supervisorctl] serverurl",
-                    message,
-                )
-            })
+            .map_err(|message| problems.at(url, "[supervisorctl] serverurl", message))
             .ok();
         let credentials = credentials(client, "supervisorctl", env, problems, secrets);
         (endpoint, credentials, "[supervisorctl] serverurl")
     } else if let Some(section) = server.first_section("unix_http_server") {
-        let endpoint = match server.get(section, "file") {
-            None => {
-                let line = server.section(section).map(|s| s.line);
-                problems.add(
-                    server.section_file(section),
-                    line,
-                    &format!("[{section}]"),
-                    "has no file value (supervisord refuses to start so)",
-                );
-                None
-            }
-            Some(file) => {
-                let here = server.here(file.file);
-                let names = Names {
-                    here: Some(&here),
-                    host_node_name: None,
-                    env: context.env,
-                };
-                expand(&file.value, &names, false)
-                    .map_err(|message| {
-                        problems.add(
-                            file.file,
-                            Some(file.line),
-                            &format!("[{section}] file"),
-                            message,
-                        )
-                    })
-                    .ok()
-                    .map(|path| Endpoint::Unix {
-                        path: absolute(path.trim(), &context.cwd, env),
-                    })
-            }
-        };
+        let endpoint = required(server, section, "file", problems).and_then(|file| {
+            server
+                .expand_here(file, env)
+                .map_err(|message| problems.at(file, &format!("[{section}] file"), message))
+                .ok()
+                .map(|path| Endpoint::Unix {
+                    path: absolute(path.trim(), &context.cwd, env),
+                })
+        });
         let credentials = credentials(server, section, env, problems, secrets);
         (endpoint, credentials, "[unix_http_server] file")
     } else if let Some(section) = server.first_section("inet_http_server") {
-        let endpoint = match server.get(section, "port") {
-            None => {
-                let line = server.section(section).map(|s| s.line);
-                problems.add(
-                    server.section_file(section),
-                    line,
-                    &format!("[{section}]"),
-                    "has no port value (supervisord refuses to start so)",
-                );
-                None
-            }
-            Some(port) => expand(&port.value, &Names::env(env), false)
+        let endpoint = required(server, section, "port", problems).and_then(|port| {
+            expand(&port.value, &Names::env(env), false)
                 .and_then(|text| inet_address(&text))
-                .map_err(|message| {
-                    problems.add(
-                        port.file,
-                        Some(port.line),
-                        &format!("[{section}] port"),
-                        message,
-                    )
-                })
-                .ok(),
-        };
+                .map_err(|message| problems.at(port, &format!("[{section}] port"), message))
+                .ok()
+        });
         let credentials = credentials(server, section, env, problems, secrets);
         (endpoint, credentials, "[inet_http_server] port")
     } else {
         return None;
     };
     let name = match server.get("supervisord", "identifier") {
-        Some(identifier) => {
-            let here = server.here(identifier.file);
-            let names = Names {
-                here: Some(&here),
-                host_node_name: None,
-                env: context.env,
-            };
-            match expand(&identifier.value, &names, false) {
-                Ok(name) if !name.trim().is_empty() => Some(name.trim().to_string()),
-                Ok(_) => Some(context.host_name.clone()),
-                Err(message) => {
-                    problems.add(
-                        identifier.file,
-                        Some(identifier.line),
-                        "[supervisord] identifier",
-                        message,
-                    );
-                    None
-                }
+        Some(identifier) => match server.expand_here(identifier, env) {
+            Ok(name) if !name.trim().is_empty() => Some(name.trim().to_string()),
+            Ok(_) => Some(context.host_name.clone()),
+            Err(message) => {
+                problems.at(identifier, "[supervisord] identifier", message);
+                None
             }
-        }
+        },
         None => Some(context.host_name.clone()),
     };
     if problems.len() > before {
@@ -438,6 +372,26 @@ fn target(
     let mut target = Target::new(name?, endpoint?);
     target.credentials = credentials?;
     Some((target, from))
+}
+
+/// `[section]`'s `key`, which supervisord needs: without it, a problem at the section's header.
+fn required<'a>(
+    ini: &'a Ini,
+    section: &str,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<&'a Entry> {
+    let entry = ini.get(section, key);
+    if entry.is_none() {
+        let line = ini.section(section).map(|s| s.line);
+        problems.add(
+            ini.section_file(section),
+            line,
+            &format!("[{section}]"),
+            format!("has no {key} value (supervisord refuses to start so)"),
+        );
+    }
+    entry
 }
 
 /// A section's `username` and `password` (`%(ENV_NAME)s` expanded): both or neither, as
@@ -453,31 +407,22 @@ fn credentials(
     let password = ini.get(section, "password");
     let mut expanded = |entry: &Entry, key: &str, secret: bool| {
         expand(&entry.value, &Names::env(env), secret)
-            .map_err(|message| {
-                problems.add(
-                    entry.file,
-                    Some(entry.line),
-                    &format!("[{section}] {key}"),
-                    message,
-                )
-            })
+            .map_err(|message| problems.at(entry, &format!("[{section}] {key}"), message))
             .ok()
     };
     match (username, password) {
         (None, None) => Some(None),
         (Some(u), None) => {
-            problems.add(
-                u.file,
-                Some(u.line),
+            problems.at(
+                u,
                 &format!("[{section}] username"),
                 "set password too, or neither (supervisord requires both)",
             );
             None
         }
         (None, Some(p)) => {
-            problems.add(
-                p.file,
-                Some(p.line),
+            problems.at(
+                p,
                 &format!("[{section}] password"),
                 "set username too, or neither (supervisord requires both)",
             );
@@ -489,9 +434,8 @@ fn credentials(
             let (username, password) = (username?, password?);
             secrets.push(password.clone());
             if password.starts_with("{SHA}") && section != "supervisorctl" {
-                problems.add(
-                    p.file,
-                    Some(p.line),
+                problems.at(
+                    p,
                     &format!("[{section}] password"),
                     "is a SHA-1 digest ({SHA}...), which supervisord checks but a client cannot \
                      send: set the clear text as [supervisorctl] username and password (with \
@@ -602,6 +546,11 @@ impl Problems {
         self.found.is_empty()
     }
 
+    /// A problem with the value of `entry`, at its line.
+    fn at(&mut self, entry: &Entry, key: &str, message: impl Into<String>) {
+        self.add(entry.file, Some(entry.line), key, message);
+    }
+
     fn len(&self) -> usize {
         self.found.len()
     }
@@ -693,6 +642,18 @@ impl Ini {
             .and_then(|f| f.parent())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// `entry`'s value with `%(here)s` (the directory of its file) and `%(ENV_NAME)s`
+    /// expanded.
+    fn expand_here(&self, entry: &Entry, env: EnvLookup<'_>) -> Result<String, String> {
+        let here = self.here(entry.file);
+        let names = Names {
+            here: Some(&here),
+            host_node_name: None,
+            env,
+        };
+        expand(&entry.value, &names, false)
     }
 
     fn section(&self, name: &str) -> Option<&Section> {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::supervisor::client::SupervisorClient;
-use crate::supervisor::decode::{MAX_NAME_BYTES, MAX_PROBLEMS, MAX_PROCESSES};
+use crate::supervisor::decode::{Problems, MAX_NAME_BYTES, MAX_PROCESSES};
 use crate::supervisor::transport::TransportError;
 use crate::supervisor::xmlrpc::{self, printable, DecodeError, Fault, Value};
 use crate::vocab::ProcessConfig;
@@ -87,18 +87,13 @@ pub fn config_info(value: &Value) -> Result<ConfigInfo, ConfigInfoError> {
     for (index, entry) in entries.iter().enumerate().take(MAX_PROCESSES) {
         match process_config(entry) {
             Ok(config) => processes.push(config),
-            Err(problem) => problems.push(index, problem),
+            // Entries are numbered from 1 in messages, as a person counts them.
+            Err(problem) => problems.push(|| problem.describe(index + 1)),
         }
-    }
-    let mut problems = problems.finish();
-    if let Some(ignored) = entries.len().checked_sub(MAX_PROCESSES).filter(|n| *n > 0) {
-        problems.push(format!(
-            "{ignored} entries past the first {MAX_PROCESSES} ignored"
-        ));
     }
     Ok(ConfigInfo {
         processes,
-        problems,
+        problems: problems.finish_entries(entries.len(), "entries"),
     })
 }
 
@@ -170,33 +165,6 @@ impl Problem {
             Problem::TooLong => format!("name longer than {MAX_NAME_BYTES} bytes, skipped"),
             Problem::Named(_, problem) => problem.what(),
         }
-    }
-}
-
-/// Problem strings, capped at [`MAX_PROBLEMS`] plus one summary line, as for the process info.
-#[derive(Default)]
-struct Problems {
-    listed: Vec<String>,
-    unlisted: usize,
-}
-
-impl Problems {
-    /// Entries are numbered from 1 in messages, as a person counts them.
-    fn push(&mut self, index: usize, problem: Problem) {
-        if self.listed.len() < MAX_PROBLEMS {
-            self.listed.push(problem.describe(index + 1));
-        } else {
-            self.unlisted += 1;
-        }
-    }
-
-    fn finish(mut self) -> Vec<String> {
-        if self.unlisted > 0 {
-            let s = if self.unlisted == 1 { "" } else { "s" };
-            self.listed
-                .push(format!("{} more problem{s} not listed", self.unlisted));
-        }
-        self.listed
     }
 }
 

@@ -12,14 +12,8 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::settings::{Endpoint, Target};
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/xmlrpc/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(path).unwrap()
-}
+use crate::supervisor::decode::tests::{entry, fixture_bytes, s};
+use crate::supervisor::decode::MAX_PROBLEMS;
 
 fn config(group: &str, name: &str, autostart: bool) -> ProcessConfig {
     ProcessConfig {
@@ -29,25 +23,13 @@ fn config(group: &str, name: &str, autostart: bool) -> ProcessConfig {
     }
 }
 
-fn s(text: &str) -> Value {
-    Value::String(text.into())
-}
-
-fn entry(members: &[(&str, Value)]) -> Value {
-    Value::Struct(
-        members
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-    )
-}
-
 #[test]
 fn a_recorded_reply_gives_every_process_its_autostart() {
     // [program:mysql] and [program:python] autostart=true, [program:java] autostart=false,
     // [program:worker] numprocs=2 autostart=false; supervisord sorts the entries by name.
     let info =
-        decode_config_info_reply(&fixture("config_info_recorded_supervisord_4.3.0.xml")).unwrap();
+        decode_config_info_reply(&fixture_bytes("config_info_recorded_supervisord_4.3.0.xml"))
+            .unwrap();
     assert!(info.problems.is_empty(), "{:?}", info.problems);
     assert_eq!(
         info.processes,
@@ -139,7 +121,7 @@ fn problems_are_capped_and_counted() {
 
 #[test]
 fn a_fault_or_a_reply_that_is_not_an_array_gives_nothing() {
-    let fault = decode_config_info_reply(&fixture("fault_unknown_method.xml")).unwrap_err();
+    let fault = decode_config_info_reply(&fixture_bytes("fault_unknown_method.xml")).unwrap_err();
     assert!(matches!(fault, ConfigInfoError::Fault(_)), "{fault:?}");
     assert_eq!(fault.to_string(), "1 UNKNOWN_METHOD");
 
@@ -201,14 +183,17 @@ fn client(port: u16) -> SupervisorClient {
 
 #[tokio::test]
 async fn the_call_decodes_the_servers_answer() {
-    let port = serve(Some(fixture("config_info_recorded_supervisord_4.3.0.xml"))).await;
+    let port = serve(Some(fixture_bytes(
+        "config_info_recorded_supervisord_4.3.0.xml",
+    )))
+    .await;
     let info = client(port)
         .config_info(Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(info.processes.len(), 5);
 
-    let port = serve(Some(fixture("fault_unknown_method.xml"))).await;
+    let port = serve(Some(fixture_bytes("fault_unknown_method.xml"))).await;
     let error = client(port)
         .config_info(Duration::from_secs(5))
         .await

@@ -124,15 +124,17 @@ impl Field {
     }
 }
 
-/// Problem strings, capped at [`MAX_PROBLEMS`] plus one summary line.
+/// Problem strings, capped at [`MAX_PROBLEMS`] plus one summary line (the process info's and
+/// the configuration's, [`super::config_info`]).
 #[derive(Default)]
-struct Problems {
+pub(crate) struct Problems {
     listed: Vec<String>,
     unlisted: usize,
 }
 
 impl Problems {
-    fn push(&mut self, problem: impl FnOnce() -> String) {
+    /// `problem` makes the string only while the list has room.
+    pub(crate) fn push(&mut self, problem: impl FnOnce() -> String) {
         if self.listed.len() < MAX_PROBLEMS {
             self.listed.push(problem());
         } else {
@@ -147,6 +149,18 @@ impl Problems {
                 .push(format!("{} more problem{s} not listed", self.unlisted));
         }
         self.listed
+    }
+
+    /// [`Problems::finish`], and a line for what an array of `entries` holds past the first
+    /// [`MAX_PROCESSES`], which is not read (`what`: "processes", "entries").
+    pub(crate) fn finish_entries(self, entries: usize, what: &str) -> Vec<String> {
+        let mut problems = self.finish();
+        if let Some(ignored) = entries.checked_sub(MAX_PROCESSES).filter(|n| *n > 0) {
+            problems.push(format!(
+                "{ignored} {what} past the first {MAX_PROCESSES} ignored"
+            ));
+        }
+        problems
     }
 }
 
@@ -179,13 +193,10 @@ pub fn processes(value: &Value) -> Result<(Vec<ProcessInfo>, Vec<String>), Model
             processes.push(info);
         }
     }
-    let mut problems = problems.finish();
-    if let Some(ignored) = entries.len().checked_sub(MAX_PROCESSES).filter(|n| *n > 0) {
-        problems.push(format!(
-            "{ignored} processes past the first {MAX_PROCESSES} ignored"
-        ));
-    }
-    Ok((processes, problems))
+    Ok((
+        processes,
+        problems.finish_entries(entries.len(), "processes"),
+    ))
 }
 
 /// The same as [`processes`] on the value the general decoder would make of the array whose
@@ -417,4 +428,4 @@ pub fn string(value: &Value) -> Option<String> {
 
 #[cfg(test)]
 #[path = "decode_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -20,20 +20,26 @@ fn the_field_list_names_every_field_once() {
 }
 use crate::supervisor::xmlrpc::decode_response;
 
-fn fixture(name: &str) -> Value {
+/// The bytes of a recorded reply in `tests/fixtures/xmlrpc/` (the config info's tests read
+/// them too).
+pub(crate) fn fixture_bytes(name: &str) -> Vec<u8> {
     let path = format!(
         "{}/tests/fixtures/xmlrpc/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
-    let body = std::fs::read(&path).unwrap();
-    decode_response(&body).unwrap().unwrap()
+    std::fs::read(path).unwrap()
 }
 
-fn s(text: &str) -> Value {
+fn fixture(name: &str) -> Value {
+    decode_response(&fixture_bytes(name)).unwrap().unwrap()
+}
+
+pub(crate) fn s(text: &str) -> Value {
     Value::String(text.into())
 }
 
-fn entry(members: &[(&str, Value)]) -> Value {
+/// A struct of these members, in this order.
+pub(crate) fn entry(members: &[(&str, Value)]) -> Value {
     Value::Struct(
         members
             .iter()

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::testkit::config::{self, otlp_exporter, target};
+use crate::testkit::http::{self, health_addr};
 use crate::testkit::otlp_sink::OtlpSink;
 use crate::testkit::receiver::{run_once, Running};
 use crate::testkit::supervisord::{free_port, Options, Program, Supervisord};
@@ -123,26 +124,8 @@ fn healthz(addr: SocketAddr) -> (u16, Value) {
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .unwrap_or_else(|e| panic!("write: {e}"));
-    let mut reply = String::new();
-    stream
-        .read_to_string(&mut reply)
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    let code = reply
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {reply}"));
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (code, body)
+    let reply = http::get(addr, path);
+    (reply.code, reply.body)
 }
 
 /// Asks `/healthz` until `done` holds for its answer; panics with the last one after `timeout`.
@@ -163,17 +146,6 @@ fn wait_for_health(
         );
         thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The address from `health endpoint listening on http://ADDR/healthz`.
-fn health_addr(receiver: &mut Running) -> SocketAddr {
-    let marker = "health endpoint listening on http://";
-    let log = receiver.wait_for_stderr(marker, WAIT);
-    log.split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split("/healthz").next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no health address in the log:\n{log}"))
 }
 
 #[test]

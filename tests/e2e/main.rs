@@ -12,6 +12,7 @@ mod testkit;
 mod cli;
 mod datadog;
 mod demo;
+mod disk_faults;
 mod errors;
 mod export_reliability;
 mod harness;

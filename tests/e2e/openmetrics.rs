@@ -6,8 +6,7 @@
 //! naming. A target removed by a reload leaves the page.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Aggrega
 
 use crate::testkit::config::{self, otlp_exporter, target};
 use crate::testkit::expect::mixed_processes;
+use crate::testkit::http::{self, health_addr};
 use crate::testkit::openmetrics::{self, Family};
 use crate::testkit::otlp_sink::{any_value_string, OtlpSink, ReceivedRequest};
 use crate::testkit::receiver::Running;
@@ -252,37 +252,13 @@ fn diff(page: &Samples, otlp: &Samples) -> String {
     out
 }
 
-/// `GET path`: status code, content type and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .unwrap_or_else(|e| panic!("write: {e}"));
-    let mut reply = String::new();
-    stream
-        .read_to_string(&mut reply)
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    let (head, body) = reply
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers: {reply}"));
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {reply}"));
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))
-        .unwrap_or_default()
-        .to_string();
-    (code, content_type, body.to_string())
-}
-
 /// The page, checked and parsed: 200, the OpenMetrics content type, accepted by the parser.
 fn scrape(addr: SocketAddr) -> (String, Vec<Family>) {
-    let (code, content_type, body) = get(addr, "/metrics");
+    let http::Reply {
+        code,
+        content_type,
+        body,
+    } = http::get(addr, "/metrics");
     assert_eq!(code, 200, "{body}");
     assert_eq!(content_type, CONTENT_TYPE);
     let families = openmetrics::parse(&body)
@@ -308,17 +284,6 @@ fn scrape_until(
         );
         thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// The address from `health endpoint listening on http://ADDR/healthz`.
-fn health_addr(receiver: &mut Running) -> SocketAddr {
-    let marker = "health endpoint listening on http://";
-    let log = receiver.wait_for_stderr(marker, WAIT);
-    log.split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split("/healthz").next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no health address in the log:\n{log}"))
 }
 
 fn family<'a>(families: &'a [Family], name: &str) -> &'a Family {

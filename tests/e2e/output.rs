@@ -231,20 +231,25 @@ fn a_restart_with_the_persistent_queue_neither_repeats_nor_misses_a_line() {
         |r| lines(&all_records(r), "ticker", "stdout").len() > before + 100,
         WAIT,
     );
-    std::fs::write(scripts.path().join("stop"), b"").unwrap();
-    let requests = sink.wait_for_logs(
+    let requests = stop_ticking(&sink, scripts.path());
+    second.stop();
+
+    let got = lines(&all_records(&requests), "ticker", "stdout");
+    let ticks = assert_every_tick_once(&got, &format!("the first run stopped after {before}"));
+    assert!(ticks > before + 100, "lines written while down arrived too");
+}
+
+/// Tells the ticker to stop and waits for its last line; returns every logs request.
+fn stop_ticking(sink: &OtlpSink, dir: &Path) -> Vec<crate::testkit::otlp_sink::ReceivedLogs> {
+    std::fs::write(dir.join("stop"), b"").unwrap();
+    sink.wait_for_logs(
         |r| {
             lines(&all_records(r), "ticker", "stdout")
                 .last()
                 .is_some_and(|l| l == "tick end")
         },
         WAIT,
-    );
-    second.stop();
-
-    let got = lines(&all_records(&requests), "ticker", "stdout");
-    let ticks = assert_every_tick_once(&got, &format!("the first run stopped after {before}"));
-    assert!(ticks > before + 100, "lines written while down arrived too");
+    )
 }
 
 /// Checks `got` is `tick 0`, `tick 1`, ... `tick end`, each once; returns the ticks' count.
@@ -314,15 +319,7 @@ fn a_reload_goes_on_from_the_same_offsets() {
         |r| lines(&all_records(r), "ticker", "stdout").len() > before + 40,
         WAIT,
     );
-    std::fs::write(scripts.path().join("stop"), b"").unwrap();
-    let requests = sink.wait_for_logs(
-        |r| {
-            lines(&all_records(r), "ticker", "stdout")
-                .last()
-                .is_some_and(|l| l == "tick end")
-        },
-        WAIT,
-    );
+    let requests = stop_ticking(&sink, scripts.path());
     receiver.stop();
     let got = lines(&all_records(&requests), "ticker", "stdout");
     assert_every_tick_once(&got, "across three reloads");

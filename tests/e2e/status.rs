@@ -4,7 +4,6 @@
 //! the table, the JSON, the exit codes (0 healthy, 1 something failing, 2 unreachable),
 //! `--liveness`, the UNIX socket's permissions and its removal on stop.
 
-use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::testkit::config::{self, otlp_exporter, target, TargetYaml};
+use crate::testkit::http::exchange;
 use crate::testkit::otlp_sink::OtlpSink;
 use crate::testkit::receiver::{run_once, Finished, Running};
 use crate::testkit::supervisord::{free_port, Options, Program, Supervisord};
@@ -219,23 +219,11 @@ fn status_reports_targets_and_exporters_and_exits_by_what_fails() {
     assert_eq!(finished.code(), Some(0), "{}", finished.describe());
 }
 
-/// One HTTP/1.1 GET over TCP, the way a probe sends it.
+/// One HTTP/1.1 GET over TCP, the way a probe sends it; the raw reply.
 fn http_get(addr: &str, path: &str) -> String {
     let mut stream =
         std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     exchange(&mut stream, path)
-}
-
-fn exchange(stream: &mut (impl Read + Write), path: &str) -> String {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .unwrap_or_else(|e| panic!("write: {e}"));
-    let mut reply = String::new();
-    stream
-        .read_to_string(&mut reply)
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    reply
 }
 
 #[test]

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod expect;
 pub mod gate;
+pub mod http;
 pub mod openmetrics;
 pub mod otlp_sink;
 pub mod proc_tree;

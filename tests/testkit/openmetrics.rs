@@ -4,11 +4,12 @@
 //! (interleaved families, a StateSet without its label, a unit that is not the name's suffix, a
 //! missing `# EOF` ...).
 //!
-//! Installed the way the supervisor venv is ([`super::provision`]): `prometheus-client`
-//! [`PROMETHEUS_CLIENT_PIN`] from PyPI into `<target dir>/openmetrics-venv`, built in a staging
-//! dir, marked complete last and renamed into place under a cross-process lock, once per machine
-//! and target dir. Python 3 with `venv` and `pip` must be present; a failure to install fails
-//! the test with what went wrong.
+//! Installed by the routine that installs the supervisor venv
+//! ([`super::provision::install_pinned_venv`]): `prometheus-client` [`PROMETHEUS_CLIENT_PIN`]
+//! from PyPI into `<target dir>/openmetrics-venv`, built in a staging dir, marked complete last
+//! and renamed into place under a cross-process lock, once per machine and target dir. Python 3
+//! with `venv` and `pip` must be present; a failure to install fails the test with what went
+//! wrong.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,7 +20,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use super::provision::InstallLock;
+use super::provision::install_pinned_venv;
 use super::supervisord::target_dir;
 
 /// The `prometheus-client` release the venv installs; a venv of another one is rebuilt.
@@ -103,80 +104,18 @@ pub fn python() -> &'static Path {
 
 fn provision(target_dir: &Path) -> Result<PathBuf, String> {
     let venv = target_dir.join("openmetrics-venv");
-    if !is_complete(&venv) {
-        let _lock = InstallLock::acquire(&target_dir.join("openmetrics-venv.lock"))?;
-        if !is_complete(&venv) {
-            eprintln!(
-                "installing prometheus-client=={PROMETHEUS_CLIENT_PIN} into {}",
-                venv.display()
-            );
-            install(&venv)?;
-        }
-    }
+    install_pinned_venv(
+        &venv,
+        "prometheus-client",
+        PROMETHEUS_CLIENT_PIN,
+        is_complete,
+    )?;
     Ok(venv.join("bin").join("python"))
 }
 
 /// The marker, written last with the pin in it, says the venv is finished and which release it
-/// holds.
+/// holds: a venv of another release is rebuilt.
 fn is_complete(venv: &Path) -> bool {
     fs::read_to_string(venv.join(".complete")).is_ok_and(|pin| pin == PROMETHEUS_CLIENT_PIN)
         && venv.join("bin").join("python").exists()
-}
-
-fn install(venv: &Path) -> Result<(), String> {
-    let parent = venv
-        .parent()
-        .ok_or_else(|| format!("venv path {} has no parent", venv.display()))?;
-    fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    let staging = parent.join(format!("openmetrics-venv.tmp-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    let installed = run(
-        Command::new("python3").args(["-m", "venv"]).arg(&staging),
-        "python3 -m venv (is python3 with the venv module installed?)",
-    )
-    .and_then(|()| {
-        run(
-            Command::new(staging.join("bin").join("pip")).args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                &format!("prometheus-client=={PROMETHEUS_CLIENT_PIN}"),
-            ]),
-            "pip install prometheus-client",
-        )
-    })
-    .and_then(|()| {
-        fs::write(staging.join(".complete"), PROMETHEUS_CLIENT_PIN)
-            .map_err(|e| format!("cannot write the venv marker: {e}"))
-    });
-    if let Err(e) = installed {
-        let _ = fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    // An unfinished venv, or one of another pin, is replaced.
-    if venv.exists() {
-        fs::remove_dir_all(venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
-    }
-    fs::rename(&staging, venv).map_err(|e| {
-        format!(
-            "cannot move {} to {}: {e}",
-            staging.display(),
-            venv.display()
-        )
-    })
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("OpenMetrics parser provisioning: cannot run {what}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "OpenMetrics parser provisioning: {what} failed with {}:\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
 }

@@ -86,6 +86,15 @@ fn command_from(argv: &[OsString]) -> Command {
     cmd
 }
 
+/// The cargo target dir the running program was built in: its nearest ancestor that cargo
+/// marked with `CACHEDIR.TAG` (how the examples and the demo find the venv they share).
+pub fn built_target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf)
+}
+
 /// Where the venv lives under a cargo target dir.
 pub fn venv_dir(target_dir: &Path) -> PathBuf {
     target_dir.join("supervisor-venv")
@@ -102,16 +111,7 @@ pub fn provision(target_dir: &Path) -> Result<SupervisorTools, String> {
         });
     }
     let venv = venv_dir(target_dir);
-    if !venv_is_complete(&venv) {
-        let _lock = InstallLock::acquire(&target_dir.join("supervisor-venv.lock"))?;
-        if !venv_is_complete(&venv) {
-            eprintln!(
-                "installing supervisor=={SUPERVISOR_PIN} into {}",
-                venv.display()
-            );
-            install_venv(&venv)?;
-        }
-    }
+    install_pinned_venv(&venv, "supervisor", SUPERVISOR_PIN, venv_is_complete)?;
     let python = venv.join("bin").join("python");
     let tools = SupervisorTools {
         supervisord: vec![
@@ -151,40 +151,63 @@ fn venv_is_complete(venv: &Path) -> bool {
     venv.join(".complete").is_file() && venv.join("bin").join("python").exists()
 }
 
-fn install_venv(venv: &Path) -> Result<(), String> {
+/// Installs `package==pin` from PyPI into `venv` unless `is_complete` finds it there, under
+/// the cross-process lock `<venv>.lock` beside it, checked again once the lock is held: the
+/// supervisor venv here and the OpenMetrics parser's (`super::openmetrics`) both go this way.
+/// The venv is built in a staging dir, marked complete last (`.complete`, holding `pin`), then
+/// renamed into place; whatever stood at `venv` before (unfinished, or of another pin) is
+/// replaced.
+pub fn install_pinned_venv(
+    venv: &Path,
+    package: &str,
+    pin: &str,
+    is_complete: fn(&Path) -> bool,
+) -> Result<(), String> {
+    if is_complete(venv) {
+        return Ok(());
+    }
     let parent = venv
         .parent()
         .ok_or_else(|| format!("venv path {} has no parent", venv.display()))?;
+    let name = venv
+        .file_name()
+        .ok_or_else(|| format!("venv path {} has no name", venv.display()))?
+        .to_string_lossy();
+    let _lock = InstallLock::acquire(&parent.join(format!("{name}.lock")))?;
+    if is_complete(venv) {
+        return Ok(());
+    }
+    eprintln!("installing {package}=={pin} into {}", venv.display());
     fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    let staging = parent.join(format!("supervisor-venv.tmp-{}", std::process::id()));
+    let staging = parent.join(format!("{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
-    let installed = run(
+    let context = format!("{package} provisioning");
+    let step = |cmd: &mut Command, what: &str| run(cmd, &context, what);
+    let installed = step(
         Command::new("python3").args(["-m", "venv"]).arg(&staging),
         "python3 -m venv (is python3 with the venv module installed?)",
     )
     .and_then(|()| {
-        run(
+        step(
             Command::new(staging.join("bin").join("pip")).args([
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
-                &format!("supervisor=={SUPERVISOR_PIN}"),
+                &format!("{package}=={pin}"),
             ]),
-            "pip install supervisor",
+            &format!("pip install {package}"),
         )
     })
     .and_then(|()| {
-        fs::write(staging.join(".complete"), SUPERVISOR_PIN)
+        fs::write(staging.join(".complete"), pin)
             .map_err(|e| format!("cannot write the venv marker: {e}"))
     });
     if let Err(e) = installed {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    // A stale, unfinished venv at the final path (no marker) is replaced.
     if venv.exists() {
-        fs::remove_dir_all(venv)
-            .map_err(|e| format!("cannot remove unfinished {}: {e}", venv.display()))?;
+        fs::remove_dir_all(venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
     }
     fs::rename(&staging, venv).map_err(|e| {
         format!(
@@ -195,13 +218,14 @@ fn install_venv(venv: &Path) -> Result<(), String> {
     })
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+/// Runs `cmd`, `what` it is, failing with its output; `context` starts every message.
+fn run(cmd: &mut Command, context: &str, what: &str) -> Result<(), String> {
     let out = cmd
         .output()
-        .map_err(|e| format!("supervisor provisioning: cannot run {what}: {e}"))?;
+        .map_err(|e| format!("{context}: cannot run {what}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "supervisor provisioning: {what} failed with {}:\n{}\n{}",
+            "{context}: {what} failed with {}:\n{}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -211,8 +235,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 }
 
 /// A cross-process lock: `mkdir` is atomic. The holder writes its pid inside, so a lock left by
-/// a killed process is taken over instead of blocking every later run. (The OpenMetrics parser's
-/// venv, `super::openmetrics`, is installed under one too.)
+/// a killed process is taken over instead of blocking every later run.
 pub struct InstallLock {
     dir: PathBuf,
 }

@@ -14,23 +14,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_supervisord-receiver");
 /// How long a `check`/`validate` run or a graceful stop may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
-/// Variables from the test's own environment that would change what the binary does.
-const SCRUBBED_ENV: [&str; 14] = [
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-    "OTEL_METRICS_EXPORTER",
-    "OTEL_LOGS_EXPORTER",
-    "OTEL_METRIC_EXPORT_INTERVAL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "RUST_LOG",
-];
+/// Variables from the test's own environment that would change what the binary does: the list
+/// the benchmark examples scrub too, kept in one file both include.
+#[path = "../../examples/common/scrubbed_env.rs"]
+mod scrubbed_env;
+use scrubbed_env::SCRUBBED_ENV;
 
 /// A command for the binary with a predictable environment: no inherited OTLP settings, info
 /// logs unless the test sets `RUST_LOG` itself.

@@ -632,61 +632,58 @@ fn resumed_offset(resumed: Option<&Checkpoint>, key: &StreamKey, logfile: &str) 
 /// found a byte and the first that did not. About five round trips for a 50 MB log, once per
 /// target start. `None`: supervisord logs to no file.
 async fn main_log_size(client: &SupervisorClient) -> Result<Option<u64>, PollError> {
-    let exists = |answer: &LogAnswer| match answer {
-        LogAnswer::Text(text) => !text.is_empty(),
-        LogAnswer::Undecodable(_) => true,
-        _ => false,
+    let powers: Vec<u64> = (0..48).map(|power| 1u64 << power).collect();
+    let answers = probe(client, &powers).await?;
+    if answers.iter().any(|a| matches!(a, LogAnswer::NoFile)) {
+        return Ok(None);
+    }
+    // The size is at least `low` and less than `high`.
+    let mut low = 0;
+    let Some(mut high) = narrow(&powers, &answers, &mut low) else {
+        return Ok(Some(low));
     };
-    let probes: Vec<u64> = (0..48).map(|power| 1u64 << power).collect();
-    let calls: Vec<LogCall<'_>> = probes
+    while high - low > 1 {
+        let step = ((high - low) / 64).max(1);
+        let sizes: Vec<u64> = (1..64)
+            .map(|i| low + i * step)
+            .take_while(|&p| p < high)
+            .collect();
+        let answers = probe(client, &sizes).await?;
+        if let Some(smaller) = narrow(&sizes, &answers, &mut low) {
+            high = smaller;
+        }
+    }
+    Ok(Some(low))
+}
+
+/// Reads the last byte of a log of each of `sizes` bytes (one multicall): whether the log is at
+/// least that long.
+async fn probe(client: &SupervisorClient, sizes: &[u64]) -> Result<Vec<LogAnswer>, PollError> {
+    let calls: Vec<LogCall<'_>> = sizes
         .iter()
         .map(|&size| LogCall::ReadMain {
             offset: size - 1,
             length: 1,
         })
         .collect();
-    let answers = client.log_calls(&calls).await?;
-    if answers.iter().any(|a| matches!(a, LogAnswer::NoFile)) {
-        return Ok(None);
-    }
-    // The size is at least `low` and less than `high`.
-    let mut low = 0;
-    let mut high = None;
-    for (&size, answer) in probes.iter().zip(&answers) {
-        if exists(answer) {
-            low = size;
-        } else {
-            high = Some(size);
-            break;
+    client.log_calls(&calls).await
+}
+
+/// Moves `low` up to the largest of the ascending `sizes` the log reaches (a byte, or one
+/// supervisord could not decode, was there), and returns the first it does not reach.
+fn narrow(sizes: &[u64], answers: &[LogAnswer], low: &mut u64) -> Option<u64> {
+    for (&size, answer) in sizes.iter().zip(answers) {
+        let reached = match answer {
+            LogAnswer::Text(text) => !text.is_empty(),
+            LogAnswer::Undecodable(_) => true,
+            _ => false,
+        };
+        if !reached {
+            return Some(size);
         }
+        *low = size;
     }
-    let Some(mut high) = high else {
-        return Ok(Some(low));
-    };
-    while high - low > 1 {
-        let step = ((high - low) / 64).max(1);
-        let probes: Vec<u64> = (1..64)
-            .map(|i| low + i * step)
-            .take_while(|&p| p < high)
-            .collect();
-        let calls: Vec<LogCall<'_>> = probes
-            .iter()
-            .map(|&size| LogCall::ReadMain {
-                offset: size - 1,
-                length: 1,
-            })
-            .collect();
-        let answers = client.log_calls(&calls).await?;
-        for (&size, answer) in probes.iter().zip(&answers) {
-            if exists(answer) {
-                low = size;
-            } else {
-                high = size;
-                break;
-            }
-        }
-    }
-    Ok(Some(low))
+    None
 }
 
 fn push_records(
@@ -824,6 +821,20 @@ mod tests {
             "three bytes at the end of the log: the character is still being written"
         );
         assert_eq!(next_step(&Ask::Window(10), vec![text("")], 10), Step::Stop);
+    }
+
+    #[test]
+    fn the_log_size_lies_between_the_last_probe_reached_and_the_first_not() {
+        let mut low = 0;
+        let answers = [text("x"), failed(), text(""), text("x")];
+        assert_eq!(narrow(&[1, 2, 4, 8], &answers, &mut low), Some(4));
+        assert_eq!(
+            low, 2,
+            "a byte supervisord could not decode is a byte all the same"
+        );
+        let mut low = 5;
+        assert_eq!(narrow(&[6, 7], &[text("a"), text("b")], &mut low), None);
+        assert_eq!(low, 7);
     }
 
     #[test]
