@@ -168,6 +168,25 @@ fn kill_and_deliver(
     finished.stderr
 }
 
+/// Once the queue is back on disk: waits for a poll made after the recovery (so it is on disk
+/// as well), then kills and restarts the receiver ([`kill_and_deliver`]) and checks that
+/// neither run lost anything.
+fn deliver_after_recovery(
+    receiver: Running,
+    main: &mut OtlpSink,
+    reference: &OtlpSink,
+    path: &Path,
+) {
+    let recovered = polls(&reference.requests());
+    reference.wait_for(|r| each_target_has(r, &recovered, 1), WAIT);
+    let stderr = format!(
+        "{}{}",
+        receiver.stderr_so_far(),
+        kill_and_deliver(receiver, main, reference, path)
+    );
+    assert_nothing_lost(&stderr);
+}
+
 fn assert_nothing_lost(stderr: &str) {
     for loss in ["dropped", "points lost", "could not be read back"] {
         assert!(!stderr.contains(loss), "nothing was lost:\n{stderr}");
@@ -219,16 +238,7 @@ fn a_full_filesystem_keeps_the_queue_in_memory_then_back_on_disk() {
         !stderr.contains(": 0 batches moved from memory"),
         "{stderr}"
     );
-    // Polls made after the recovery are on disk as well.
-    let recovered = polls(&reference.requests());
-    reference.wait_for(|r| each_target_has(r, &recovered, 1), WAIT);
-
-    let stderr = format!(
-        "{}{}",
-        receiver.stderr_so_far(),
-        kill_and_deliver(receiver, &mut main, &reference, &path)
-    );
-    assert_nothing_lost(&stderr);
+    deliver_after_recovery(receiver, &mut main, &reference, &path);
     eprintln!("full filesystem test took {:?}", started.elapsed());
 }
 
@@ -278,15 +288,7 @@ fn a_read_only_filesystem_at_start_runs_in_memory_until_writable() {
         1,
         "{stderr}"
     );
-    let recovered = polls(&reference.requests());
-    reference.wait_for(|r| each_target_has(r, &recovered, 1), WAIT);
-
-    let stderr = format!(
-        "{}{}",
-        receiver.stderr_so_far(),
-        kill_and_deliver(receiver, &mut main, &reference, &path)
-    );
-    assert_nothing_lost(&stderr);
+    deliver_after_recovery(receiver, &mut main, &reference, &path);
     eprintln!("read-only filesystem test took {:?}", started.elapsed());
 }
 
@@ -364,14 +366,6 @@ fn a_storage_directory_removed_while_running_is_recreated() {
         "{stderr}"
     );
     assert!(file.is_file(), "recreated");
-    let recovered = polls(&reference.requests());
-    reference.wait_for(|r| each_target_has(r, &recovered, 1), WAIT);
-
-    let stderr = format!(
-        "{}{}",
-        receiver.stderr_so_far(),
-        kill_and_deliver(receiver, &mut main, &reference, &path)
-    );
-    assert_nothing_lost(&stderr);
+    deliver_after_recovery(receiver, &mut main, &reference, &path);
     eprintln!("removed directory test took {:?}", started.elapsed());
 }

@@ -299,20 +299,7 @@ fn a_reload_goes_on_from_the_same_offsets() {
             None,
         );
         receiver.signal("HUP");
-        let deadline = std::time::Instant::now() + WAIT;
-        while receiver
-            .stderr_so_far()
-            .matches("configuration reloaded")
-            .count()
-            <= reload
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no reload: {}",
-                receiver.stderr_so_far()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        receiver.wait_for_reloads(reload + 1);
     }
     let before = lines(&all_records(&sink.logs()), "ticker", "stdout").len();
     sink.wait_for_logs(

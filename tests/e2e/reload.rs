@@ -66,22 +66,6 @@ fn self_telemetry_targets_after(requests: &[ReceivedRequest], t: u64) -> Vec<Str
     names
 }
 
-/// Waits for the `n`-th "configuration reloaded" line.
-fn wait_for_reloads(receiver: &mut Running, n: usize) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let log = receiver.stderr_so_far();
-        if log.matches("configuration reloaded").count() >= n {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reload #{n} within {WAIT:?}:\n{log}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sighup_adds_changes_and_removes_targets_and_refuses_a_broken_file() {
     let svd = Supervisord::start(
@@ -114,7 +98,7 @@ fn sighup_adds_changes_and_removes_targets_and_refuses_a_broken_file() {
         ),
     );
     receiver.signal("HUP");
-    wait_for_reloads(&mut receiver, 1);
+    receiver.wait_for_reloads(1);
     sink.wait_for_processes("b", &["beta"], WAIT);
 
     // Changed: b restarts with its new filter; a new exporter setting is not applied.
@@ -128,7 +112,7 @@ fn sighup_adds_changes_and_removes_targets_and_refuses_a_broken_file() {
         ),
     );
     receiver.signal("HUP");
-    wait_for_reloads(&mut receiver, 2);
+    receiver.wait_for_reloads(2);
     sink.wait_for_processes("b", &["alpha"], WAIT);
     receiver.wait_for_stderr(
         "exporters changed: only targets are reloaded, the rest applies at the next restart",
@@ -142,7 +126,7 @@ fn sighup_adds_changes_and_removes_targets_and_refuses_a_broken_file() {
         &config_text(&[a()], "none", &sink),
     );
     receiver.signal("HUP");
-    wait_for_reloads(&mut receiver, 3);
+    receiver.wait_for_reloads(3);
     let removed_at = now_unix_nano();
     let requests = sink.wait_for(
         |r| {

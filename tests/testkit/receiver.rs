@@ -120,6 +120,23 @@ impl Running {
         snapshot(&self.stdout)
     }
 
+    /// Waits for the `n`-th "configuration reloaded" line (a SIGHUP applied).
+    pub fn wait_for_reloads(&self, n: usize) {
+        let deadline = Instant::now() + super::WAIT;
+        loop {
+            let log = self.stderr_so_far();
+            if log.matches("configuration reloaded").count() >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload #{n} within {:?}:\n{log}",
+                super::WAIT
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until stderr contains `needle`; panics with the output so far on timeout or exit.
     pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
