@@ -17,7 +17,7 @@ use crate::testkit::receiver::Running;
 use crate::testkit::supervisord::free_port;
 use crate::testkit::{yaml_str, WAIT};
 
-const TARGETS: [&str; 3] = ["alpha", "beta", "gamma"];
+use super::export_reliability::{contains_all, distinct, each_target_has, stamps, TARGETS};
 
 /// The exporter's directory under the storage directory.
 const MAIN_DIR: &str = "otlp%2Fmain";
@@ -27,33 +27,7 @@ const RETRY_WAIT: Duration = Duration::from_secs(15);
 
 /// Per target, the distinct `can_connect` timestamps received.
 fn polls(requests: &[ReceivedRequest]) -> BTreeMap<String, BTreeSet<u64>> {
-    let mut out: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    for p in otlp_sink::points(requests, "supervisord.can_connect") {
-        let server = p.server().unwrap_or("?").to_string();
-        out.entry(server).or_default().insert(p.time_unix_nano);
-    }
-    out
-}
-
-/// Every target has at least `n` polls more than in `before`.
-fn each_target_has(
-    requests: &[ReceivedRequest],
-    before: &BTreeMap<String, BTreeSet<u64>>,
-    n: usize,
-) -> bool {
-    let now = polls(requests);
-    TARGETS.iter().all(|t| {
-        let had = before.get(*t).map_or(0, BTreeSet::len);
-        now.get(*t).map_or(0, BTreeSet::len) >= had + n
-    })
-}
-
-fn contains_all(
-    all: &BTreeMap<String, BTreeSet<u64>>,
-    sub: &BTreeMap<String, BTreeSet<u64>>,
-) -> bool {
-    sub.iter()
-        .all(|(t, s)| all.get(t).is_some_and(|a| s.is_subset(a)))
+    distinct(&stamps(requests))
 }
 
 fn config(dir: &Path, main: &OtlpSink, reference: &OtlpSink, storage: &Path) -> PathBuf {

@@ -19,10 +19,11 @@ use crate::testkit::receiver::Running;
 use crate::testkit::supervisord::free_port;
 use crate::testkit::{yaml_str, WAIT};
 
-const TARGETS: [&str; 3] = ["alpha", "beta", "gamma"];
+/// The config's targets (three closed ports); shared with the disk-fault suite.
+pub(super) const TARGETS: [&str; 3] = ["alpha", "beta", "gamma"];
 
 /// Per target, every `can_connect` timestamp received, duplicates included, sorted.
-fn stamps(requests: &[ReceivedRequest]) -> BTreeMap<String, Vec<u64>> {
+pub(super) fn stamps(requests: &[ReceivedRequest]) -> BTreeMap<String, Vec<u64>> {
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for p in otlp_sink::points(requests, "supervisord.can_connect") {
         let server = p.server().unwrap_or("?").to_string();
@@ -34,7 +35,7 @@ fn stamps(requests: &[ReceivedRequest]) -> BTreeMap<String, Vec<u64>> {
     out
 }
 
-fn distinct(stamps: &BTreeMap<String, Vec<u64>>) -> BTreeMap<String, BTreeSet<u64>> {
+pub(super) fn distinct(stamps: &BTreeMap<String, Vec<u64>>) -> BTreeMap<String, BTreeSet<u64>> {
     stamps
         .iter()
         .map(|(k, v)| (k.clone(), v.iter().copied().collect()))
@@ -42,7 +43,7 @@ fn distinct(stamps: &BTreeMap<String, Vec<u64>>) -> BTreeMap<String, BTreeSet<u6
 }
 
 /// Every target has at least `n` polls more than in `before`.
-fn each_target_has(
+pub(super) fn each_target_has(
     requests: &[ReceivedRequest],
     before: &BTreeMap<String, BTreeSet<u64>>,
     n: usize,
@@ -55,7 +56,7 @@ fn each_target_has(
 }
 
 /// `sub` is contained in `all`, per target.
-fn contains_all(
+pub(super) fn contains_all(
     all: &BTreeMap<String, BTreeSet<u64>>,
     sub: &BTreeMap<String, BTreeSet<u64>>,
 ) -> bool {
