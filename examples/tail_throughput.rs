@@ -320,7 +320,7 @@ fn measure(setup: Setup, plan: &Plan) -> Result<Row> {
         (cpu(receiver.pid())?, cpu(svd.pid())?, cpu(writer)?);
     let size_after = log_size();
     let window = start.elapsed();
-    let receiver_peak_rss_kib = peak_rss_kib(receiver.pid());
+    let receiver_peak_rss_kib = bench::peak_rss_kib(receiver.pid());
 
     // The program stops; what it wrote must end up delivered or counted as skipped.
     fs::write(dir.join("stop"), b"")?;
@@ -556,15 +556,6 @@ fn print_tables(rows: &[Row]) {
             println!("  {line}");
         }
     }
-}
-
-/// `VmHWM` of `/proc/PID/status`, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| {
-        let value = line.strip_prefix("VmHWM:")?;
-        value.trim().trim_end_matches("kB").trim().parse().ok()
-    })
 }
 
 /// A supervisord with the writing program. Dropping it stops both.

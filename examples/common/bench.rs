@@ -182,6 +182,15 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     Some(ticks * 1_000_000_000 / hz)
 }
 
+/// A process's peak resident memory (`VmHWM` of `/proc/PID/status`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix("VmHWM:")?;
+        value.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
 /// Clock ticks per second of `/proc/<pid>/stat` times (USER_HZ).
 pub fn clock_ticks_per_second() -> Result<u64> {
     // SAFETY: sysconf reads a configuration value and has no memory effects.

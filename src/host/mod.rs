@@ -59,13 +59,18 @@
 //!   parent in the tree exited first) is reparented outside the tree and takes its time with it.
 //!   The sum can therefore drop when a tree shrinks; a restart (a new `start`) resets it.
 
+mod kept;
+
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use procfs::process::{Process, Stat};
 use procfs::FromRead;
+
+use kept::{KeptFiles, Kind};
 
 #[cfg(test)]
 mod tests;
@@ -153,6 +158,8 @@ pub struct ProcReader {
     seen: Vec<bool>,
     /// Indexes of `seen` set by the walk, to clear after it.
     touched: Vec<usize>,
+    /// The walk's `stat` and `children` files, kept open from one call to the next.
+    kept: KeptFiles,
 }
 
 /// The numbers of one process that a tree needs, from `/proc/PID/stat`.
@@ -235,6 +242,13 @@ impl Totals {
     }
 }
 
+/// Whether a `stat` read keeps its file open for the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Yes,
+    No,
+}
+
 /// How reading one `stat` went.
 enum StatRead {
     Read(Sample),
@@ -258,10 +272,11 @@ impl ProcReader {
             children_files: true,
             seen: Vec::new(),
             touched: Vec::new(),
+            kept: KeptFiles::default(),
         };
         // Our own stat: proves /proc is there and parses as expected.
         let me = std::process::id();
-        match reader.read_stat(me)? {
+        match reader.read_stat(me, Keep::No)? {
             StatRead::Read(_) => Ok(reader),
             StatRead::Gone => Err(ReadError::Io {
                 path: PathBuf::from(format!("/proc/{me}/stat")),
@@ -310,6 +325,7 @@ impl ProcReader {
         walk: Walk,
     ) -> Vec<Result<TreeUsage, ReadError>> {
         if roots.is_empty() {
+            self.kept.end_round();
             return Vec::new();
         }
         self.boot_unix_seconds = boot_unix_seconds();
@@ -330,6 +346,7 @@ impl ProcReader {
                 Err(e) => out.push(Err(e.clone())),
             }
         }
+        self.kept.end_round();
         out
     }
 
@@ -349,7 +366,7 @@ impl ProcReader {
         self.stack.push((pid, 0));
         while let Some((member, parent)) = self.stack.pop() {
             let is_root = member == pid && parent == 0;
-            let sample = match self.read_stat(member) {
+            let sample = match self.read_stat(member, Keep::Yes) {
                 Ok(StatRead::Read(sample)) => sample,
                 Ok(StatRead::Gone) if is_root => return Ok(Err(hidden_or_vanished(pid))),
                 Err(e) if is_root => return Ok(Err(e)),
@@ -430,8 +447,10 @@ impl ProcReader {
     fn push_thread_children(&mut self, member: u32, tid: u32) -> Result<(), Children> {
         self.path.clear();
         let _ = write!(self.path, "/proc/{member}/task/{tid}/children");
-        self.buf.clear();
-        match std::fs::File::open(&self.path).and_then(|f| read_all(f, &mut self.buf)) {
+        match self
+            .kept
+            .read(member, Kind::Children { tid }, &self.path, &mut self.buf)
+        {
             Ok(_) => {}
             Err(e) if gone(&e) => return Err(Children::Missing),
             Err(_) => return Err(Children::Unreadable),
@@ -482,7 +501,7 @@ impl ProcReader {
             let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            match self.read_stat(pid) {
+            match self.read_stat(pid, Keep::No) {
                 Ok(StatRead::Read(sample)) => {
                     self.procs.push(sample);
                     self.edges.push((sample.ppid, sample.pid));
@@ -556,12 +575,16 @@ impl ProcReader {
             .map(|i| self.procs[i])
     }
 
-    /// Reads and parses `/proc/PID/stat` into the kept buffer.
-    fn read_stat(&mut self, pid: u32) -> Result<StatRead, ReadError> {
+    /// Reads and parses `/proc/PID/stat` into the kept buffer; with [`Keep::Yes`] through a
+    /// file kept open for the next call (the walk's few members, not the scan's every process).
+    fn read_stat(&mut self, pid: u32, keep: Keep) -> Result<StatRead, ReadError> {
         self.path.clear();
         let _ = write!(self.path, "/proc/{pid}/stat");
         self.buf.clear();
-        let read = std::fs::File::open(&self.path).and_then(|f| read_all(f, &mut self.buf));
+        let read = match keep {
+            Keep::Yes => self.kept.read(pid, Kind::Stat, &self.path, &mut self.buf),
+            Keep::No => std::fs::File::open(&self.path).and_then(|f| read_all(f, &mut self.buf)),
+        };
         match read {
             Ok(_) => {}
             Err(e) if gone(&e) => return Ok(StatRead::Gone),
@@ -690,9 +713,16 @@ enum FdCount {
     Gone,
 }
 
-/// The number of a process's open descriptors (procfs uses the size of `/proc/PID/fd` on
-/// Linux 6.2 and later, a listing before).
+/// The number of a process's open descriptors. Since Linux 6.2 the size of `/proc/PID/fd` is
+/// that number: one `stat` of the path (what `procfs` also reads, after opening `/proc/PID`
+/// first, two more system calls). An older kernel reports 0 there: then the directory is listed.
 fn fd_count(pid: u32) -> FdCount {
+    match std::fs::metadata(format!("/proc/{pid}/fd")) {
+        Ok(meta) if meta.size() > 0 => return FdCount::Count(meta.size()),
+        Ok(_) => {}
+        Err(e) if gone(&e) => return FdCount::Gone,
+        Err(_) => return FdCount::Unreadable,
+    }
     let Ok(raw) = i32::try_from(pid) else {
         return FdCount::Gone;
     };

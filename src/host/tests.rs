@@ -342,7 +342,7 @@ fn a_thread_s_children_are_in_the_tree() {
     let child = pid_rx.recv().unwrap();
     let me = std::process::id();
     // This process's own start, to pass the reuse check.
-    let start = match reader.read_stat(me).unwrap() {
+    let start = match reader.read_stat(me, Keep::No).unwrap() {
         StatRead::Read(s) => {
             (reader.boot_unix_seconds + s.starttime as f64 / reader.ticks_per_second as f64) as i64
         }
