@@ -286,8 +286,8 @@ def dockerfile(path):
     builder, final = stages[0], stages[-1]
     if not re.match(r"rust:\S+\s+AS\s+\w+", builder["from"], re.I):
         problem(where, f"the builder is not the official rust image: {builder['from']}")
-    if not any("cargo build --release --locked" in i["value"] for i in builder["ins"] if i["instruction"] == "RUN"):
-        problem(where, "the builder does not run cargo build --release --locked")
+    if not any("cargo build --profile dist --locked" in i["value"] for i in builder["ins"] if i["instruction"] == "RUN"):
+        problem(where, "the builder does not run cargo build --profile dist --locked")
     if "distroless" not in final["from"]:
         problem(where, f"the final stage is not a minimal base: {final['from']}")
 

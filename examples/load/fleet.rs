@@ -8,6 +8,12 @@
 //! - `report <start_ns> <end_ns>` asks for the poll statistics of that window of
 //!   CLOCK_MONOTONIC (and the `getAllConfigInfo` calls served), answered with one
 //!   [`ShardReport`] line;
+//! - `removed <target>`, `added <target>` (`--soak`, no answer): the receiver's config just
+//!   dropped or took the target, so its polls are due or not from now on (see
+//!   [`churned_stats`]); `status` counts only the targets in the config;
+//! - `restart <target> <down_ms>` (`--soak`, no answer): the target's supervisord restarts: its
+//!   connections are closed, its listener too (connections are refused) for `down_ms`, then it
+//!   listens again on the same address as a new [`Life`] (new start times and pids);
 //! - end of stdin: the shard exits.
 //!
 //! The HTTP side is written by hand rather than with hyper so the reply head is exactly
@@ -27,9 +33,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use crate::child;
 use crate::http::{parse_calls, parse_request, Parsed, MAX_REQUEST};
 use crate::procfs::{monotonic_ns, unix_now};
-use crate::punctuality::{target_stats, Window};
+use crate::punctuality::{churned_stats, target_stats, Turn, Window};
 use crate::reply::{self, Call, Replies};
-use crate::sim::Programs;
+use crate::sim::{Life, Programs};
 
 /// What the orchestrator asks of one shard (the role's only argument, as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +87,13 @@ pub struct ShardReport {
     pub connections_opened: u64,
     /// Every request served since start, polls or not.
     pub requests_total: u64,
+    /// Restarts (`--soak`) done since start: the target listens again.
+    #[serde(default)]
+    pub restarts_done: u64,
+    /// Restarts after which the address could not be bound again within a minute (taken by
+    /// another socket meanwhile): the target stays down, its polls are not due.
+    #[serde(default)]
+    pub rebind_failures: u64,
 }
 
 /// Progress of the receiver's start: its first polls.
@@ -127,6 +140,41 @@ struct TargetLog {
     polls: Vec<u64>,
     connects: Vec<u64>,
     config_calls: Vec<u64>,
+    /// When the target left or joined the config, went down or came back (`--soak`).
+    turns: Vec<(u64, Turn)>,
+    /// The run of its supervisord now answering.
+    life: Life,
+    /// How long the restart under way keeps the target down.
+    down_for: std::time::Duration,
+    restarts_done: u64,
+    rebind_failures: u64,
+}
+
+impl TargetLog {
+    /// Whether the receiver's config holds the target (the last `added`/`removed` says).
+    fn in_config(&self) -> bool {
+        self.turns
+            .iter()
+            .rev()
+            .find_map(|(_, turn)| match turn {
+                Turn::Removed => Some(false),
+                Turn::Added => Some(true),
+                _ => None,
+            })
+            .unwrap_or(true)
+    }
+
+    fn down(&self) -> bool {
+        self.turns
+            .iter()
+            .rev()
+            .find_map(|(_, turn)| match turn {
+                Turn::Down => Some(true),
+                Turn::Up => Some(false),
+                _ => None,
+            })
+            .unwrap_or(false)
+    }
 }
 
 struct Shard {
@@ -134,6 +182,8 @@ struct Shard {
     replies: Replies,
     programs: Programs,
     logs: Vec<Mutex<TargetLog>>,
+    /// Per target, bumped by a restart: its listener and connections watch it.
+    restarts: Vec<tokio::sync::watch::Sender<u64>>,
     requests: AtomicU64,
     sample_written: AtomicBool,
 }
@@ -144,12 +194,165 @@ impl Shard {
             .get(target.checked_sub(self.spec.first_target)?)
             .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    fn restarts(&self, target: usize) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.restarts
+            .get(target.checked_sub(self.spec.first_target)?)
+            .map(tokio::sync::watch::Sender::subscribe)
+    }
+}
+
+/// A target's listener, on either transport.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    /// Binds the target's address: a free port when `port` is 0 (the first time), the same
+    /// port again after a restart.
+    fn bind(shard: &Shard, target: usize, port: u16) -> anyhow::Result<Listener> {
+        match &shard.spec.unix_dir {
+            Some(dir) => {
+                let path = socket_path(dir, target);
+                // A restart leaves the socket file behind, as supervisord does.
+                let _ = std::fs::remove_file(&path);
+                let listener = tokio::net::UnixListener::bind(&path)
+                    .with_context(|| format!("bind {}", path.display()))?;
+                Ok(Listener::Unix(listener))
+            }
+            None => {
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+                    .context("bind 127.0.0.1 (out of ports or file descriptors?)")?;
+                listener.set_nonblocking(true)?;
+                Ok(Listener::Tcp(tokio::net::TcpListener::from_std(listener)?))
+            }
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Listener::Tcp(listener) => listener.local_addr().map_or(0, |a| a.port()),
+            Listener::Unix(_) => 0,
+        }
+    }
+
+    /// Accepts one connection and serves it on a task of its own.
+    async fn accept(&self, shard: &Arc<Shard>, target: usize) -> std::io::Result<()> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                accepted(shard, target);
+                tokio::spawn(connection(stream, target, Arc::clone(shard)));
+            }
+            Listener::Unix(listener) => {
+                let (stream, _) = listener.accept().await?;
+                accepted(shard, target);
+                tokio::spawn(connection(stream, target, Arc::clone(shard)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serves one target until the shard ends; a restart closes the listener, waits, and binds
+/// the same address again.
+async fn listen(shard: Arc<Shard>, target: usize, mut listener: Listener) {
+    let Some(mut restarts) = shard.restarts(target) else {
+        return;
+    };
+    let port = listener.port();
+    loop {
+        let restart = tokio::select! {
+            accepted = listener.accept(&shard, target) => match accepted {
+                Ok(()) => false,
+                Err(_) => return,
+            },
+            changed = restarts.changed() => match changed {
+                Ok(()) => true,
+                Err(_) => return,
+            },
+        };
+        if !restart {
+            continue;
+        }
+        drop(listener);
+        let down_for = shard.log(target).map(|l| l.down_for).unwrap_or_default();
+        tokio::time::sleep(down_for).await;
+        listener = match rebind(&shard, target, port).await {
+            Some(listener) => listener,
+            None => return,
+        };
+    }
+}
+
+/// Binds a restarted target's address again (another socket may hold it for a while), and
+/// starts its supervisord's next life.
+async fn rebind(shard: &Shard, target: usize, port: u16) -> Option<Listener> {
+    const ATTEMPTS: u32 = 300;
+    for attempt in 1..=ATTEMPTS {
+        match Listener::bind(shard, target, port) {
+            Ok(listener) => {
+                if let Some(mut log) = shard.log(target) {
+                    log.turns.push((monotonic_ns(), Turn::Up));
+                    log.life = Life {
+                        generation: log.life.generation + 1,
+                        started: Some(unix_now()),
+                    };
+                    log.restarts_done += 1;
+                }
+                return Some(listener);
+            }
+            Err(error) if attempt == ATTEMPTS => {
+                eprintln!("load fleet: target {target} stays down after its restart: {error:#}");
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+    if let Some(mut log) = shard.log(target) {
+        log.rebind_failures += 1;
+    }
+    None
+}
+
+/// `removed`, `added` and `restart`: what the orchestrator's churn does to one target.
+fn churn(shard: &Shard, command: &str, target: &str, down_ms: Option<&str>) -> anyhow::Result<()> {
+    let target: usize = target.parse().context("churn target")?;
+    let now = monotonic_ns();
+    let Some(mut log) = shard.log(target) else {
+        anyhow::bail!("target {target} is not in this shard");
+    };
+    match (command, down_ms) {
+        ("removed", None) => log.turns.push((now, Turn::Removed)),
+        ("added", None) => log.turns.push((now, Turn::Added)),
+        ("restart", Some(ms)) => {
+            // A restart under way is not restarted again.
+            if log.down() {
+                return Ok(());
+            }
+            log.down_for = std::time::Duration::from_millis(ms.parse().context("down_ms")?);
+            log.turns.push((now, Turn::Down));
+            drop(log);
+            if let Some(restarts) = shard
+                .restarts
+                .get(target.saturating_sub(shard.spec.first_target))
+            {
+                restarts.send_modify(|generation| *generation += 1);
+            }
+        }
+        _ => anyhow::bail!("unknown command '{command} {target}'"),
+    }
+    Ok(())
 }
 
 async fn serve(spec: Spec, replies: Replies) -> anyhow::Result<()> {
     let shard = Arc::new(Shard {
         programs: Programs::new(spec.processes, spec.boot),
         logs: (0..spec.targets).map(|_| Mutex::default()).collect(),
+        restarts: (0..spec.targets)
+            .map(|_| tokio::sync::watch::Sender::new(0))
+            .collect(),
         requests: AtomicU64::new(0),
         sample_written: AtomicBool::new(false),
         replies,
@@ -157,38 +360,12 @@ async fn serve(spec: Spec, replies: Replies) -> anyhow::Result<()> {
     });
     let targets = shard.spec.first_target..shard.spec.first_target + shard.spec.targets;
     let mut ports = Vec::new();
-    match &shard.spec.unix_dir {
-        Some(dir) => {
-            for target in targets {
-                let path = socket_path(dir, target);
-                let listener = tokio::net::UnixListener::bind(&path)
-                    .with_context(|| format!("bind {}", path.display()))?;
-                let shard = Arc::clone(&shard);
-                tokio::spawn(async move {
-                    while let Ok((stream, _)) = listener.accept().await {
-                        accepted(&shard, target);
-                        tokio::spawn(connection(stream, target, Arc::clone(&shard)));
-                    }
-                });
-            }
+    for target in targets {
+        let listener = Listener::bind(&shard, target, 0)?;
+        if let Listener::Tcp(_) = listener {
+            ports.push(listener.port());
         }
-        None => {
-            for target in targets {
-                let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-                    .context("bind 127.0.0.1:0 (out of ports or file descriptors?)")?;
-                listener.set_nonblocking(true)?;
-                ports.push(listener.local_addr()?.port());
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let shard = Arc::clone(&shard);
-                tokio::spawn(async move {
-                    while let Ok((stream, _)) = listener.accept().await {
-                        let _ = stream.set_nodelay(true);
-                        accepted(&shard, target);
-                        tokio::spawn(connection(stream, target, Arc::clone(&shard)));
-                    }
-                });
-            }
-        }
+        tokio::spawn(listen(Arc::clone(&shard), target, listener));
     }
     println_flush(&serde_json::to_string(&Ready { ports })?)?;
 
@@ -220,6 +397,9 @@ async fn serve(spec: Spec, replies: Replies) -> anyhow::Result<()> {
             (Some("status"), None, None) => {
                 println_flush(&serde_json::to_string(&status(&shard))?)?;
             }
+            (Some(command @ ("removed" | "added" | "restart")), Some(target), down_ms) => {
+                churn(&shard, command, target, down_ms)?;
+            }
             _ => anyhow::bail!("unknown command '{line}'"),
         }
     }
@@ -248,6 +428,10 @@ where
     let mut output: Vec<u8> = Vec::new();
     let mut calls: Vec<Call> = Vec::with_capacity(8);
     let mut date = (i64::MIN, String::new());
+    // A restart of the target's supervisord drops its connections.
+    let Some(mut restarts) = shard.restarts(target) else {
+        return;
+    };
     loop {
         let request = loop {
             match parse_request(&input) {
@@ -255,7 +439,11 @@ where
                 Parsed::Partial if input.len() <= MAX_REQUEST => {}
                 Parsed::Partial | Parsed::Invalid => return,
             }
-            match stream.read_buf(&mut input).await {
+            let read = tokio::select! {
+                read = stream.read_buf(&mut input) => read,
+                _ = restarts.changed() => return,
+            };
+            match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -282,13 +470,14 @@ where
                 }
             }
             body.clear();
+            let life = shard.log(target).map(|log| log.life).unwrap_or_default();
             shard.replies.render(
                 &mut body,
                 multicall,
                 &calls,
                 reply::RUNNING,
-                |w| shard.programs.write(w, target as u64, now),
-                |w| shard.programs.write_config(w, target as u64),
+                |w| shard.programs.write_life(w, target as u64, life, now),
+                |w| shard.programs.write_config_life(w, target as u64, life),
             );
             if date.0 != now {
                 date = (now, reply::http_date(now));
@@ -341,7 +530,13 @@ fn report(shard: &Shard, window: &Window) -> ShardReport {
     };
     for (i, log) in shard.logs.iter().enumerate() {
         let log = log.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = target_stats(&log.polls, &log.connects, window);
+        let (stats, due) = if log.turns.is_empty() {
+            (target_stats(&log.polls, &log.connects, window), u64::MAX)
+        } else {
+            churned_stats(&log.polls, &log.connects, &log.turns, window)
+        };
+        report.restarts_done += log.restarts_done;
+        report.rebind_failures += log.rebind_failures;
         report.served += stats.served;
         report.late += stats.late;
         report.missed += stats.missed;
@@ -352,7 +547,8 @@ fn report(shard: &Shard, window: &Window) -> ShardReport {
             .iter()
             .filter(|&&t| t >= window.start && t < window.end)
             .count() as u64;
-        if stats.served == 0 {
+        // A target due for less than an interval may rightly not have been polled yet.
+        if stats.served == 0 && due > window.interval + 1_000_000_000 {
             report.never_polled += 1;
         }
         if stats.max_gap > report.max_gap_ns {
@@ -368,6 +564,9 @@ fn status(shard: &Shard) -> Status {
     let mut all = true;
     for log in &shard.logs {
         let log = log.lock().unwrap_or_else(|p| p.into_inner());
+        if !log.in_config() {
+            continue;
+        }
         match log.polls.first() {
             Some(&first) => {
                 status.polled += 1;

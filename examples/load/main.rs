@@ -5,6 +5,8 @@
 //! cargo run --release --example load -- [--targets 10000] [--processes 20] [--interval 10s]
 //!     [--duration 60s] [--warmup 13s] [--transport tcp|unix] [--no-keep-alive]
 //!     [--no-process-resources] [--sweep] [--json]
+//!     [--soak [--churn-every 30s] [--churn-replace 5] [--churn-restart 2] [--restart-down 3s]
+//!             [--sample-every 15s]]
 //! ```
 //!
 //! # Roles
@@ -79,8 +81,20 @@
 //! `--sweep` makes short runs at several target counts (fixed processes) and process counts
 //! (fixed targets) and prints the least-squares slope, intercept and R² of receiver cores
 //! against targets and of CPU per poll against processes.
+//!
+//! `--soak` makes one long run (default: a 3-minute warm-up, a one-hour window) under churn:
+//! every `--churn-every`, `--churn-replace` % of the targets are replaced by new ones (the
+//! config is rewritten with the next rolling subset of a larger fleet, and the receiver gets
+//! SIGHUP) and `--churn-restart` % of the supervisords restart (connections dropped, refused
+//! for `--restart-down`, back with new start times and pids). It reads the receiver's VmRSS
+//! every `--sample-every` over the window and prints the least-squares slope in MB per hour
+//! with R², the first, last, smallest and largest reading, the reloads and restarts done, and
+//! the usual figures; polls are judged late or missed only while they were due (the target in
+//! the config and its supervisord up). See `soak.rs`.
 
 mod child;
+mod churn;
+mod fit;
 mod fleet;
 mod http;
 mod options;
@@ -92,6 +106,7 @@ mod report;
 mod run;
 mod sim;
 mod sink;
+mod soak;
 mod sweep;
 
 use std::process::ExitCode;
@@ -106,6 +121,11 @@ use crate::run::{RunSpec, INTERRUPTED};
 
 /// Default window of one sweep run: long enough for two polls of every target.
 const SWEEP_DURATION: Duration = Duration::from_secs(20);
+/// Default window and warm-up of a soak: long enough for a leak to show over the noise, and
+/// for the receiver's memory to settle (allocator arenas, connections, the first
+/// `getAllConfigInfo` of every target) under churn before the readings start.
+const SOAK_DURATION: Duration = Duration::from_secs(3600);
+const SOAK_WARMUP: Duration = Duration::from_secs(180);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -163,7 +183,38 @@ fn orchestrate(options: Options) -> anyhow::Result<()> {
         process_resources: !options.no_process_resources,
         python: (python && !options.no_python).then(|| options.python.clone()),
     };
-    if options.sweep {
+    if options.soak {
+        if options.churn_every.is_zero() || options.sample_every.is_zero() {
+            anyhow::bail!("--churn-every and --sample-every must be above 0");
+        }
+        let duration = options.duration.unwrap_or(SOAK_DURATION);
+        let mut run = spec(options.targets, options.processes, duration, false);
+        run.warmup = options.warmup.unwrap_or(SOAK_WARMUP);
+        let mut soak = soak::Soak::new(
+            soak::SoakSpec {
+                churn_every: options.churn_every,
+                replace_percent: options.churn_replace,
+                restart_percent: options.churn_restart,
+                restart_down: options.restart_down,
+                sample_every: options.sample_every,
+            },
+            options.targets,
+        );
+        let report = run::run_with(&run, runtime.handle(), Some(&mut soak))?;
+        let report = soak::SoakReport::new(soak, report);
+        if options.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "machine": machine,
+                    "soak": report,
+                }))?
+            );
+        } else {
+            report::print_machine(&machine);
+            soak::print(&report);
+        }
+    } else if options.sweep {
         let duration = options.duration.unwrap_or(SWEEP_DURATION);
         let mut by_targets = Vec::new();
         for &targets in &options.sweep_targets {

@@ -27,7 +27,8 @@ pub struct Options {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Time between starting the receiver and the measured window [default: one interval + 3s].
+    /// Time between starting the receiver and the measured window [default: one interval + 3s;
+    /// 3m with --soak].
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
 
@@ -73,6 +74,32 @@ pub struct Options {
     /// Skip the Python baseline.
     #[arg(long)]
     pub no_python: bool,
+
+    /// A long run under churn (`--duration` is its window, default one hour): the config
+    /// rolls over the fleet (SIGHUP), supervisords restart; prints the slope of the receiver's
+    /// memory over the window.
+    #[arg(long)]
+    pub soak: bool,
+
+    /// --soak: time between two churn rounds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub churn_every: Duration,
+
+    /// --soak: percent of the targets replaced by new ones each round (a reload).
+    #[arg(long, default_value_t = 5.0)]
+    pub churn_replace: f64,
+
+    /// --soak: percent of the targets whose supervisord restarts each round.
+    #[arg(long, default_value_t = 2.0)]
+    pub churn_restart: f64,
+
+    /// --soak: how long a restarting supervisord refuses connections.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub restart_down: Duration,
+
+    /// --soak: time between two readings of the receiver's VmRSS.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub sample_every: Duration,
 
     /// Print the report as JSON on stdout (progress stays on stderr).
     #[arg(long)]

@@ -1,13 +1,14 @@
 //! The receiver role: what `supervisord-receiver run --config FILE` does (src/main.rs), on the
-//! same library entry points, so the figures are those of the real binary. Two differences,
-//! both outside the measured code: logs at WARN (the orchestrator keeps them in a file and
-//! reports how many there were), and no SIGHUP reload.
+//! same library entry points, so the figures are those of the real binary, SIGHUP reloads
+//! included (`--soak` sends them). One difference, outside the measured code: logs at WARN
+//! (the orchestrator keeps them in a file and reports how many there were), but for the one
+//! INFO line each applied reload writes ("configuration reloaded"), which `--soak` counts.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use supervisord_receiver::app::Runner;
-use supervisord_receiver::cli;
+use supervisord_receiver::cli::{self, Source};
 
 use crate::child;
 
@@ -24,7 +25,9 @@ pub fn main(config: &str, parent: &str) -> ExitCode {
         }
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "warn,supervisord_receiver::app::targets=info",
+        ))
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
@@ -43,21 +46,27 @@ pub fn main(config: &str, parent: &str) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let shutdown =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut term) => {
-                    async move {
-                        term.recv().await;
-                    }
-                }
-                Err(error) => {
-                    eprintln!("error: cannot install signal handlers: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, hangup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(hangup)) => (term, hangup),
+            (Err(error), _) | (_, Err(error)) => {
+                eprintln!("error: cannot install signal handlers: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = async move {
+            term.recv().await;
+        };
         match Runner::new(settings) {
             Ok(runner) => {
-                runner.run(shutdown).await;
+                let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+                let source = Source::from(Path::new(config));
+                let reloader = tokio::spawn(cli::reload_on_hangup(hangup, source, reload_tx));
+                runner.run_with_reloads(shutdown, reload_rx).await;
+                reloader.abort();
                 ExitCode::SUCCESS
             }
             Err(error) => {

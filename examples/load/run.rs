@@ -14,6 +14,7 @@ use crate::options::{config_duration, Transport};
 use crate::procfs::{self, CpuTime, Memory};
 use crate::report::{PythonBaseline, RunReport};
 use crate::sink::{Counts, Sink};
+use crate::soak::Soak;
 
 /// The receiver's default bound on one poll; the config states it, clamped to the interval,
 /// so the receiver has no reason to warn.
@@ -42,13 +43,27 @@ pub struct RunSpec {
 /// Set by SIGINT or SIGTERM: the run stops waiting and cleans up.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-struct Shard {
+pub struct Shard {
     guard: ChildGuard,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+    /// The global indexes of the targets it serves.
+    pub targets: std::ops::Range<usize>,
 }
 
 impl Shard {
+    /// Sends commands that have no answer (`--soak`'s churn), one per line.
+    pub fn tell(&mut self, lines: &[String]) -> anyhow::Result<()> {
+        if let Some(stdin) = &mut self.stdin {
+            for line in lines {
+                writeln!(stdin, "{line}")
+                    .with_context(|| format!("telling {} '{line}'", self.guard.name))?;
+            }
+            stdin.flush()?;
+        }
+        Ok(())
+    }
+
     fn read_line(&mut self) -> anyhow::Result<String> {
         let mut line = String::new();
         let n = self.stdout.read_line(&mut line)?;
@@ -74,6 +89,17 @@ struct Snapshot {
 }
 
 pub fn run(spec: &RunSpec, runtime: &tokio::runtime::Handle) -> anyhow::Result<RunReport> {
+    run_with(spec, runtime, None)
+}
+
+/// A run, with `--soak`'s churn and memory readings when `soak` is given: its fleet has spare
+/// servers, its config is the soak's rolling subset, and the soak is called every second from
+/// the first poll of every target on (warm-up and window).
+pub fn run_with(
+    spec: &RunSpec,
+    runtime: &tokio::runtime::Handle,
+    mut soak: Option<&mut Soak>,
+) -> anyhow::Result<RunReport> {
     let dir = tempfile::Builder::new()
         .prefix("supervisord-load-")
         .tempdir()
@@ -93,14 +119,31 @@ pub fn run(spec: &RunSpec, runtime: &tokio::runtime::Handle) -> anyhow::Result<R
         std::fs::create_dir(&socket_dir).context("socket directory")?;
     }
     let sample = dir.path().join("reply.xml");
-    let (mut shards, ports) = start_fleet(spec, &exe, &socket_dir, &sample)?;
+    let servers = soak.as_deref().map_or(spec.targets, Soak::servers);
+    let (mut shards, ports) = start_fleet(spec, servers, &exe, &socket_dir, &sample)?;
 
     let config = dir.path().join("receiver.yaml");
-    std::fs::write(
-        &config,
-        receiver_config(spec, &ports, &socket_dir, &sink.addr.to_string()),
-    )
-    .context("writing the receiver config")?;
+    let sink_addr = sink.addr.to_string();
+    let yaml = match soak.as_deref_mut() {
+        Some(soak) => {
+            let (spec, socket_dir) = (spec.clone(), socket_dir.clone());
+            soak.prepare(
+                &mut shards,
+                Box::new(move |members| {
+                    receiver_config(&spec, members, &ports, &socket_dir, &sink_addr)
+                }),
+                &config,
+            )?
+        }
+        None => receiver_config(
+            spec,
+            &mut (0..spec.targets).map(|t| (t, target_name(t))),
+            &ports,
+            &socket_dir,
+            &sink_addr,
+        ),
+    };
+    std::fs::write(&config, yaml).context("writing the receiver config")?;
     let log_path = dir.path().join("receiver.log");
     let log = std::fs::File::create(&log_path).context("receiver log file")?;
     let receiver = Command::new(&exe)
@@ -117,8 +160,34 @@ pub fn run(spec: &RunSpec, runtime: &tokio::runtime::Handle) -> anyhow::Result<R
     let started_ns = procfs::monotonic_ns();
 
     progress(&format!("warm-up {:?}", spec.warmup));
-    wait_until(started + spec.warmup, &mut receiver, &log_path, |_| Ok(()))?;
-    let startup = wait_for_first_polls(spec, &mut shards, &mut receiver, &log_path, started_ns)?;
+    let startup = match soak.as_deref_mut() {
+        None => {
+            wait_until(started + spec.warmup, &mut receiver, &log_path, |_| Ok(()))?;
+            wait_for_first_polls(spec, &mut shards, &mut receiver, &log_path, started_ns)?
+        }
+        // Churn starts once every target has been polled, and runs through the rest of the
+        // warm-up, so the window sees a receiver already used to it.
+        Some(soak) => {
+            let first = started + spec.interval + Duration::from_secs(3);
+            wait_until(
+                first.min(started + spec.warmup),
+                &mut receiver,
+                &log_path,
+                |_| Ok(()),
+            )?;
+            let startup =
+                wait_for_first_polls(spec, &mut shards, &mut receiver, &log_path, started_ns)?;
+            progress("churn starts");
+            soak.start();
+            wait_until(
+                started + spec.warmup,
+                &mut receiver,
+                &log_path,
+                |receiver| soak.tick(receiver, &mut shards, false),
+            )?;
+            startup
+        }
+    };
     let start = snapshot(&receiver, &shards, &sink)?;
     progress(&format!("measuring {:?}", spec.duration));
     let mut last_rss = Memory::default();
@@ -131,7 +200,10 @@ pub fn run(spec: &RunSpec, runtime: &tokio::runtime::Handle) -> anyhow::Result<R
             if let Ok(memory) = procfs::memory(receiver.pid()) {
                 last_rss = memory;
             }
-            Ok(())
+            match soak.as_deref_mut() {
+                Some(soak) => soak.tick(receiver, &mut shards, true),
+                None => Ok(()),
+            }
         },
     )?;
     let end = snapshot(&receiver, &shards, &sink)?;
@@ -165,6 +237,9 @@ pub fn run(spec: &RunSpec, runtime: &tokio::runtime::Handle) -> anyhow::Result<R
         None => None,
     };
     let (log_lines, log_sample) = log_summary(&log_path);
+    if let Some(soak) = soak {
+        soak.finish(&reports, &log_path);
+    }
 
     Ok(RunReport::new(
         spec,
@@ -276,20 +351,22 @@ fn progress(message: &str) {
     eprintln!("load: {message}");
 }
 
+/// Starts `servers` simulated supervisords: the spec's targets, and spare ones for `--soak`.
 fn start_fleet(
     spec: &RunSpec,
+    servers: usize,
     exe: &Path,
     socket_dir: &Path,
     sample: &Path,
 ) -> anyhow::Result<(Vec<Shard>, Vec<u16>)> {
     let per = spec.targets_per_fleet.max(1);
-    let count = spec.targets.div_ceil(per).max(1);
+    let count = servers.div_ceil(per).max(1);
     let boot = procfs::unix_now() - 3600;
     let mut shards = Vec::with_capacity(count);
     let mut first = 0;
     for shard in 0..count {
         // Balanced: the first shards take one more when the division is not exact.
-        let targets = spec.targets / count + usize::from(shard < spec.targets % count);
+        let targets = servers / count + usize::from(shard < servers % count);
         let shard_spec = fleet::Spec {
             shard,
             first_target: first,
@@ -316,28 +393,36 @@ fn start_fleet(
             guard: ChildGuard::new(child, format!("fleet process {shard}")),
             stdin,
             stdout: BufReader::new(stdout),
+            targets: first - targets..first,
         });
     }
-    let mut ports = Vec::with_capacity(spec.targets);
+    let mut ports = Vec::with_capacity(servers);
     for shard in &mut shards {
         let line = shard.read_line()?;
         let ready: fleet::Ready = serde_json::from_str(&line)
             .with_context(|| format!("{}: '{}'", shard.guard.name, line.trim()))?;
         ports.extend(ready.ports);
     }
-    if spec.transport == Transport::Tcp && ports.len() != spec.targets {
+    if spec.transport == Transport::Tcp && ports.len() != servers {
         bail!(
             "the fleet bound {} ports for {} targets",
             ports.len(),
-            spec.targets
+            servers
         );
     }
     Ok((shards, ports))
 }
 
-/// The native config: every target, the interval, and one OTLP gRPC exporter (gzip) to the
-/// sink. Everything else is the receiver's default, but `process_resources: false` when asked.
-fn receiver_config(spec: &RunSpec, ports: &[u16], socket_dir: &Path, sink: &str) -> String {
+/// The native config: the `members` (fleet server, target name), the interval, and one OTLP
+/// gRPC exporter (gzip) to the sink. Everything else is the receiver's default, but
+/// `process_resources: false` when asked.
+fn receiver_config(
+    spec: &RunSpec,
+    members: &mut dyn Iterator<Item = (usize, String)>,
+    ports: &[u16],
+    socket_dir: &Path,
+    sink: &str,
+) -> String {
     let mut yaml = String::with_capacity(spec.targets * 64 + 512);
     yaml.push_str(&format!(
         "collection_interval: {}\ninitial_delay: 1s\ntimeout: {}\nkeep_alive: {}\ntargets:\n",
@@ -345,7 +430,7 @@ fn receiver_config(spec: &RunSpec, ports: &[u16], socket_dir: &Path, sink: &str)
         config_duration(spec.interval.min(DEFAULT_TIMEOUT)),
         spec.keep_alive,
     ));
-    for target in 0..spec.targets {
+    for (target, name) in members {
         let endpoint = match spec.transport {
             Transport::Tcp => format!(
                 "http://127.0.0.1:{}",
@@ -356,10 +441,7 @@ fn receiver_config(spec: &RunSpec, ports: &[u16], socket_dir: &Path, sink: &str)
                 fleet::socket_path(socket_dir, target).display()
             ),
         };
-        yaml.push_str(&format!(
-            "  - name: {}\n    endpoint: {endpoint}\n",
-            target_name(target)
-        ));
+        yaml.push_str(&format!("  - name: {name}\n    endpoint: {endpoint}\n"));
         if !spec.process_resources {
             yaml.push_str("    process_resources: false\n");
         }
@@ -464,10 +546,15 @@ fn python_baseline(python: &str, reply: &Path) -> anyhow::Result<PythonBaseline>
     })
 }
 
-/// Line count of the receiver's log and its first lines.
+/// Line count of the receiver's log and its first lines: WARN and above (the INFO line of each
+/// reload is `--soak`'s to count).
 fn log_summary(path: &Path) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|line| line.split_whitespace().nth(1) != Some("INFO"))
+        .map(str::to_string)
+        .collect();
     let sample = lines.iter().take(5).cloned().collect();
     (lines.len(), sample)
 }

@@ -13,6 +13,10 @@
 //! names, which are those of `getAllProcessInfo`: every program has `autostart` true but the
 //! one never started (`autostart=false`, one in ten); commands, directories, start and stop
 //! settings differ by group.
+//!
+//! A supervisord that restarts (`--soak`) is a new [`Life`]: its generation is mixed into the
+//! target's hash, so every pid, log file name and cycle phase is new, and its processes start
+//! again from the restart time.
 
 use crate::reply::{ConfigWriter, Field, ProcessWriter};
 
@@ -119,6 +123,14 @@ impl Config {
     }
 }
 
+/// Which run of a target's supervisord is answering: generation 0, started with the fleet,
+/// until its first restart; each restart (at `started`, Unix seconds) is the next generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Life {
+    pub generation: u64,
+    pub started: Option<i64>,
+}
+
 /// The programs every target of the fleet runs (the same application deployed on every host).
 #[derive(Debug, Clone)]
 pub struct Programs {
@@ -159,9 +171,26 @@ impl Programs {
     }
 
     /// Writes every process of `target` as its supervisord would report it at `now`.
+    #[cfg(test)]
     pub fn write(&self, out: &mut ProcessWriter<'_>, target: u64, now: i64) {
-        let target_hash = target_hash(target);
-        let booted = self.boot - (target_hash % (30 * DAY as u64)) as i64;
+        self.write_life(out, target, Life::default(), now);
+    }
+
+    /// The hash every value of `target` derives from, and when its supervisord started.
+    fn identity(&self, target: u64, life: Life) -> (u64, i64) {
+        let first = target_hash(target);
+        match life.started {
+            Some(started) if life.generation > 0 => (
+                mix(first ^ life.generation.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+                started,
+            ),
+            _ => (first, self.boot - (first % (30 * DAY as u64)) as i64),
+        }
+    }
+
+    /// [`Programs::write`] for one life of the target's supervisord.
+    pub fn write_life(&self, out: &mut ProcessWriter<'_>, target: u64, life: Life, now: i64) {
+        let (target_hash, booted) = self.identity(target, life);
         for program in &self.programs {
             let h = program_hash(target_hash, program);
             let info = state_of(program.kind, h, booted, now);
@@ -196,8 +225,14 @@ impl Programs {
 
     /// Writes the configuration of every process of `target`, in name order, as its
     /// supervisord's `getAllConfigInfo` reports it (log file names as in [`Programs::write`]).
+    #[cfg(test)]
     pub fn write_config(&self, out: &mut ConfigWriter<'_>, target: u64) {
-        let target_hash = target_hash(target);
+        self.write_config_life(out, target, Life::default());
+    }
+
+    /// [`Programs::write_config`] for one life of the target's supervisord.
+    pub fn write_config_life(&self, out: &mut ConfigWriter<'_>, target: u64, life: Life) {
+        let (target_hash, _) = self.identity(target, life);
         for program in self.by_name.iter().filter_map(|&i| self.programs.get(i)) {
             let h = program_hash(target_hash, program);
             let name = program.name.as_str();
@@ -588,6 +623,68 @@ mod tests {
                 .matches("<struct>")
                 .count(),
             20
+        );
+    }
+    #[test]
+    fn a_restart_brings_new_start_times_and_pids() {
+        let replies = Replies::new().unwrap();
+        let boot = 1_795_000_000;
+        let programs = Programs::new(20, boot);
+        let now = boot + 600;
+        let restart = now - 10;
+        let processes = |life: Life| -> Vec<(String, i64, i64)> {
+            let mut out = Vec::new();
+            replies.render(
+                &mut out,
+                false,
+                &[Call::GetAllProcessInfo],
+                RUNNING,
+                |w| programs.write_life(w, 7, life, now),
+                |_| unreachable!("no getAllConfigInfo asked"),
+            );
+            let value = decoded(&String::from_utf8(out).unwrap());
+            let field = |p: &Value, key: &str| p.get(key).and_then(Value::as_i64).unwrap();
+            value
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let name = p.get("name").and_then(Value::as_str).unwrap().to_string();
+                    (name, field(p, "start"), field(p, "pid"))
+                })
+                .collect()
+        };
+        let before = processes(Life::default());
+        let after = processes(Life {
+            generation: 1,
+            started: Some(restart),
+        });
+        assert_eq!(before.len(), 20);
+        assert_eq!(after.len(), 20);
+        let mut steady = 0;
+        for ((name, old_start, old_pid), (_, new_start, new_pid)) in before.iter().zip(&after) {
+            // Programs whose index ends in 0, 1, 3, 4, 6 or 8 run steadily since boot.
+            let index: usize = name.rsplit('_').next().unwrap().parse().unwrap();
+            if [0, 1, 3, 4, 6, 8].contains(&(index % 10)) {
+                steady += 1;
+                assert!(*old_start < boot, "{name}: {old_start}");
+                assert!(
+                    (restart..=restart + 6).contains(new_start),
+                    "{name}: {new_start}"
+                );
+            }
+            if *new_pid != 0 {
+                assert_ne!(old_pid, new_pid, "{name}");
+            }
+        }
+        assert_eq!(steady, 12);
+        // Generation 0 is the fleet's first life, whatever `started` says.
+        assert_eq!(
+            processes(Life {
+                generation: 0,
+                started: Some(restart)
+            }),
+            before
         );
     }
 }

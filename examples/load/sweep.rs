@@ -4,41 +4,8 @@
 
 use serde::Serialize;
 
+use crate::fit::{fit, Fit};
 use crate::report::{megabytes, thousands, RunReport};
-
-/// y = slope * x + intercept, and how well the line fits (R², 1 = perfect).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Fit {
-    pub slope: f64,
-    pub intercept: f64,
-    pub r_squared: f64,
-}
-
-pub fn fit(points: &[(f64, f64)]) -> Option<Fit> {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return None;
-    }
-    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
-    let syy: f64 = points.iter().map(|p| (p.1 - mean_y).powi(2)).sum();
-    if sxx == 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let r_squared = if syy == 0.0 {
-        1.0
-    } else {
-        (sxy * sxy) / (sxx * syy)
-    };
-    Some(Fit {
-        slope,
-        intercept: mean_y - slope * mean_x,
-        r_squared,
-    })
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepReport {
@@ -128,19 +95,5 @@ pub fn print(s: &SweepReport) {
             "  line at 10 processes: {:.1} us per poll (target <= 50 us)",
             f.slope * 10.0 + f.intercept
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_line_fits_exactly() {
-        let f = fit(&[(1.0, 3.0), (2.0, 5.0), (4.0, 9.0)]).unwrap();
-        assert!((f.slope - 2.0).abs() < 1e-12);
-        assert!((f.intercept - 1.0).abs() < 1e-12);
-        assert!((f.r_squared - 1.0).abs() < 1e-12);
-        assert!(fit(&[(1.0, 1.0)]).is_none());
     }
 }

@@ -17,6 +17,9 @@ use crate::settings::filter::ProcessFilter;
 use crate::supervisor::events::{self, Event, EventHeader};
 use crate::vocab::{ProcessInfo, StatusMapping};
 
+/// The prefix of `PROCESS_GROUP_ADDED` and `PROCESS_GROUP_REMOVED`.
+const PROCESS_GROUP_EVENTS: &str = "PROCESS_GROUP_";
+
 /// What the loop hands over.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Received {
@@ -24,6 +27,9 @@ pub enum Received {
     Process(ProcessTransition),
     /// supervisord entered RUNNING (`true`) or began to stop.
     Supervisor { running: bool },
+    /// A process group was added or removed (`PROCESS_GROUP_ADDED`, `PROCESS_GROUP_REMOVED`:
+    /// `supervisorctl update`, `add`, `remove`): the list of processes changed.
+    GroupsChanged,
     /// A TICK: time to poll.
     Tick,
 }
@@ -134,6 +140,9 @@ fn received(
         }
         Event::SupervisorState { running } => Some(Received::Supervisor { running }),
         Event::Tick { .. } => Some(Received::Tick),
+        Event::Other if header.eventname.starts_with(PROCESS_GROUP_EVENTS) => {
+            Some(Received::GroupsChanged)
+        }
         Event::Other => {
             tracing::debug!(event = "listener_ignored", eventname = %header.eventname, "not acted on");
             None
@@ -191,11 +200,12 @@ mod tests {
                 "processname:web groupname:web from_state:RUNNING",
             ),
             frame("SUPERVISOR_STATE_CHANGE_STOPPING", ""),
+            frame("PROCESS_GROUP_ADDED", "groupname:batch\n"),
         ]
         .concat();
         let (out, got) = run(&input, &ProcessFilter::default(), 16).await;
-        assert_eq!(out, "READY\nRESULT 2\nOK".repeat(5) + "READY\n");
-        assert_eq!(got.len(), 3);
+        assert_eq!(out, "READY\nRESULT 2\nOK".repeat(6) + "READY\n");
+        assert_eq!(got.len(), 4);
         let Received::Process(t) = &got[0] else {
             panic!("{got:?}")
         };
@@ -209,6 +219,7 @@ mod tests {
         );
         assert_eq!(got[1], Received::Tick);
         assert_eq!(got[2], Received::Supervisor { running: false });
+        assert_eq!(got[3], Received::GroupsChanged);
     }
 
     #[tokio::test]

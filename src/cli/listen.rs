@@ -1,6 +1,7 @@
 //! `listen`: push mode. supervisord runs the receiver as an event listener
 //! (`[eventlistener:otel]`); it speaks the listener protocol on stdin and stdout, turns each
-//! event into a log record at once, and polls its one target as `run` does.
+//! event into a log record at once, and keeps the metrics of its one target from the events,
+//! polling it in full every `reconcile_interval` ([`crate::app::push`]).
 //!
 //! stdout is supervisord's channel: only the protocol is written there. Logs go to stderr
 //! (supervisord captures it with `stderr_logfile`), and so does the debug exporter's output.
@@ -16,8 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::app::listen::{self, Ended};
 use crate::app::Runner;
-use crate::scrape::poller::TargetPoller;
 use crate::settings::{Settings, Target};
+use crate::supervisor::client::SupervisorClient;
 
 /// Events waiting for the target task. supervisord sends one event at a time and waits for the
 /// answer, so this only fills when the task is stuck; then events are dropped (and counted in
@@ -115,16 +116,18 @@ pub async fn listen(
     ExitCode::SUCCESS
 }
 
-/// One poll before listening, to say clearly what the listener needs when supervisord refuses
+/// One call before listening, to say clearly what the listener needs when supervisord refuses
 /// it: supervisord gives an event listener its URL (`SUPERVISOR_SERVER_URL`) but never its
-/// credentials. Events are answered either way; the polls just keep failing until fixed.
+/// credentials. Events are answered either way; the polls just keep failing until fixed. The
+/// call is `getState`, which costs supervisord next to nothing, not a poll: push mode asks for
+/// the whole list of processes only to reconcile.
 async fn check_access(target: Target, path: std::path::PathBuf) {
-    let Ok(poller) = TargetPoller::new(target.clone()) else {
+    let Ok(client) = SupervisorClient::new(&target) else {
         return;
     };
     let bounded = tokio::time::timeout(
         target.timeout.min(Duration::from_secs(5)),
-        poller.poll_raw(),
+        client.check_access(),
     );
     if let Ok(Err(error)) = bounded.await {
         if error.error_type() != "unauthorized" {

@@ -264,6 +264,8 @@ fn instance(report: &mut Report, f: &Fields<'_>, default_service: Option<&str>) 
         tls: TlsSettings::default(),
         collection_interval: interval,
         timeout: interval.min(TIMEOUT),
+        // The check has no such key: push mode's default.
+        reconcile_interval: crate::settings::DEFAULT_RECONCILE_INTERVAL,
         filter,
         status_mapping,
         resource_attributes,

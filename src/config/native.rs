@@ -28,6 +28,7 @@ use crate::vocab::{Status, StatusMapping};
 
 const TOP_KEYS: &[&str] = &[
     "collection_interval",
+    "reconcile_interval",
     "initial_delay",
     "timeout",
     "keep_alive",
@@ -51,6 +52,7 @@ const TARGET_KEYS: &[&str] = &[
     "username",
     "password",
     "collection_interval",
+    "reconcile_interval",
     "timeout",
     "keep_alive",
     "tls",
@@ -70,6 +72,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The interval and timeout a target inherits.
 struct Defaults {
     interval: Duration,
+    /// Push mode's time between full polls (see [`Target::reconcile_interval`]).
+    reconcile_interval: Duration,
     timeout: Duration,
     /// Whether the user wrote `timeout` at the top level: clamping the built-in default to a
     /// short interval is expected and not worth a warning.
@@ -89,6 +93,12 @@ pub fn read(root: &Fields<'_>, report: &mut Report) -> Settings {
     let timeout = positive_duration(root, "timeout", DEFAULT_TIMEOUT, report);
     let defaults = Defaults {
         interval,
+        reconcile_interval: positive_duration(
+            root,
+            "reconcile_interval",
+            crate::settings::DEFAULT_RECONCILE_INTERVAL,
+            report,
+        ),
         timeout,
         timeout_is_explicit: root.get_set("timeout").is_some(),
         keep_alive: root
@@ -448,6 +458,9 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         }
     };
     let (collection_interval, timeout) = timing(report, &f, defaults);
+    // Read under `run` too, so one file serves both commands and `validate` checks it.
+    let reconcile_interval =
+        positive_duration(&f, "reconcile_interval", defaults.reconcile_interval, report);
     let keep_alive = f
         .get_set("keep_alive")
         .and_then(|v| boolean(report, &f.path("keep_alive"), v))
@@ -475,6 +488,7 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
         tls,
         collection_interval,
         timeout,
+        reconcile_interval,
         filter,
         status_mapping,
         resource_attributes,

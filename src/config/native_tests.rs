@@ -191,3 +191,37 @@ fn health_defaults_and_loopback_rule() {
     assert_eq!(health.endpoint.to_string(), "0.0.0.0:1");
     assert_eq!(health.unhealthy_after, Duration::from_secs(2));
 }
+
+#[test]
+fn reconcile_interval_defaults_to_five_minutes_and_is_inherited_or_overridden() {
+    let s = load("targets: [{name: a, endpoint: 'unix:///s.sock'}]").unwrap();
+    assert_eq!(
+        s.targets[0].reconcile_interval,
+        crate::settings::DEFAULT_RECONCILE_INTERVAL
+    );
+    assert_eq!(
+        crate::settings::DEFAULT_RECONCILE_INTERVAL,
+        Duration::from_secs(300)
+    );
+    let s = load(
+        "reconcile_interval: 1h\ntargets:\n  - {name: a, endpoint: 'http://h'}\n  \
+         - {name: b, endpoint: 'http://h', reconcile_interval: 30s}\n",
+    )
+    .unwrap();
+    assert_eq!(s.targets[0].reconcile_interval, Duration::from_secs(3600));
+    assert_eq!(s.targets[1].reconcile_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn a_bad_reconcile_interval_names_its_key() {
+    let errs =
+        load("reconcile_interval: 0s\ntargets: [{name: a, endpoint: 'http://h'}]").unwrap_err();
+    assert_eq!(errs, ["reconcile_interval: must be greater than 0s"]);
+    let errs =
+        load("targets: [{name: a, endpoint: 'http://h', reconcile_interval: 300}]").unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("targets[0].reconcile_interval: "),
+        "{errs:?}"
+    );
+}

@@ -50,11 +50,11 @@ pub(crate) async fn call(
     let exchange = async {
         std::future::poll_fn(|cx| channel.poll_ready(cx))
             .await
-            .map_err(|e| transport_status(&e))?;
+            .map_err(|e| transport_status(&e, options.timeout))?;
         let response = channel
             .call(request)
             .await
-            .map_err(|e| transport_status(&e))?;
+            .map_err(|e| transport_status(&e, options.timeout))?;
         let (parts, body) = response.into_parts();
         // Trailers-only: an error answered with headers alone.
         if let Some(status) = status_from(&parts.headers) {
@@ -273,7 +273,22 @@ fn http_status_code(status: StatusCode) -> Code {
 
 /// A connection that could not be made or broke: retryable, with every cause named (the
 /// top-level error alone is often just "transport error").
-fn transport_status(error: &(dyn std::error::Error + 'static)) -> Status {
+///
+/// The channel enforces the `grpc-timeout` the request carries (our `timeout`) with a timer of
+/// its own, which fires at the same moment as ours and often first: that is the same deadline,
+/// reported as ours is (DEADLINE_EXCEEDED, "no reply within 2s"), not as UNAVAILABLE
+/// "transport error: timeout expired", which reads like a broken connection.
+fn transport_status(error: &(dyn std::error::Error + 'static), timeout: Duration) -> Status {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current.is::<tonic::TimeoutExpired>() {
+            return Status::new(
+                Code::DeadlineExceeded,
+                format!("no reply within {timeout:?}"),
+            );
+        }
+        cause = current.source();
+    }
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -339,5 +354,28 @@ mod tests {
             reply_message(&compressed, &headers).is_err(),
             "gzip not announced"
         );
+    }
+
+    /// The channel's timer and ours end the same deadline; either way it reads as ours.
+    #[test]
+    fn the_channels_deadline_is_reported_as_a_deadline() {
+        #[derive(Debug)]
+        struct Wrapped(tonic::TimeoutExpired);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("transport error")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let status = transport_status(&Wrapped(tonic::TimeoutExpired(())), Duration::from_secs(2));
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(status.message(), "no reply within 2s");
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = transport_status(&refused, Duration::from_secs(2));
+        assert_eq!(status.code(), Code::Unavailable);
     }
 }

@@ -246,10 +246,10 @@ fn record_poll<'a>(points: &mut PointsBuilder<'a>, data: &'a PollData) {
         points.record_process_count(status, counts.get(status));
     }
 
-    for process in &data.processes {
+    for (index, process) in data.processes.iter().enumerate() {
         let info = &process.info;
         let identity = (info.name.as_str(), info.group.as_str());
-        points.record_process(MetricId::ProcessUptime, identity, info.uptime(), None);
+        points.record_process(MetricId::ProcessUptime, identity, data.uptime(index), None);
         points.record_process_status(identity, process.status, process.autostart);
         points.record_process_state(identity, info.state, process.autostart);
         points.record_process(MetricId::ProcessExitStatus, identity, info.exitstatus, None);
@@ -263,6 +263,9 @@ fn record_poll<'a>(points: &mut PointsBuilder<'a>, data: &'a PollData) {
 
     if let Some(state) = data.supervisor_state {
         points.record_supervisor_state(state);
+    }
+    if let Some(offset) = data.clock_offset_seconds {
+        points.record_clock_offset(offset);
     }
 }
 
@@ -334,7 +337,7 @@ impl<'a> PointsBuilder<'a> {
                 continue;
             }
             let per_target = match id {
-                MetricId::CanConnect => 1,
+                MetricId::CanConnect | MetricId::ClockOffset => 1,
                 MetricId::ProcessCount => Status::ALL.len(),
                 MetricId::SupervisorState => SupervisorState::ALL.len(),
                 MetricId::ProcessStatus => processes * Status::ALL.len(),
@@ -359,6 +362,11 @@ impl<'a> PointsBuilder<'a> {
 
     fn record_can_connect(&mut self, connected: bool) {
         self.push(MetricId::CanConnect, i64::from(connected), None, None);
+    }
+
+    /// supervisord's clock minus the receiver's, a target-level point.
+    fn record_clock_offset(&mut self, offset_seconds: i64) {
+        self.push(MetricId::ClockOffset, offset_seconds, None, None);
     }
 
     fn record_process_count(&mut self, status: Status, count: i64) {
@@ -699,6 +707,45 @@ mod tests {
         assert_eq!(uptime, [60, 0]);
         assert_eq!(points(rm, MetricId::SupervisorState).len(), 4);
         assert_eq!(rm.resource.as_ref().unwrap().attributes.len(), 4);
+    }
+
+    #[test]
+    fn uptimes_are_the_trackers_and_the_clock_offset_is_a_target_point() {
+        let mut behind = process("b", ProcessState::Running, Status::Up);
+        behind.info.now = 40;
+        let processes = vec![process("a", ProcessState::Running, Status::Up), behind];
+        // As polled: the tracker's uptimes and the measured offset.
+        let data = PollData {
+            processes: processes.clone(),
+            uptimes: vec![61, 7],
+            clock_offset_seconds: Some(-3_600),
+            ..Default::default()
+        };
+        let request = build_request(&[outcome(Ok(data))], &MetricToggles::default());
+        let rm = &request.resource_metrics[0];
+        let uptime: Vec<_> = points(rm, MetricId::ProcessUptime)
+            .iter()
+            .map(int)
+            .collect();
+        assert_eq!(uptime, [61, 7]);
+        let offset = points(rm, MetricId::ClockOffset);
+        assert_eq!(offset.len(), 1);
+        assert_eq!((int(&offset[0]), offset[0].time_unix_nano), (-3_600, 42));
+        assert!(offset[0].attributes.is_empty(), "a target-level point");
+        // Without a tracker (a one-off poll): `now - start`, never negative; no offset known,
+        // no point.
+        let data = PollData {
+            processes,
+            ..Default::default()
+        };
+        let request = build_request(&[outcome(Ok(data))], &MetricToggles::default());
+        let rm = &request.resource_metrics[0];
+        let uptime: Vec<_> = points(rm, MetricId::ProcessUptime)
+            .iter()
+            .map(int)
+            .collect();
+        assert_eq!(uptime, [60, 0]);
+        assert!(points(rm, MetricId::ClockOffset).is_empty());
     }
 
     #[test]

@@ -405,7 +405,8 @@ metric_table! {
         unit: "s",
         attributes: [&PROCESS, &GROUP],
         description: "Seconds since the process started while it is BACKOFF, RUNNING or \
-                      STOPPING, otherwise 0.",
+                      STOPPING, otherwise 0. Never negative: when supervisord's clock goes back, \
+                      the uptime goes on by the receiver's clock.",
         enabled: true,
     },
     /// One point per status so a status change never leaves a stale series at 1.
@@ -434,7 +435,9 @@ metric_table! {
         name: "supervisord.process.start_time",
         unit: "s",
         attributes: [&PROCESS, &GROUP],
-        description: "Unix time the process last started; absent when it never started.",
+        description: "Unix time the process last started, by supervisord's clock (as its own \
+                      log says it; `supervisord.clock.offset` tells how far that clock is off); \
+                      absent when it never started.",
         enabled: true,
     },
     // The two counts follow the other per-process metrics, before supervisord's own state.
@@ -545,6 +548,18 @@ metric_table! {
         attributes: [&SUPERVISOR_STATE],
         description: "1 for supervisord's current state, 0 for the other states; absent when \
                       unknown.",
+        enabled: true,
+    },
+    /// Measured by the receiver (the Datadog check has no such metric); on in both formats,
+    /// as the other metrics the check lacks are.
+    ClockOffset {
+        name: "supervisord.clock.offset",
+        unit: "s",
+        attributes: [],
+        description: "supervisord's clock minus the receiver's when the reply came, in whole \
+                      seconds, exact to ±1 s (supervisord reports whole seconds): positive when \
+                      supervisord's clock is ahead. Absent when the reply listed no process \
+                      (supervisord's time comes with each process).",
         enabled: true,
     },
 }

@@ -38,8 +38,10 @@ fn log_records_section() -> String {
          State changes are OTLP log records (a second signal, through the same exporters and \
          queues; `logs: { state_changes: false }` turns them off), with the same resource as \
          the target's metrics and scope `supervisord-receiver`. The record's `event_name` says \
-         what it is; its time is supervisord's when it says when (a start or stop time), its \
-         observed time the receiver's; the body is a sentence for a person, such as \
+         what it is; its time is supervisord's when it says when (a start or stop time), put \
+         on the receiver's clock and kept between the poll that found the change and the one \
+         before (see [reliability.md](reliability.md#clock-faults)), else the poll's or, in \
+         push mode, the event's arrival; its observed time is the receiver's; the body is a sentence for a person, such as \
          `web is EXITED (was RUNNING): exit status 3, unexpected`. With a Datadog-format file \
          the attributes every point carries ride on every record too. See \
          [push-mode.md](push-mode.md).\n\n\
@@ -112,8 +114,13 @@ const NOTES: &str = "\
 - **Status** is Datadog's mapping of supervisord's state: RUNNING → `up`; STARTING, UNKNOWN →
   `unknown`; STOPPED, BACKOFF, STOPPING, EXITED, FATAL → `down`, changed per target by
   `status_mapping` (native) or `status_mapping_override` (Datadog).
-- **Uptime** follows Datadog's rule exactly: `now - start` (supervisord's own clock) when the
-  state is BACKOFF, RUNNING or STOPPING, whatever the mapping says; else 0.
+- **Uptime** follows Datadog's rule: `now - start` (supervisord's own clock) when the
+  state is BACKOFF, RUNNING or STOPPING, whatever the mapping says; else 0. Except when
+  supervisord's clock goes back: where Datadog reports a negative or shrinking uptime, the
+  uptime goes on by the receiver's clock ([reliability.md](reliability.md#clock-faults)).
+- **Clock offset**: `supervisord.clock.offset` is supervisord's `now` minus the receiver's
+  clock when the reply came, whole seconds (±1 s); only from replies that list a process.
+  `supervisord.process.start_time` stays on supervisord's clock, as its own log has it.
 - **One-hot states**: `supervisord.process.state` and `supervisord.process.status` emit one
   point per possible value, 1 for the current one and 0 for the others, as the OpenTelemetry
   Collector's `systemd.unit.state` does: a state change never leaves a stale series behind,

@@ -5,11 +5,17 @@
 //! (supervisord restarts it within about 15 ms) looks RUNNING both times; its new start time or
 //! pid is what tells. The tracker compares each successful poll with the previous one:
 //! - a process whose state changed yields one transition, timed by supervisord's own clock when
-//!   the reply says when (`start` for a start, `stop` for a stop or an exit), else its `now`;
+//!   the reply says when (`start` for a start, `stop` for a stop or an exit), corrected by the
+//!   poll's measured clock offset and kept between the previous poll and this one
+//!   ([`skew::record_time_unix_nano`]), else at this poll's time;
 //! - a process that started again (new start time or pid) counts one restart, and when its
 //!   state did not change (RUNNING both times) it yields one transition RUNNING → RUNNING marked
 //!   `restarted`, whose exit status and stop time say what happened in between;
 //! - supervisord's own state likewise.
+//!
+//! Each poll also gives each process's uptime, carried across steps of supervisord's clock by
+//! the receiver's monotonic clock (`ProcessInfo::uptime_across_clock_steps`, which needs the
+//! previous poll of the process: kept here, through failed polls too).
 //!
 //! Nothing is reported for the first poll of a target, nor for the first successful poll after
 //! failed ones: what happened while the receiver could not see is not invented. A process that
@@ -23,8 +29,9 @@ use std::collections::HashMap;
 
 use crate::scrape::counts::CountSeries;
 use crate::scrape::outcome::{CountPoint, Counts, MonitoredProcess};
+use crate::scrape::skew::{self, PollClock};
 use crate::settings::Temporality;
-use crate::vocab::{ProcessInfo, ProcessState, Status, SupervisorState};
+use crate::vocab::{ProcessInfo, ProcessState, Status, SupervisorState, UptimeTrack};
 
 /// One process's change of state between two polls.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +52,9 @@ pub struct ProcessTransition {
     pub spawnerr: Option<String>,
     /// The state did not change, but the process started again in between.
     pub restarted: bool,
-    /// When it happened by supervisord's clock, in Unix nanoseconds, when the reply says.
+    /// When it happened, in Unix nanoseconds on the receiver's clock: from a poll, supervisord's
+    /// time of it put on the receiver's clock, within the observation
+    /// ([`skew::record_time_unix_nano`]); from an event, its arrival.
     pub time_unix_nano: Option<u64>,
 }
 
@@ -63,12 +72,12 @@ pub struct Changes {
     pub supervisor: Option<SupervisorTransition>,
 }
 
-/// What the tracker keeps of a process between polls.
+/// What the tracker keeps of a process between polls: its state, and its pid, start time and
+/// uptime bookkeeping (in the track).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
     state: ProcessState,
-    start: i64,
-    pid: i64,
+    uptime: UptimeTrack,
 }
 
 /// A process by `(group, name)`: supervisord names a process uniquely only within its group.
@@ -98,8 +107,12 @@ pub enum Source {
 /// The last poll of one target and the counts kept since the receiver first saw each process.
 #[derive(Debug, Default)]
 pub struct ChangeTracker {
-    /// By `(group, name)`; `None` before the first poll and after a failed one.
-    last: Option<HashMap<Key, Seen>>,
+    /// By `(group, name)`, as the last successful poll saw them (kept through failed polls, for
+    /// the uptimes).
+    last: HashMap<Key, Seen>,
+    /// When the last successful poll started; `None` before the first poll and after a failed
+    /// one, when the next poll is a baseline.
+    compared_since: Option<u64>,
     supervisor: Option<SupervisorState>,
     restarts: HashMap<Key, CountSeries>,
     /// Push mode only: by process and `expected`.
@@ -126,40 +139,48 @@ impl ChangeTracker {
         self.source
     }
 
-    /// Compares a successful poll with the previous one and remembers it; `now` is when the
-    /// poll started (a process first seen now starts its counts then).
+    /// Compares a successful poll with the previous one and remembers it; returns what changed
+    /// and each process's uptime, in the order of `processes`. `clock.time_unix_nano` is when
+    /// the poll started (a process first seen now starts its counts then).
     pub fn observe(
         &mut self,
         processes: &[MonitoredProcess],
         supervisor: Option<SupervisorState>,
-        now_unix_nano: u64,
-    ) -> Changes {
+        clock: PollClock,
+    ) -> (Changes, Vec<i64>) {
+        let now_unix_nano = clock.time_unix_nano;
         let mut changes = Changes::default();
-        let previous = self.last.take();
+        let mut uptimes = Vec::with_capacity(processes.len());
+        let previous = std::mem::take(&mut self.last);
+        let compared_since = self.compared_since.replace(now_unix_nano);
         let mut current = HashMap::with_capacity(processes.len());
         let from_polls = self.source == Source::Polls;
         for process in processes {
             let info = &process.info;
             let key = (info.group.clone(), info.name.clone());
+            let before = previous.get(&key);
+            let (uptime, track) =
+                info.uptime_across_clock_steps(before.map(|b| &b.uptime), clock.monotonic_nanos);
+            uptimes.push(uptime);
             let seen = Seen {
                 state: info.state,
-                start: info.start,
-                pid: info.pid,
+                uptime: track,
             };
-            match previous.as_ref().and_then(|p| p.get(&key)) {
-                Some(before) if from_polls => {
+            match (before, compared_since) {
+                (Some(before), Some(since)) if from_polls => {
                     let restarted = started_again(before, &seen);
                     if restarted {
                         self.series(&key, now_unix_nano).add(1);
                     }
+                    let window = (since, clock);
                     if before.state != seen.state {
                         changes
                             .processes
-                            .push(transition(process, before.state, false));
+                            .push(transition(process, before.state, false, window));
                     } else if restarted {
                         changes
                             .processes
-                            .push(transition(process, before.state, true));
+                            .push(transition(process, before.state, true, window));
                     }
                 }
                 _ => {
@@ -174,7 +195,7 @@ impl ChangeTracker {
         self.restarts.retain(|key, _| current.contains_key(key));
         self.exits.retain(|(key, _), _| current.contains_key(key));
         self.pushed.retain(|key, _| current.contains_key(key));
-        if previous.is_some() && from_polls {
+        if compared_since.is_some() && from_polls {
             if let (Some(before), Some(state)) = (self.supervisor, supervisor) {
                 if before != state {
                     changes.supervisor = Some(SupervisorTransition {
@@ -184,9 +205,9 @@ impl ChangeTracker {
                 }
             }
         }
-        self.last = Some(current);
+        self.last = current;
         self.supervisor = supervisor;
-        changes
+        (changes, uptimes)
     }
 
     /// A process event (push mode): counts a start of a process already seen as a restart and
@@ -223,7 +244,7 @@ impl ChangeTracker {
     /// A failed poll: the next successful one is a new baseline. The counts stay: the process
     /// is the same program, and its series goes on.
     pub fn lost_sight(&mut self) {
-        self.last = None;
+        self.compared_since = None;
         self.supervisor = None;
     }
 
@@ -324,15 +345,19 @@ impl HasProcess for (Key, bool) {
 
 /// A new start time, or a new pid while both polls had one.
 fn started_again(before: &Seen, now: &Seen) -> bool {
-    let new_start = now.start > 0 && now.start != before.start;
-    let new_pid = now.pid > 0 && before.pid > 0 && now.pid != before.pid;
+    let (before, now) = (&before.uptime, &now.uptime);
+    let new_start = now.start() > 0 && now.start() != before.start();
+    let new_pid = now.pid() > 0 && before.pid() > 0 && now.pid() != before.pid();
     new_start || new_pid
 }
 
+/// The transition of `process` from `previous`, found by the poll `window.1`, the previous one
+/// having started at `window.0`.
 fn transition(
     process: &MonitoredProcess,
     previous: ProcessState,
     restarted: bool,
+    (since_unix_nano, clock): (u64, PollClock),
 ) -> ProcessTransition {
     let info: &ProcessInfo = &process.info;
     let state = info.state;
@@ -340,10 +365,11 @@ fn transition(
         state,
         ProcessState::Exited | ProcessState::Backoff | ProcessState::Fatal
     ) || restarted;
+    // supervisord's time of the change, when the reply says it (0: it does not).
     let when = match state {
-        ProcessState::Starting | ProcessState::Running if info.start > 0 => info.start,
-        ProcessState::Stopped | ProcessState::Exited if info.stop > 0 => info.stop,
-        _ => info.now,
+        ProcessState::Starting | ProcessState::Running => info.start,
+        ProcessState::Stopped | ProcessState::Exited => info.stop,
+        _ => 0,
     };
     ProcessTransition {
         name: info.name.clone(),
@@ -356,20 +382,29 @@ fn transition(
         expected: None,
         spawnerr: Some(info.spawnerr.clone()).filter(|s| !s.is_empty()),
         restarted,
-        time_unix_nano: seconds_to_nanos(when),
+        time_unix_nano: Some(skew::record_time_unix_nano(
+            when,
+            clock.offset_seconds,
+            since_unix_nano,
+            clock.time_unix_nano,
+        )),
     }
-}
-
-fn seconds_to_nanos(seconds: i64) -> Option<u64> {
-    u64::try_from(seconds)
-        .ok()
-        .filter(|s| *s > 0)
-        .and_then(|s| s.checked_mul(1_000_000_000))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    /// A poll at `now_unix_nano` with synchronized clocks (an offset of 0).
+    fn at(now_unix_nano: u64) -> PollClock {
+        PollClock {
+            time_unix_nano: now_unix_nano,
+            monotonic_nanos: now_unix_nano,
+            offset_seconds: Some(0),
+        }
+    }
 
     fn process(name: &str, state: ProcessState, start: i64, pid: i64) -> MonitoredProcess {
         MonitoredProcess {
@@ -392,11 +427,13 @@ mod tests {
     #[test]
     fn the_first_poll_is_a_baseline() {
         let mut t = ChangeTracker::default();
-        let changes = t.observe(
-            &[process("a", ProcessState::Running, 10, 7)],
-            Some(SupervisorState::Running),
-            0,
-        );
+        let changes = t
+            .observe(
+                &[process("a", ProcessState::Running, 10, 7)],
+                Some(SupervisorState::Running),
+                at(0),
+            )
+            .0;
         assert_eq!(changes, Changes::default());
         assert_eq!(t.restarts("a", "a"), Some(0));
     }
@@ -404,17 +441,21 @@ mod tests {
     #[test]
     fn a_state_change_is_one_transition_timed_by_supervisord() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 0);
+        t.observe(
+            &[process("a", ProcessState::Running, 10, 7)],
+            None,
+            at(490 * SECOND),
+        );
         let mut stopped = process("a", ProcessState::Stopped, 10, 0);
         stopped.info.stop = 500;
-        let changes = t.observe(&[stopped], None, 0);
+        let changes = t.observe(&[stopped], None, at(510 * SECOND)).0;
         assert_eq!(changes.processes.len(), 1);
         let c = &changes.processes[0];
         assert_eq!(
             (c.previous, c.state),
             (ProcessState::Running, ProcessState::Stopped)
         );
-        assert_eq!(c.time_unix_nano, Some(500_000_000_000));
+        assert_eq!(c.time_unix_nano, Some(500 * SECOND));
         assert_eq!((c.pid, c.exit_status, c.restarted), (None, None, false));
         assert_eq!(t.restarts("a", "a"), Some(0));
     }
@@ -422,11 +463,15 @@ mod tests {
     #[test]
     fn a_crash_and_restart_between_polls_counts_and_is_reported() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 0);
+        t.observe(
+            &[process("a", ProcessState::Running, 10, 7)],
+            None,
+            at(15 * SECOND),
+        );
         let mut again = process("a", ProcessState::Running, 20, 8);
         again.info.stop = 19;
         again.info.exitstatus = 3;
-        let changes = t.observe(&[again], None, 0);
+        let changes = t.observe(&[again], None, at(25 * SECOND)).0;
         let c = &changes.processes[0];
         assert!(c.restarted);
         assert_eq!(
@@ -434,11 +479,12 @@ mod tests {
             (ProcessState::Running, ProcessState::Running)
         );
         assert_eq!((c.pid, c.exit_status), (Some(8), Some(3)));
-        assert_eq!(c.time_unix_nano, Some(20_000_000_000));
+        assert_eq!(c.time_unix_nano, Some(20 * SECOND));
         assert_eq!(t.restarts("a", "a"), Some(1));
         // Nothing new: nothing reported, nothing counted.
         assert!(t
-            .observe(&[process("a", ProcessState::Running, 20, 8)], None, 0)
+            .observe(&[process("a", ProcessState::Running, 20, 8)], None, at(0))
+            .0
             .processes
             .is_empty());
         assert_eq!(t.restarts("a", "a"), Some(1));
@@ -447,8 +493,10 @@ mod tests {
     #[test]
     fn a_start_after_a_stop_counts_as_a_restart() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Stopped, 10, 0)], None, 0);
-        let changes = t.observe(&[process("a", ProcessState::Running, 30, 9)], None, 0);
+        t.observe(&[process("a", ProcessState::Stopped, 10, 0)], None, at(0));
+        let changes = t
+            .observe(&[process("a", ProcessState::Running, 30, 9)], None, at(0))
+            .0;
         assert_eq!(changes.processes[0].state, ProcessState::Running);
         assert!(
             !changes.processes[0].restarted,
@@ -460,17 +508,18 @@ mod tests {
     #[test]
     fn fatal_carries_the_exit_status_and_spawn_error() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Backoff, 10, 0)], None, 0);
+        t.observe(&[process("a", ProcessState::Backoff, 10, 0)], None, at(0));
         let mut fatal = process("a", ProcessState::Fatal, 10, 0);
         fatal.info.exitstatus = 1;
         fatal.info.spawnerr = "Exited too quickly (process log may have details)".into();
-        let c = &t.observe(&[fatal], None, 0).processes[0];
+        let c = &t.observe(&[fatal], None, at(2_000 * SECOND)).0.processes[0];
         assert_eq!(c.exit_status, Some(1));
         assert_eq!(
             c.spawnerr.as_deref(),
             Some("Exited too quickly (process log may have details)")
         );
-        assert_eq!(c.time_unix_nano, Some(1_000_000_000_000));
+        // supervisord says no time for FATAL: the poll's.
+        assert_eq!(c.time_unix_nano, Some(2_000 * SECOND));
     }
 
     #[test]
@@ -479,13 +528,15 @@ mod tests {
         t.observe(
             &[process("a", ProcessState::Running, 10, 7)],
             Some(SupervisorState::Running),
-            0,
+            at(0),
         );
-        let changes = t.observe(
-            &[process("a", ProcessState::Running, 10, 7)],
-            Some(SupervisorState::Restarting),
-            0,
-        );
+        let changes = t
+            .observe(
+                &[process("a", ProcessState::Running, 10, 7)],
+                Some(SupervisorState::Restarting),
+                at(0),
+            )
+            .0;
         assert_eq!(
             changes.supervisor,
             Some(SupervisorTransition {
@@ -494,11 +545,13 @@ mod tests {
             })
         );
         t.lost_sight();
-        let after = t.observe(
-            &[process("a", ProcessState::Running, 99, 70)],
-            Some(SupervisorState::Running),
-            0,
-        );
+        let after = t
+            .observe(
+                &[process("a", ProcessState::Running, 99, 70)],
+                Some(SupervisorState::Running),
+                at(0),
+            )
+            .0;
         assert_eq!(after, Changes::default());
         assert_eq!(t.restarts("a", "a"), Some(0));
     }
@@ -506,11 +559,61 @@ mod tests {
     #[test]
     fn processes_that_come_and_go_are_baselined_and_forgotten() {
         let mut t = ChangeTracker::default();
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 0);
-        let changes = t.observe(&[process("b", ProcessState::Running, 10, 8)], None, 0);
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, at(0));
+        let changes = t
+            .observe(&[process("b", ProcessState::Running, 10, 8)], None, at(0))
+            .0;
         assert!(changes.processes.is_empty());
         assert_eq!(t.restarts("a", "a"), None);
         assert_eq!(t.restarts("b", "b"), Some(0));
+    }
+
+    /// A poll at `seconds` by the receiver's clocks, supervisord's being `offset` seconds off.
+    fn skewed(seconds: u64, offset: i64) -> PollClock {
+        PollClock {
+            time_unix_nano: seconds * SECOND,
+            monotonic_nanos: seconds * SECOND,
+            offset_seconds: Some(offset),
+        }
+    }
+
+    #[test]
+    fn record_times_from_a_skewed_supervisord_land_within_the_observation() {
+        // supervisord an hour ahead: its stop at 4_105 is 505 on the receiver's clock.
+        let mut t = ChangeTracker::default();
+        let mut running = process("a", ProcessState::Running, 4_000, 7);
+        running.info.now = 4_100;
+        t.observe(&[running], None, skewed(500, 3_600));
+        let mut stopped = process("a", ProcessState::Stopped, 4_000, 0);
+        (stopped.info.stop, stopped.info.now) = (4_105, 4_110);
+        let (changes, _) = t.observe(&[stopped], None, skewed(510, 3_600));
+        assert_eq!(changes.processes[0].time_unix_nano, Some(505 * SECOND));
+        // Its clock stepped an hour back between the start and the poll that sees it: the
+        // offset is the new one, and the start time, read with it, lies past this poll; it is
+        // put at this poll.
+        let mut started = process("a", ProcessState::Running, 4_112, 8);
+        started.info.now = 4_120 - 3_600;
+        let (changes, _) = t.observe(&[started], None, skewed(520, 0));
+        assert_eq!(changes.processes[0].time_unix_nano, Some(520 * SECOND));
+    }
+
+    #[test]
+    fn uptimes_go_on_across_a_step_back_and_a_failed_poll() {
+        let mut t = ChangeTracker::default();
+        let at_now = |now: i64| {
+            let mut p = process("a", ProcessState::Running, 1_000, 7);
+            p.info.now = now;
+            p
+        };
+        let (_, uptimes) = t.observe(&[at_now(1_030)], None, skewed(100, 0));
+        assert_eq!(uptimes, [30]);
+        // supervisord's clock goes an hour back: `now - start` would be negative.
+        let (_, uptimes) = t.observe(&[at_now(1_040 - 3_600)], None, skewed(110, -3_600));
+        assert_eq!(uptimes, [40]);
+        // A failed poll in between: the process's history stays.
+        t.lost_sight();
+        let (_, uptimes) = t.observe(&[at_now(1_060 - 3_600)], None, skewed(130, -3_600));
+        assert_eq!(uptimes, [60]);
     }
 
     fn event(name: &str, state: ProcessState, expected: Option<bool>) -> ProcessTransition {
@@ -539,7 +642,7 @@ mod tests {
                 cpu_time: Temporality::Delta,
             },
         );
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 100);
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, at(100));
         let (restarts, exits) = t.counts(100);
         assert_eq!(restarts.temporality, Temporality::Delta);
         assert_eq!(
@@ -553,7 +656,7 @@ mod tests {
             }]
         );
         assert!(exits.points.is_empty(), "polling counts no exits");
-        t.observe(&[process("a", ProcessState::Running, 20, 8)], None, 200);
+        t.observe(&[process("a", ProcessState::Running, 20, 8)], None, at(200));
         let (restarts, _) = t.counts(200);
         assert_eq!(
             (
@@ -564,7 +667,7 @@ mod tests {
         );
         // A failed poll and a new baseline keep the series going.
         t.lost_sight();
-        t.observe(&[process("a", ProcessState::Running, 90, 9)], None, 300);
+        t.observe(&[process("a", ProcessState::Running, 90, 9)], None, at(300));
         let (restarts, _) = t.counts(300);
         assert_eq!(
             (
@@ -580,9 +683,11 @@ mod tests {
         let mut t = ChangeTracker::new(Source::Events, CountTemporality::default());
         // Boot: the first start of a process not yet seen is its first sight.
         assert!(!t.observe_event(&event("a", ProcessState::Starting, None), 50));
-        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, 100);
+        t.observe(&[process("a", ProcessState::Running, 10, 7)], None, at(100));
         // A poll that sees a new start time reports nothing: the events did.
-        let polled = t.observe(&[process("a", ProcessState::Running, 20, 8)], None, 150);
+        let polled = t
+            .observe(&[process("a", ProcessState::Running, 20, 8)], None, at(150))
+            .0;
         assert_eq!(polled, Changes::default());
         assert_eq!(t.restarts("a", "a"), Some(0));
         assert!(t.observe_event(&event("a", ProcessState::Exited, Some(false)), 200));
@@ -605,7 +710,11 @@ mod tests {
     fn late_boot_events_and_polls_between_events_count_no_restart_twice() {
         let mut t = ChangeTracker::new(Source::Events, CountTemporality::default());
         // The first poll comes before the boot events that supervisord queued.
-        t.observe(&[process("a", ProcessState::Starting, 10, 7)], None, 100);
+        t.observe(
+            &[process("a", ProcessState::Starting, 10, 7)],
+            None,
+            at(100),
+        );
         t.observe_event(&event("a", ProcessState::Starting, None), 110);
         t.observe_event(&event("a", ProcessState::Running, None), 120);
         assert_eq!(
@@ -615,7 +724,11 @@ mod tests {
         );
         // A crash, a poll that already sees the new start, then the start's event.
         t.observe_event(&event("a", ProcessState::Exited, Some(false)), 200);
-        t.observe(&[process("a", ProcessState::Starting, 20, 8)], None, 210);
+        t.observe(
+            &[process("a", ProcessState::Starting, 20, 8)],
+            None,
+            at(210),
+        );
         t.observe_event(&event("a", ProcessState::Starting, None), 220);
         assert_eq!(t.restarts("a", "a"), Some(1));
         // A failed start retried from BACKOFF is a new start too.

@@ -3,10 +3,12 @@ pub mod backoff;
 pub mod changes;
 pub mod config_info;
 pub mod counts;
+pub mod held;
 pub mod outcome;
 pub mod output;
 pub mod poller;
 pub mod resources;
+pub mod skew;
 
 use crate::settings::Target;
 use crate::vocab::Snapshot;
@@ -34,5 +36,7 @@ pub fn monitored(target: &Target, snapshot: Snapshot) -> PollData {
         changes: Default::default(),
         resources: Default::default(),
         output: None,
+        uptimes: Vec::new(),
+        clock_offset_seconds: None,
     }
 }

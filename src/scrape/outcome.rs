@@ -60,6 +60,26 @@ pub struct PollData {
     pub resources: Resources,
     /// The programs' output read since the last poll; `None` when the target tails none.
     pub output: Option<Box<crate::scrape::output::OutputReport>>,
+    /// `supervisord.process.uptime` of each process, in the order of `processes`, as the
+    /// change tracker carried it across steps of supervisord's clock
+    /// (`ProcessInfo::uptime_across_clock_steps`). Empty when no tracker ran (one-off polls,
+    /// tests): then each process's `now - start`, never below 0.
+    pub uptimes: Vec<i64>,
+    /// `supervisord.clock.offset`: supervisord's clock minus the receiver's when the reply
+    /// came, in whole seconds ([`crate::scrape::skew::offset_seconds`]); `None` when the reply
+    /// had no process, which is where supervisord's `now` comes from.
+    pub clock_offset_seconds: Option<i64>,
+}
+
+impl PollData {
+    /// The uptime to export for `processes[index]`.
+    pub fn uptime(&self, index: usize) -> i64 {
+        match (self.uptimes.get(index), self.processes.get(index)) {
+            (Some(uptime), _) => *uptime,
+            (None, Some(process)) => process.info.uptime_across_clock_steps(None, 0).0,
+            (None, None) => 0,
+        }
+    }
 }
 
 /// What one running program's process tree (its process and every descendant) uses.

@@ -9,11 +9,16 @@ use crate::scrape::config_info::ConfigInfoState;
 use crate::scrape::outcome::{PollOutcome, TargetIdentity};
 use crate::scrape::output::OutputTailer;
 use crate::scrape::resources::ResourceReader;
+use crate::scrape::skew::{self, ClockWatch, PollClock};
 use crate::settings::Target;
 use crate::supervisor::client::{PollError, SupervisorClient};
 use crate::supervisor::transport::TransportBuildError;
 use crate::telemetry::{PollRecord, ProcessCounts, Telemetry};
 use crate::vocab::Status;
+
+// Push mode's work between full polls, on this poller's parts.
+#[path = "held_poll.rs"]
+mod held_poll;
 
 /// Everything needed to poll one target, built once before the loop starts.
 pub struct TargetPoller {
@@ -43,6 +48,8 @@ pub struct TargetPoller {
     /// For a target whose points carry `autostart`: when to ask supervisord's configuration,
     /// and its last answer.
     config_info: Option<ConfigInfoState>,
+    /// supervisord's clock over the polls, to warn once when it is far off or goes back.
+    clock: ClockWatch,
 }
 
 impl TargetPoller {
@@ -64,6 +71,7 @@ impl TargetPoller {
             resources: None,
             output: None,
             config_info,
+            clock: ClockWatch::default(),
         })
     }
 
@@ -147,6 +155,8 @@ impl TargetPoller {
         let started = std::time::Instant::now();
         let result = self.client.poll().await;
         let duration = started.elapsed();
+        let (replied_unix_nano, replied_monotonic_nanos) =
+            (unix_nanos_now(), skew::monotonic_nanos());
         let error_type = result.as_ref().err().map(PollError::error_type);
         let result = match result {
             Ok(polled) => {
@@ -155,7 +165,12 @@ impl TargetPoller {
                     tracing::info!(target_name = %self.target.name, "supervisord is reachable again");
                 }
                 self.log_problems(&polled.problems);
+                // From every process of the reply, the filtered-out ones too.
+                let offset = skew::offset_seconds(&polled.snapshot.processes, replied_unix_nano);
+                self.clock
+                    .check(&self.target.name, &polled.snapshot.processes, offset);
                 let mut data = crate::scrape::monitored(&self.target, polled.snapshot);
+                data.clock_offset_seconds = offset;
                 if let Some(config_info) = &mut self.config_info {
                     config_info
                         .refresh_and_apply(&self.client, &self.target, started, &mut data.processes)
@@ -166,8 +181,13 @@ impl TargetPoller {
                     // A panic elsewhere while holding the lock leaves plain data behind:
                     // usable. The block ends the guard before the output tail's awaits.
                     let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
-                    data.changes =
-                        tracker.observe(&data.processes, data.supervisor_state, time_unix_nano);
+                    let clock = PollClock {
+                        time_unix_nano,
+                        monotonic_nanos: replied_monotonic_nanos,
+                        offset_seconds: offset,
+                    };
+                    (data.changes, data.uptimes) =
+                        tracker.observe(&data.processes, data.supervisor_state, clock);
                     (data.restarts, data.exits) = tracker.counts(time_unix_nano);
                 }
                 if let Some(tailer) = &self.output {

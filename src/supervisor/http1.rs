@@ -24,13 +24,18 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::transport::{ConnectGuard, Progress};
+use super::transport::{ConnectGuard, Progress, Stalled, TransportError};
+use super::xmlrpc::printable;
 
 /// A reply head larger than this is refused (supervisord's are about 150 bytes; hyper's own
 /// limit is about 400 KiB).
 pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Headers a reply head may carry.
 const MAX_HEADERS: usize = 64;
+/// A chunk-size line (size and extensions, before its CRLF) longer than this is refused.
+const MAX_CHUNK_LINE: usize = 1024;
+/// How much of a header value an error message quotes, as the XML-RPC decoder quotes.
+const QUOTE_LIMIT: usize = 40;
 /// The first read's room; the buffer grows with the reply and is dropped after it.
 const FIRST_READ: usize = 16 * 1024;
 
@@ -145,26 +150,7 @@ impl Http1 {
             .await
             .map_err(|e| Failure::ClosedBeforeReply(format!("sending the request: {e}")))?;
         let mut buf = BytesMut::with_capacity(FIRST_READ);
-        let head = loop {
-            let head = self.read_head(&mut stream, &mut buf).await?;
-            // 1xx replies are interim: the real one follows.
-            if !(100..200).contains(&head.status) {
-                break head;
-            }
-            buf.advance(head.length);
-        };
-        self.progress.head_received.store(true, Ordering::Relaxed);
-        buf.advance(head.length);
-        let body = match head.framing {
-            Framing::Length(length) => {
-                if length > max_body {
-                    return Err(Failure::Other(Http1Error::TooLarge));
-                }
-                self.read_exact_body(&mut stream, &mut buf, length).await?
-            }
-            Framing::Chunked => self.read_chunked(&mut stream, &mut buf, max_body).await?,
-            Framing::UntilClose => self.read_to_close(&mut stream, &mut buf, max_body).await?,
-        };
+        let (head, body) = read_reply(&mut stream, &mut buf, max_body, &self.progress).await?;
         let reusable = self.keep_alive
             && head.keep_alive
             && !matches!(head.framing, Framing::UntilClose)
@@ -179,156 +165,209 @@ impl Http1 {
             body,
         })
     }
+}
 
-    /// Reads until `buf` starts with a complete reply head, and parses it.
-    async fn read_head(&self, stream: &mut Stream, buf: &mut BytesMut) -> Result<Head, Failure> {
-        let mut received_any = !buf.is_empty();
-        loop {
-            if !buf.is_empty() {
-                if let Some(head) = parse_head(buf).map_err(Failure::Other)? {
-                    return Ok(head);
-                }
-                if buf.len() > MAX_HEAD_BYTES {
-                    return Err(Failure::Other(Http1Error::Io(format!(
-                        "reply head larger than {MAX_HEAD_BYTES} bytes"
-                    ))));
-                }
-            }
-            let read = stream.read_some(buf).await;
-            match read {
-                Ok(0) if !received_any => {
-                    return Err(Failure::ClosedBeforeReply(
-                        "connection closed before the reply".into(),
-                    ))
-                }
-                Ok(0) => {
-                    return Err(Failure::Other(Http1Error::Io(
-                        "connection closed in the reply head".into(),
-                    )))
-                }
-                Ok(_) => received_any = true,
-                Err(e) if !received_any => {
-                    return Err(Failure::ClosedBeforeReply(format!(
-                        "waiting for the reply: {e}"
-                    )))
-                }
-                Err(e) => return Err(Failure::Other(Http1Error::Io(e.to_string()))),
-            }
+/// One reply read from `reader` as from a connection, for the fuzz target `http1_reply`
+/// (`fuzz/`) and its property tests: the status and body, or the error the transport gives for
+/// it (as on a new connection, where nothing is retried). Not part of the API: the direct
+/// connection is reachable only through [`super::transport::RpcTransport`].
+#[doc(hidden)]
+pub async fn read_reply_from<R: AsyncRead + Unpin>(
+    reader: R,
+    max_body: usize,
+) -> Result<(u16, Bytes), TransportError> {
+    let mut source = Reader(reader);
+    let mut buf = BytesMut::with_capacity(FIRST_READ);
+    let progress = Progress::default();
+    match read_reply(&mut source, &mut buf, max_body, &progress).await {
+        Ok((head, body)) => Ok((head.status, body)),
+        Err(Failure::ClosedBeforeReply(reason) | Failure::Other(Http1Error::Io(reason))) => {
+            Err(TransportError::Io { reason })
         }
-    }
-
-    async fn read_exact_body(
-        &self,
-        stream: &mut Stream,
-        buf: &mut BytesMut,
-        length: usize,
-    ) -> Result<Bytes, Failure> {
-        // The declared length is the server's word: room for at most 1 MiB is made up front,
-        // the rest as it arrives.
-        buf.reserve(length.saturating_sub(buf.len()).min(1 << 20));
-        while buf.len() < length {
-            self.progress.body_bytes.store(buf.len(), Ordering::Relaxed);
-            match stream.read_some(buf).await {
-                Ok(0) => {
-                    return Err(io_failure(format!(
-                        "connection closed after {} of {length} body bytes",
-                        buf.len()
-                    )))
-                }
-                Ok(_) => {}
-                Err(e) => return Err(io_failure(e.to_string())),
-            }
+        Err(Failure::Other(Http1Error::TooLarge)) => {
+            Err(TransportError::TooLarge { limit: max_body })
         }
-        Ok(buf.split_to(length).freeze())
+        // Reading makes neither; mapped as the transport maps them.
+        Err(Failure::Other(Http1Error::Connect(e))) => Err(TransportError::Connect {
+            reason: e.to_string(),
+        }),
+        Err(Failure::Other(Http1Error::ConnectTimeout)) => Err(TransportError::Timeout {
+            after: Duration::ZERO,
+            stalled: Stalled::Connecting,
+        }),
     }
+}
 
-    async fn read_to_close(
-        &self,
-        stream: &mut Stream,
-        buf: &mut BytesMut,
-        max_body: usize,
-    ) -> Result<Bytes, Failure> {
-        loop {
-            if buf.len() > max_body {
+/// Reads one reply (interim 1xx replies skipped): its head and its whole body. What follows
+/// the reply stays in `buf`.
+async fn read_reply<S: Source>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    max_body: usize,
+    progress: &Progress,
+) -> Result<(Head, Bytes), Failure> {
+    let head = loop {
+        let head = read_head(stream, buf).await?;
+        // 1xx replies are interim: the real one follows.
+        if !(100..200).contains(&head.status) {
+            break head;
+        }
+        buf.advance(head.length);
+    };
+    progress.head_received.store(true, Ordering::Relaxed);
+    buf.advance(head.length);
+    let body = match head.framing {
+        Framing::Length(length) => {
+            if length > max_body {
                 return Err(Failure::Other(Http1Error::TooLarge));
             }
-            self.progress.body_bytes.store(buf.len(), Ordering::Relaxed);
-            match stream.read_some(buf).await {
-                Ok(0) => return Ok(buf.split().freeze()),
-                Ok(_) => {}
-                Err(e) => return Err(io_failure(e.to_string())),
+            read_exact_body(stream, buf, length, progress).await?
+        }
+        Framing::Chunked => read_chunked(stream, buf, max_body, progress).await?,
+        Framing::UntilClose => read_to_close(stream, buf, max_body, progress).await?,
+    };
+    Ok((head, body))
+}
+
+/// Reads until `buf` starts with a complete reply head, and parses it.
+async fn read_head<S: Source>(stream: &mut S, buf: &mut BytesMut) -> Result<Head, Failure> {
+    let mut received_any = !buf.is_empty();
+    loop {
+        if !buf.is_empty() {
+            // The cap holds for a complete head too: whether a head is refused must not depend
+            // on how much of it the reads had brought when it was first parsed.
+            match parse_head(buf).map_err(Failure::Other)? {
+                Some(head) if head.length > MAX_HEAD_BYTES => return Err(head_too_large()),
+                Some(head) => return Ok(head),
+                None if buf.len() > MAX_HEAD_BYTES => return Err(head_too_large()),
+                None => {}
             }
         }
+        let read = read_some(stream, buf).await;
+        match read {
+            Ok(0) if !received_any => {
+                return Err(Failure::ClosedBeforeReply(
+                    "connection closed before the reply".into(),
+                ))
+            }
+            Ok(0) => {
+                return Err(Failure::Other(Http1Error::Io(
+                    "connection closed in the reply head".into(),
+                )))
+            }
+            Ok(_) => received_any = true,
+            Err(e) if !received_any => {
+                return Err(Failure::ClosedBeforeReply(format!(
+                    "waiting for the reply: {e}"
+                )))
+            }
+            Err(e) => return Err(Failure::Other(Http1Error::Io(e.to_string()))),
+        }
     }
+}
 
-    /// Decodes a chunked body in place: chunk data is moved into `body` as it completes.
-    async fn read_chunked(
-        &self,
-        stream: &mut Stream,
-        buf: &mut BytesMut,
-        max_body: usize,
-    ) -> Result<Bytes, Failure> {
-        let mut body = BytesMut::new();
-        loop {
-            // A chunk-size line: hex digits, optional extensions, CRLF.
-            let line_end = loop {
-                if let Some(end) = find_crlf(buf) {
-                    break end;
-                }
-                if buf.len() > 1024 {
-                    return Err(io_failure("chunk size line too long".into()));
-                }
-                self.fill(stream, buf, "in a chunk size").await?;
-            };
-            let size = parse_chunk_size(&buf[..line_end])
-                .ok_or_else(|| io_failure("invalid chunk size".into()))?;
-            buf.advance(line_end + 2);
-            if size == 0 {
-                // Trailers, if any, end with an empty line.
-                loop {
-                    let end = loop {
-                        if let Some(end) = find_crlf(buf) {
-                            break end;
-                        }
-                        if buf.len() > MAX_HEAD_BYTES {
-                            return Err(io_failure("trailers too long".into()));
-                        }
-                        self.fill(stream, buf, "in the trailers").await?;
-                    };
-                    buf.advance(end + 2);
-                    if end == 0 {
-                        return Ok(body.freeze());
+async fn read_exact_body<S: Source>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    length: usize,
+    progress: &Progress,
+) -> Result<Bytes, Failure> {
+    // The declared length is the server's word: room for at most 1 MiB is made up front,
+    // the rest as it arrives.
+    buf.reserve(length.saturating_sub(buf.len()).min(1 << 20));
+    while buf.len() < length {
+        progress.body_bytes.store(buf.len(), Ordering::Relaxed);
+        match read_some(stream, buf).await {
+            Ok(0) => {
+                return Err(io_failure(format!(
+                    "connection closed after {} of {length} body bytes",
+                    buf.len()
+                )))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(io_failure(e.to_string())),
+        }
+    }
+    Ok(buf.split_to(length).freeze())
+}
+
+async fn read_to_close<S: Source>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    max_body: usize,
+    progress: &Progress,
+) -> Result<Bytes, Failure> {
+    loop {
+        if buf.len() > max_body {
+            return Err(Failure::Other(Http1Error::TooLarge));
+        }
+        progress.body_bytes.store(buf.len(), Ordering::Relaxed);
+        match read_some(stream, buf).await {
+            Ok(0) => return Ok(buf.split().freeze()),
+            Ok(_) => {}
+            Err(e) => return Err(io_failure(e.to_string())),
+        }
+    }
+}
+
+/// Decodes a chunked body in place: chunk data is moved into `body` as it completes.
+async fn read_chunked<S: Source>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    max_body: usize,
+    progress: &Progress,
+) -> Result<Bytes, Failure> {
+    let mut body = BytesMut::new();
+    loop {
+        // A chunk-size line: hex digits, optional extensions, CRLF.
+        let line_end = loop {
+            match judge_line(buf, MAX_CHUNK_LINE) {
+                Line::Ends(end) => break end,
+                Line::TooLong => return Err(io_failure("chunk size line too long".into())),
+                Line::Open => fill(stream, buf, "in a chunk size").await?,
+            }
+        };
+        let size = parse_chunk_size(&buf[..line_end])
+            .ok_or_else(|| io_failure("invalid chunk size".into()))?;
+        buf.advance(line_end + 2);
+        if size == 0 {
+            // Trailers, if any, end with an empty line.
+            loop {
+                let end = loop {
+                    match judge_line(buf, MAX_HEAD_BYTES) {
+                        Line::Ends(end) => break end,
+                        Line::TooLong => return Err(io_failure("trailers too long".into())),
+                        Line::Open => fill(stream, buf, "in the trailers").await?,
                     }
+                };
+                buf.advance(end + 2);
+                if end == 0 {
+                    return Ok(body.freeze());
                 }
             }
-            if body.len().saturating_add(size) > max_body {
-                return Err(Failure::Other(Http1Error::TooLarge));
-            }
-            while buf.len() < size + 2 {
-                self.progress
-                    .body_bytes
-                    .store(body.len() + buf.len(), Ordering::Relaxed);
-                self.fill(stream, buf, "in a chunk").await?;
-            }
-            body.extend_from_slice(&buf[..size]);
-            if &buf[size..size + 2] != b"\r\n" {
-                return Err(io_failure("chunk not followed by CRLF".into()));
-            }
-            buf.advance(size + 2);
         }
+        if body.len().saturating_add(size) > max_body {
+            return Err(Failure::Other(Http1Error::TooLarge));
+        }
+        while buf.len() < size + 2 {
+            progress
+                .body_bytes
+                .store(body.len() + buf.len(), Ordering::Relaxed);
+            fill(stream, buf, "in a chunk").await?;
+        }
+        body.extend_from_slice(&buf[..size]);
+        if &buf[size..size + 2] != b"\r\n" {
+            return Err(io_failure("chunk not followed by CRLF".into()));
+        }
+        buf.advance(size + 2);
     }
+}
 
-    async fn fill(
-        &self,
-        stream: &mut Stream,
-        buf: &mut BytesMut,
-        when: &str,
-    ) -> Result<(), Failure> {
-        match stream.read_some(buf).await {
-            Ok(0) => Err(io_failure(format!("connection closed {when}"))),
-            Ok(_) => Ok(()),
-            Err(e) => Err(io_failure(e.to_string())),
-        }
+async fn fill<S: Source>(stream: &mut S, buf: &mut BytesMut, when: &str) -> Result<(), Failure> {
+    match read_some(stream, buf).await {
+        Ok(0) => Err(io_failure(format!("connection closed {when}"))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(io_failure(e.to_string())),
     }
 }
 
@@ -341,6 +380,10 @@ enum Failure {
 
 fn io_failure(reason: String) -> Failure {
     Failure::Other(Http1Error::Io(reason))
+}
+
+fn head_too_large() -> Failure {
+    io_failure(format!("reply head larger than {MAX_HEAD_BYTES} bytes"))
 }
 
 enum Framing {
@@ -374,9 +417,10 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Http1Error> {
     for header in response.headers.iter() {
         let value = std::str::from_utf8(header.value).unwrap_or("").trim();
         if header.name.eq_ignore_ascii_case("content-length") {
-            let parsed: usize = value
-                .parse()
-                .map_err(|_| Http1Error::Io(format!("invalid Content-Length '{value}'")))?;
+            let parsed: usize = value.parse().map_err(|_| {
+                let value = printable(value, QUOTE_LIMIT);
+                Http1Error::Io(format!("invalid Content-Length '{value}'"))
+            })?;
             if content_length.is_some_and(|known| known != parsed) {
                 return Err(Http1Error::Io("conflicting Content-Length headers".into()));
             }
@@ -415,6 +459,26 @@ fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
 }
 
+/// Where the line at the start of `buf` stands, against a cap on its length (CRLF excluded).
+enum Line {
+    /// It ends (its CRLF starts) here.
+    Ends(usize),
+    TooLong,
+    /// More is needed.
+    Open,
+}
+
+/// The line at the start of `buf`, judged the same whatever the reads brought so far: without
+/// its CRLF, the line is at least all of `buf` but a last CR.
+fn judge_line(buf: &[u8], max: usize) -> Line {
+    match find_crlf(buf) {
+        Some(end) if end > max => Line::TooLong,
+        Some(end) => Line::Ends(end),
+        None if buf.len() > max + 1 => Line::TooLong,
+        None => Line::Open,
+    }
+}
+
 /// The hex size before any `;extension`; at most 15 digits, so it cannot overflow.
 fn parse_chunk_size(line: &[u8]) -> Option<usize> {
     let digits = line.split(|&b| b == b';').next().map(<[u8]>::trim_ascii)?;
@@ -442,20 +506,48 @@ impl Stream {
         };
         matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
+}
 
-    /// One read into `buf`'s spare room (grown when full). On TCP the kernel is then asked to
-    /// acknowledge at once (see `transport`'s module documentation: supervisord's replies come
-    /// in pieces that otherwise wait ~40 ms for a delayed ACK).
-    async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(buf.capacity().max(FIRST_READ));
-        }
-        let n = self.read_buf(buf).await?;
+/// Where reply bytes come from: a connected socket, or any reader ([`read_reply_from`]).
+trait Source: AsyncRead + Unpin {
+    /// Called after each read that did not fail.
+    fn after_read(&self) {}
+}
+
+/// On TCP the kernel is asked to acknowledge at once after every read (see `transport`'s
+/// module documentation: supervisord's replies come in pieces that otherwise wait ~40 ms for a
+/// delayed ACK).
+impl Source for Stream {
+    fn after_read(&self) {
         if let Stream::Tcp(stream) = self {
             acknowledge_now(stream);
         }
-        Ok(n)
     }
+}
+
+/// Any reader as a reply source, for [`read_reply_from`].
+struct Reader<R>(R);
+
+impl<R: AsyncRead + Unpin> AsyncRead for Reader<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<R: AsyncRead + Unpin> Source for Reader<R> {}
+
+/// One read into `buf`'s spare room (grown when full).
+async fn read_some<S: Source>(source: &mut S, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(buf.capacity().max(FIRST_READ));
+    }
+    let n = source.read_buf(buf).await?;
+    source.after_read();
+    Ok(n)
 }
 
 /// Asks the kernel to acknowledge what was just read at once, not after its delayed-ACK timer.

@@ -6,5 +6,5 @@
 pub mod model;
 pub mod status;
 
-pub use model::{ProcessConfig, ProcessInfo, ProcessState, Snapshot, SupervisorState};
+pub use model::{ProcessConfig, ProcessInfo, ProcessState, Snapshot, SupervisorState, UptimeTrack};
 pub use status::{Status, StatusMapping};

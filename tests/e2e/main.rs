@@ -10,6 +10,7 @@
 mod testkit;
 
 mod cli;
+mod clock_faults;
 mod datadog;
 mod demo;
 mod disk_faults;
@@ -20,6 +21,7 @@ mod health;
 mod hostile;
 mod intent;
 mod native;
+mod network_faults;
 mod openmetrics;
 mod output;
 mod push;

@@ -24,7 +24,7 @@ use crate::testkit::{default_status, PROCESS_STATES, STATUSES, SUPERVISOR_STATES
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Each OTLP metric's Prometheus family, type and unit, as docs/operations.md lists them.
-const FAMILIES: [(&str, &str, &str, &str); 16] = [
+const FAMILIES: [(&str, &str, &str, &str); 17] = [
     (
         "supervisord.can_connect",
         "supervisord_can_connect_ratio",
@@ -116,6 +116,12 @@ const FAMILIES: [(&str, &str, &str, &str); 16] = [
         "",
     ),
     ("supervisord.state", "supervisord_state", "stateset", ""),
+    (
+        "supervisord.clock.offset",
+        "supervisord_clock_offset_seconds",
+        "gauge",
+        "seconds",
+    ),
 ];
 
 /// The attribute that holds a StateSet's state.

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use supervisord_receiver::schema::MetricId;
 
+mod relay;
+
 use super::state_changes::{crash, restarting, wait_for_new_pid};
 use crate::testkit::config::{self, otlp_exporter, target};
 use crate::testkit::expect::PROCESS;
-use crate::testkit::otlp_sink::{all_records, OtlpSink, Record};
+use crate::testkit::otlp_sink::{all_records, polls, OtlpSink, Poll, Record};
 use crate::testkit::receiver::BIN;
 use crate::testkit::supervisord::{Auth, Options, Program, Supervisord};
 use crate::testkit::WAIT;
@@ -263,4 +265,134 @@ fn a_listener_without_credentials_says_what_it_needs() {
         WAIT,
     );
     assert!(!logs.is_empty());
+}
+
+/// How long a change may take to show in the exported metrics: supervisord notices a dead
+/// child on its one-second loop, the fetch follows 100 ms after the events, and the next
+/// one-second interval exports it. Generous for a loaded machine; without the held snapshot
+/// and its fetches the change would wait for the hour-long reconcile.
+const FRESH: Duration = Duration::from_secs(10);
+
+/// Waits for a poll of `host-r` where `process` is in `state` with `exit_status`, and says how
+/// long it took.
+fn wait_for_state(sink: &OtlpSink, process: &str, state: &str, exit_status: i64) -> Poll {
+    let started = Instant::now();
+    let state_metric = MetricId::ProcessState.name();
+    let exit_metric = MetricId::ProcessExitStatus.name();
+    let poll = sink.wait_for_poll(
+        "host-r",
+        |p| {
+            p.value(state_metric, &[(PROCESS, process), ("state", state)]) == Some(1)
+                && p.value(exit_metric, &[(PROCESS, process)]) == Some(exit_status)
+        },
+        FRESH,
+    );
+    eprintln!(
+        "{process} {state} (exit status {exit_status}) exported after {:?}",
+        started.elapsed()
+    );
+    poll
+}
+
+#[test]
+fn between_reconciles_the_metrics_come_from_events_without_a_full_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = OtlpSink::start();
+    let config = dir.path().join("listener.yaml");
+    let log = dir.path().join("listener.log");
+    let svd = Supervisord::start(
+        Options::default()
+            .unix_only()
+            .programs(vec![
+                Program::running("web"),
+                Program::running("victim"),
+                Program::running("steady"),
+            ])
+            // Started once the relay is up, so every call goes through it.
+            .section(&format!(
+                "{}\nautostart=false",
+                listener_section(&config, &log)
+            )),
+    );
+    svd.wait_for_states(
+        &[
+            ("web", "RUNNING"),
+            ("victim", "RUNNING"),
+            ("steady", "RUNNING"),
+        ],
+        WAIT,
+    );
+    let relay = relay::Relay::start(svd.socket_path());
+    let cfg = config::native(
+        &[target("host-r", &relay.url())],
+        &[otlp_exporter("grpc", &sink.grpc_endpoint(), "none", &[])],
+    );
+    config::write(
+        dir.path(),
+        "listener.yaml",
+        &format!("reconcile_interval: 1h\n{cfg}telemetry:\n  metrics: false\n"),
+    );
+    svd.ctl(&["start", "otel"]);
+    wait_for_listener(&svd);
+    sink.wait_for_processes("host-r", &["web", "victim", "steady", "otel"], WAIT);
+    // The boot: the first full poll, and one more if supervisord's queued RUNNING event comes
+    // after it. Then nothing but events, fetches and held snapshots for the hour.
+    std::thread::sleep(Duration::from_secs(2));
+    let get_all = "supervisor.getAllProcessInfo";
+    let full_polls = relay.calls(get_all);
+    assert!(
+        (1..=2).contains(&full_polls),
+        "{full_polls} full polls at boot"
+    );
+    let first = polls(&sink.requests(), "host-r").len();
+    let watching = Instant::now();
+
+    // Uptime keeps counting between reconciles, on every one-second interval.
+    let uptime = MetricId::ProcessUptime.name();
+    let before = sink.wait_for_poll(
+        "host-r",
+        |p| p.value(uptime, &[(PROCESS, "steady")]).is_some(),
+        WAIT,
+    );
+    let earlier = before.expect(uptime, &[(PROCESS, "steady")]);
+    let after = sink.wait_for_poll(
+        "host-r",
+        |p| {
+            p.value(uptime, &[(PROCESS, "steady")])
+                .is_some_and(|u| u >= earlier + 2)
+        },
+        FRESH,
+    );
+    assert_eq!(after.expect(MetricId::CanConnect.name(), &[]), 1);
+
+    // A stop, a start and a kill, each exported with its state and exit status: the events
+    // set the state, the fetch that follows brings the exit status they lack.
+    svd.ctl(&["stop", "web"]);
+    wait_for_state(&sink, "web", "STOPPED", -1);
+    svd.ctl(&["start", "web"]);
+    let started = wait_for_state(&sink, "web", "RUNNING", 0);
+    assert_eq!(
+        started.expect(MetricId::ProcessRestarts.name(), &[(PROCESS, "web")]),
+        1,
+        "one start after a stop, counted once"
+    );
+    crash(&svd, "victim");
+    wait_for_state(&sink, "victim", "EXITED", -1);
+
+    // Metrics came every second meanwhile, and supervisord never listed every process again.
+    let seconds = watching.elapsed().as_secs() as usize;
+    let exported = polls(&sink.requests(), "host-r").len() - first;
+    assert!(
+        exported + 2 >= seconds,
+        "{exported} exports in {seconds} s of one-second intervals"
+    );
+    assert_eq!(
+        relay.calls(get_all),
+        full_polls,
+        "getAllProcessInfo asked between reconciles"
+    );
+    assert!(
+        relay.calls("supervisor.getProcessInfo") >= 3,
+        "the fetches went through the relay"
+    );
 }

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod expect;
+pub mod faketime;
 pub mod gate;
 pub mod http;
 pub mod openmetrics;
@@ -15,6 +16,7 @@ pub mod proc_tree;
 pub mod promtool;
 pub mod provision;
 pub mod receiver;
+pub mod relay;
 pub mod supervisord;
 
 use std::time::Duration;

@@ -195,6 +195,9 @@ pub struct Options {
     /// More files written into supervisord's directory before it starts (path relative to
     /// the directory, text): files an `[include]` section names.
     pub files: Vec<(String, String)>,
+    /// More environment for supervisord (and so its programs): a faked clock
+    /// (`testkit::faketime`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -207,6 +210,7 @@ impl Default for Options {
             programs: mixed_programs(),
             sections: Vec::new(),
             files: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -243,6 +247,12 @@ impl Options {
     /// Writes a file into supervisord's directory before it starts (`conf.d/programs.ini`).
     pub fn file(mut self, relative: &str, text: &str) -> Options {
         self.files.push((relative.to_string(), text.to_string()));
+        self
+    }
+
+    /// Sets an environment variable for supervisord and its programs.
+    pub fn env(mut self, key: &str, value: &str) -> Options {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 }
@@ -316,6 +326,7 @@ impl Supervisord {
             .arg("-c")
             .arg(&conf)
             .arg("-n")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(out)

@@ -69,6 +69,16 @@ fn config_corpus_replays() {
     }
 }
 
+#[test]
+fn http1_corpus_replays() {
+    let inputs = corpus("http1_reply");
+    assert!(inputs.len() >= 20, "the corpus is seeded: {}", inputs.len());
+    for (path, data) in inputs {
+        let replayed = std::panic::catch_unwind(|| checks::http1_reply(&data));
+        assert!(replayed.is_ok(), "{} fails", path.display());
+    }
+}
+
 /// Each input is kept once: the corpus directories hold no copy of a fixture they are seeded
 /// with (a copy drifts, as `native.yaml` once did).
 #[test]
@@ -127,4 +137,101 @@ fn element_name_ten_thousand_characters_long() {
         "xmlrpc_decode",
         "regression_long_element_name.xml",
     ));
+}
+
+// The HTTP/1.1 reply reader's inputs below failed the `http1_reply` checks when the target was
+// added: a server's Content-Length value was quoted whole in the error (a line of any length up
+// to the head cap), and the caps on the head, a chunk-size line and a trailer line were checked
+// only while the line was incomplete, so whether an over-long one was refused depended on how
+// the reads had cut the reply.
+
+/// The messages the transport gives for those replies.
+fn http1_failure(reason: &str) -> checks::ReplyRead {
+    checks::ReplyRead::Failed(format!("connection failed during the request: {reason}"))
+}
+
+#[test]
+fn content_length_value_quoted_short() {
+    let data = corpus_input("http1_reply", "regression_content_length_long_value.bin");
+    checks::http1_reply(&data);
+    assert_eq!(
+        checks::read_reply(&data, &[], checks::HTTP1_MAX_BODY),
+        http1_failure(&format!("invalid Content-Length '{}...'", "9x".repeat(20)))
+    );
+}
+
+#[test]
+fn head_over_the_cap_refused_however_it_arrives() {
+    let data = corpus_input("http1_reply", "regression_head_oversized.bin");
+    checks::http1_reply(&data);
+    assert_eq!(
+        checks::read_reply(&data, &[], checks::HTTP1_MAX_BODY),
+        http1_failure("reply head larger than 65536 bytes")
+    );
+}
+
+#[test]
+fn chunk_size_line_over_the_cap_refused_however_it_arrives() {
+    let data = corpus_input("http1_reply", "regression_chunk_size_line_long.bin");
+    checks::http1_reply(&data);
+    assert_eq!(
+        checks::read_reply(&data, &[], checks::HTTP1_MAX_BODY),
+        http1_failure("chunk size line too long")
+    );
+}
+
+/// Each cap at its edge: a line or head of exactly the cap is read, one byte more is refused,
+/// read whole or in pieces (one byte at a time where that stays fast: the head is parsed again
+/// after every read).
+#[test]
+fn http1_caps_are_exact() {
+    let head = |filler: usize| {
+        let start = "HTTP/1.1 200 OK\r\nX-Filler: ";
+        let end = "\r\nContent-Length: 2\r\n\r\nok";
+        format!(
+            "{start}{}{end}",
+            "a".repeat(filler - start.len() - end.len() + 2)
+        )
+    };
+    let chunk_line = |line: usize| {
+        let extension = "e".repeat(line - 2);
+        format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;{extension}\r\nok\r\n0\r\n\r\n"
+        )
+    };
+    let trailer = |line: usize| {
+        let value = "v".repeat(line - 3);
+        format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nt: {value}\r\n\r\n")
+    };
+    let ok = checks::ReplyRead::Reply {
+        status: 200,
+        body: b"ok".to_vec(),
+    };
+    let cases = [
+        (head(65_536), vec![4096], ok.clone()),
+        (
+            head(65_537),
+            vec![4096],
+            http1_failure("reply head larger than 65536 bytes"),
+        ),
+        (chunk_line(1024), vec![1], ok.clone()),
+        (
+            chunk_line(1025),
+            vec![1],
+            http1_failure("chunk size line too long"),
+        ),
+        (trailer(65_536), vec![1, 4096], ok.clone()),
+        (
+            trailer(65_537),
+            vec![1, 4096],
+            http1_failure("trailers too long"),
+        ),
+    ];
+    for (data, reads, expected) in cases {
+        for reads in [&[][..], &reads] {
+            let read = checks::read_reply(data.as_bytes(), reads, checks::HTTP1_MAX_BODY);
+            assert_eq!(read, expected, "{} bytes in reads of {reads:?}", data.len());
+        }
+        checks::http1_reply(data.as_bytes());
+    }
 }

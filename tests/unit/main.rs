@@ -16,6 +16,7 @@ mod architecture;
 mod config;
 mod export;
 mod fuzz_config;
+mod fuzz_http1;
 mod fuzz_regressions;
 mod fuzz_xmlrpc;
 mod metrics_golden;

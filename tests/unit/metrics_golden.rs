@@ -339,6 +339,8 @@ fn golden_server0_datadog_format_with_tags_and_filter() {
             |data| {
                 restarts(data, Temporality::Delta);
                 exits(data, Temporality::Delta);
+                // supervisord's clock an hour behind the receiver's, as the poller measures it.
+                data.clock_offset_seconds = Some(-3_600);
             },
         ),
     );
@@ -374,6 +376,7 @@ fn golden_multicall_with_state_identification_and_version() {
                 restarts(data, Temporality::Cumulative);
                 resources(data, Temporality::Cumulative);
                 autostart(data, "config_info_recorded_supervisord_4.3.0.xml");
+                data.clock_offset_seconds = Some(0);
             },
         ),
     );
@@ -636,6 +639,7 @@ fn datadog_format_tags_every_point_with_the_server() {
         |data| {
             restarts(data, Temporality::Cumulative);
             exits(data, Temporality::Delta);
+            data.clock_offset_seconds = Some(2);
         },
     );
     let mut seen = 0;

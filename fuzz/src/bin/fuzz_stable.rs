@@ -15,10 +15,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use supervisord_receiver_fuzz::{config_load, corpus_paths, xmlrpc_decode};
+use supervisord_receiver_fuzz::{config_load, corpus_paths, http1_reply, xmlrpc_decode};
 
-const USAGE: &str = "usage: fuzz-stable replay <xmlrpc_decode|config_load> [file or dir]...\n       \
-                     fuzz-stable mutate <xmlrpc_decode|config_load> <corpus dir> [iterations] [seed]";
+const USAGE: &str = "usage: fuzz-stable replay <xmlrpc_decode|config_load|http1_reply> [file or dir]...\n       \
+                     fuzz-stable mutate <xmlrpc_decode|config_load|http1_reply> <corpus dir> [iterations] [seed]";
 
 /// Inputs grow no larger than this while mutating.
 const MAX_LEN: usize = 64 * 1024;
@@ -144,6 +144,47 @@ const YAML_TOKENS: &[&str] = &[
     "\u{0}",
 ];
 
+const HTTP_TOKENS: &[&str] = &[
+    "HTTP/1.1 200 OK\r\n",
+    "HTTP/1.0 200 OK\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\n",
+    "HTTP/1.1 304 Not Modified\r\n",
+    "\r\n",
+    "\r\n\r\n",
+    "\n",
+    "\r",
+    "Content-Length: ",
+    "content-length:0\r\n",
+    "Content-Length: 5\r\n",
+    "Transfer-Encoding: chunked\r\n",
+    "Transfer-Encoding: gzip, chunked\r\n",
+    "Transfer-Encoding: gzip\r\n",
+    "Connection: close\r\n",
+    "Connection: keep-alive\r\n",
+    "Server: Medusa/1.12\r\n",
+    "0\r\n\r\n",
+    "5\r\nhello\r\n",
+    "1;",
+    ";ext=\"v\"",
+    "Trailer: x\r\n",
+    "ffffffffffffffffff",
+    "fffffffffffffff",
+    "100000",
+    "-1",
+    "+5",
+    " 5 ",
+    "99999999999999999999",
+    " ",
+    "\t",
+    ":",
+    "\u{0}",
+    "\u{7F}",
+    "\u{FF}",
+    "\u{2028}",
+    "X-Filler: ",
+];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(mode), Some(target)) = (args.first(), args.get(1)) else {
@@ -153,6 +194,7 @@ fn main() -> ExitCode {
     let (check, tokens): (fn(&[u8]), &[&str]) = match target.as_str() {
         "xmlrpc_decode" => (xmlrpc_decode, XML_TOKENS),
         "config_load" => (config_load, YAML_TOKENS),
+        "http1_reply" => (http1_reply, HTTP_TOKENS),
         other => {
             eprintln!("unknown target '{other}'\n{USAGE}");
             return ExitCode::from(2);

@@ -16,7 +16,7 @@ fn native_unknown_keys_are_errors_with_a_suggestion() {
     );
     assert_eq!(
         messages(&format!("{TARGET}metrics:\n  supervisord.proces.count: {{enabled: false}}\n")),
-        ["metrics.supervisord.proces.count: unknown metric 'supervisord.proces.count'; did you mean 'supervisord.process.count'?; valid metrics: supervisord.can_connect, supervisord.process.count, supervisord.process.uptime, supervisord.process.status, supervisord.process.state, supervisord.process.exit_status, supervisord.process.start_time, supervisord.process.restarts, supervisord.process.exits, supervisord.process.cpu.time, supervisord.process.memory.usage, supervisord.process.memory.virtual, supervisord.process.thread.count, supervisord.process.unix.file_descriptor.count, supervisord.process.tree.count, supervisord.state"]
+        ["metrics.supervisord.proces.count: unknown metric 'supervisord.proces.count'; did you mean 'supervisord.process.count'?; valid metrics: supervisord.can_connect, supervisord.process.count, supervisord.process.uptime, supervisord.process.status, supervisord.process.state, supervisord.process.exit_status, supervisord.process.start_time, supervisord.process.restarts, supervisord.process.exits, supervisord.process.cpu.time, supervisord.process.memory.usage, supervisord.process.memory.virtual, supervisord.process.thread.count, supervisord.process.unix.file_descriptor.count, supervisord.process.tree.count, supervisord.state, supervisord.clock.offset"]
     );
     assert_eq!(
         messages(&format!("{TARGET}exporters:\n  otpl: {{}}\n")),
