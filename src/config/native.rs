@@ -459,8 +459,12 @@ fn target(report: &mut Report, path: &KeyPath, v: &Value, defaults: &Defaults) -
     };
     let (collection_interval, timeout) = timing(report, &f, defaults);
     // Read under `run` too, so one file serves both commands and `validate` checks it.
-    let reconcile_interval =
-        positive_duration(&f, "reconcile_interval", defaults.reconcile_interval, report);
+    let reconcile_interval = positive_duration(
+        &f,
+        "reconcile_interval",
+        defaults.reconcile_interval,
+        report,
+    );
     let keep_alive = f
         .get_set("keep_alive")
         .and_then(|v| boolean(report, &f.path("keep_alive"), v))
