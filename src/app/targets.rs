@@ -335,7 +335,9 @@ async fn poll_loop(
             _ = stop.changed() => break,
             scheduled = ticker.tick() => {
                 telemetry.polls.record_start(scheduled.elapsed());
-                let outcome = poller.poll().await;
+                // Boxed: a poll's future (request, reply, decoding) is several KB, and as part
+                // of this task's state it would be held by every target between polls too.
+                let outcome = Box::pin(poller.poll()).await;
                 if tx.send(ExportItem::Poll(outcome)).await.is_err() {
                     break;
                 }

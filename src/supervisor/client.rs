@@ -118,8 +118,34 @@ fn cannot_connect(endpoint: &Endpoint) -> String {
     }
 }
 
-/// Polls one supervisord. Built once per target; the request bodies never change, so they are
-/// encoded once too.
+/// The request bodies of a poll. They are the same for every target, so they are encoded once
+/// per process and shared ([`Bytes`] clones share the buffer): 1.5 KB less per target, 15 MB
+/// in a fleet of 10,000.
+struct PollBodies {
+    multicall: Bytes,
+    get_all: Bytes,
+    secondary: [Bytes; 3],
+}
+
+impl PollBodies {
+    fn shared() -> &'static PollBodies {
+        static BODIES: std::sync::OnceLock<PollBodies> = std::sync::OnceLock::new();
+        BODIES.get_or_init(|| {
+            let no_params: &[Value] = &[];
+            let calls: Vec<(&str, &[Value])> = std::iter::once(GET_ALL_PROCESS_INFO)
+                .chain(SECONDARY)
+                .map(|method| (method, no_params))
+                .collect();
+            PollBodies {
+                multicall: Bytes::from(xmlrpc::encode_multicall(&calls)),
+                get_all: call_body(GET_ALL_PROCESS_INFO),
+                secondary: SECONDARY.map(call_body),
+            }
+        })
+    }
+}
+
+/// Polls one supervisord. Built once per target; its request bodies are [`PollBodies`]'.
 pub struct SupervisorClient {
     /// The target's name, for the one log line this client writes itself.
     name: String,
@@ -128,27 +154,18 @@ pub struct SupervisorClient {
     /// Set when the server answered `system.multicall` with a fault: it lacks the method, and
     /// every later poll of this client goes straight to separate calls.
     pub(super) separate_calls: AtomicBool,
-    multicall_body: Bytes,
-    get_all_body: Bytes,
-    secondary_bodies: [Bytes; 3],
+    bodies: &'static PollBodies,
 }
 
 impl SupervisorClient {
     pub fn new(target: &Target) -> Result<Self, TransportBuildError> {
         let transport = RpcTransport::new(target)?;
-        let no_params: &[Value] = &[];
-        let calls: Vec<(&str, &[Value])> = std::iter::once(GET_ALL_PROCESS_INFO)
-            .chain(SECONDARY)
-            .map(|method| (method, no_params))
-            .collect();
         Ok(SupervisorClient {
             name: target.name.clone(),
             transport,
             timeout: target.timeout,
             separate_calls: AtomicBool::new(false),
-            multicall_body: Bytes::from(xmlrpc::encode_multicall(&calls)),
-            get_all_body: call_body(GET_ALL_PROCESS_INFO),
-            secondary_bodies: SECONDARY.map(call_body),
+            bodies: PollBodies::shared(),
         })
     }
 
@@ -168,7 +185,7 @@ impl SupervisorClient {
 
     async fn poll_unbounded(&self) -> Result<PolledSnapshot, PollError> {
         if !self.separate_calls.load(Ordering::Relaxed) {
-            let reply = self.transport.post(self.multicall_body.clone()).await?;
+            let reply = self.transport.post(self.bodies.multicall.clone()).await?;
             match decode_multicall_reply(&reply)? {
                 Ok(polled) => return Ok(polled),
                 Err(fault) => {
@@ -185,7 +202,7 @@ impl SupervisorClient {
     }
 
     async fn poll_separately(&self) -> Result<PolledSnapshot, PollError> {
-        let reply = self.transport.post(self.get_all_body.clone()).await?;
+        let reply = self.transport.post(self.bodies.get_all.clone()).await?;
         let processes = match decode_processes_reply(&reply) {
             Ok(Ok(processes)) => Ok(processes),
             Ok(Err(fault)) => return Err(PollError::Fault(fault)),
@@ -194,7 +211,7 @@ impl SupervisorClient {
             Err(error) => return Err(error),
         };
         let mut answers = Vec::with_capacity(SECONDARY.len());
-        for body in &self.secondary_bodies {
+        for body in &self.bodies.secondary {
             answers.push(match self.call(body).await {
                 Ok(Ok(value)) => Answer::Value(value),
                 Ok(Err(fault)) => Answer::Failed(fault.to_string()),
