@@ -80,8 +80,30 @@ struct Seen {
     uptime: UptimeTrack,
 }
 
-/// A process by `(group, name)`: supervisord names a process uniquely only within its group.
-type Key = (String, String);
+/// A process by group and name (supervisord names a process uniquely only within its group),
+/// as `group NUL name` in one allocation.
+///
+/// The tracker keeps a key per process in several maps, for every target: two `String`s are
+/// 48 bytes and two allocations, this is 16 bytes and one, about 2.5 KB less per target of 20
+/// processes (25 MB in a fleet of 10,000). The order is that of `(group, name)`: NUL sorts
+/// before every other character, and XML cannot carry one inside a name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key(Box<str>);
+
+impl Key {
+    fn new(group: &str, name: &str) -> Key {
+        let mut joined = String::with_capacity(group.len() + 1 + name.len());
+        joined.push_str(group);
+        joined.push('\0');
+        joined.push_str(name);
+        Key(joined.into_boxed_str())
+    }
+
+    /// `(group, name)`.
+    fn parts(&self) -> (&str, &str) {
+        self.0.split_once('\0').unwrap_or(("", &self.0))
+    }
+}
 
 /// The temporality each count is reported with (decided by the app from the metric table and
 /// the temporality preference).
@@ -157,7 +179,7 @@ impl ChangeTracker {
         let from_polls = self.source == Source::Polls;
         for process in processes {
             let info = &process.info;
-            let key = (info.group.clone(), info.name.clone());
+            let key = Key::new(&info.group, &info.name);
             let before = previous.get(&key);
             let (uptime, track) =
                 info.uptime_across_clock_steps(before.map(|b| &b.uptime), clock.monotonic_nanos);
@@ -219,7 +241,7 @@ impl ChangeTracker {
     /// (at boot, supervisord queues the first events until the listener is ready, and the first
     /// poll may come before them).
     pub fn observe_event(&mut self, change: &ProcessTransition, now_unix_nano: u64) -> bool {
-        let key = (change.group.clone(), change.name.clone());
+        let key = Key::new(&change.group, &change.name);
         let before = self.pushed.insert(key.clone(), change.state);
         let known = before.is_some() || self.restarts.contains_key(&key);
         let series = self.series(&key, now_unix_nano);
@@ -275,14 +297,14 @@ impl ChangeTracker {
     /// Restarts counted per `(group, name)` since the receiver first saw the process.
     pub fn restarts(&self, group: &str, name: &str) -> Option<u64> {
         self.restarts
-            .get(&(group.to_string(), name.to_string()))
+            .get(&Key::new(group, name))
             .map(CountSeries::total)
     }
 
     /// Exits counted from events per `(group, name)` and `expected`.
     pub fn exits(&self, group: &str, name: &str, expected: bool) -> Option<u64> {
         self.exits
-            .get(&((group.to_string(), name.to_string()), expected))
+            .get(&(Key::new(group, name), expected))
             .map(CountSeries::total)
     }
 
@@ -314,10 +336,10 @@ fn points<K: Ord + Clone + std::hash::Hash + HasProcess>(
     keys.into_iter()
         .filter_map(|key| {
             let (start, value) = series.get_mut(&key)?.point(temporality, now_unix_nano);
-            let (group, name) = key.process();
+            let (group, name) = key.process().parts();
             Some(CountPoint {
-                name: name.clone(),
-                group: group.clone(),
+                name: name.to_owned(),
+                group: group.to_owned(),
                 expected: expected(&key),
                 start_time_unix_nano: start,
                 value,
