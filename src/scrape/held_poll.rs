@@ -28,28 +28,7 @@ impl TargetPoller {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .counts(time_unix_nano);
-        if let Some(tailer) = &self.output {
-            let tail = async {
-                tailer
-                    .lock()
-                    .await
-                    .poll(&self.client, &data.processes, time_unix_nano)
-                    .await
-            };
-            match tokio::time::timeout(self.target.timeout, tail).await {
-                Ok(report) => data.output = Some(Box::new(report)),
-                Err(_) => tracing::warn!(
-                    event = "output_tail_timeout",
-                    target_name = %self.target.name,
-                    "reading program output took longer than the timeout ({:?}); going on at \
-                     the next interval",
-                    self.target.timeout
-                ),
-            }
-        }
-        if let Some(reader) = &mut self.resources {
-            data.resources = reader.read(&self.target.name, &data.processes, time_unix_nano);
-        }
+        self.read_beside(&mut data, time_unix_nano).await;
         PollOutcome {
             target: Arc::clone(&self.identity),
             time_unix_nano,

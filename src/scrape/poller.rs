@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::scrape::backoff::FailureBackoff;
 use crate::scrape::changes::ChangeTracker;
 use crate::scrape::config_info::ConfigInfoState;
-use crate::scrape::outcome::{PollOutcome, TargetIdentity};
+use crate::scrape::outcome::{PollData, PollOutcome, TargetIdentity};
 use crate::scrape::output::OutputTailer;
 use crate::scrape::resources::ResourceReader;
 use crate::scrape::skew::{self, ClockWatch, PollClock};
@@ -127,6 +127,35 @@ impl TargetPoller {
         self.client.poll().await
     }
 
+    /// What a successful poll or held interval reads beside supervisord's process list: the
+    /// programs' output (bounded by the target's timeout like the poll itself; a tail cut short
+    /// keeps what it read for the next time, the tailer being safe to cancel) and their
+    /// resources from `/proc`.
+    async fn read_beside(&mut self, data: &mut PollData, time_unix_nano: u64) {
+        if let Some(tailer) = &self.output {
+            let tail = async {
+                tailer
+                    .lock()
+                    .await
+                    .poll(&self.client, &data.processes, time_unix_nano)
+                    .await
+            };
+            match tokio::time::timeout(self.target.timeout, tail).await {
+                Ok(report) => data.output = Some(Box::new(report)),
+                Err(_) => tracing::warn!(
+                    event = "output_tail_timeout",
+                    target_name = %self.target.name,
+                    "reading program output took longer than the timeout ({:?}); going on at \
+                     the next poll",
+                    self.target.timeout
+                ),
+            }
+        }
+        if let Some(reader) = &mut self.resources {
+            data.resources = reader.read(&self.target.name, &data.processes, time_unix_nano);
+        }
+    }
+
     /// Polls once; never fails: a failure is an outcome with `can_connect` 0, logged here.
     ///
     /// An attempt is cheap and bounded: one connection at most (no retry after a failed
@@ -190,31 +219,7 @@ impl TargetPoller {
                         tracker.observe(&data.processes, data.supervisor_state, clock);
                     (data.restarts, data.exits) = tracker.counts(time_unix_nano);
                 }
-                if let Some(tailer) = &self.output {
-                    // Bounded like the poll itself; a tail cut short keeps what it read for
-                    // the next poll (the tailer is safe to cancel).
-                    let tail = async {
-                        tailer
-                            .lock()
-                            .await
-                            .poll(&self.client, &data.processes, time_unix_nano)
-                            .await
-                    };
-                    match tokio::time::timeout(self.target.timeout, tail).await {
-                        Ok(report) => data.output = Some(Box::new(report)),
-                        Err(_) => tracing::warn!(
-                            event = "output_tail_timeout",
-                            target_name = %self.target.name,
-                            "reading program output took longer than the timeout ({:?}); \
-                             going on at the next poll",
-                            self.target.timeout
-                        ),
-                    }
-                }
-                if let Some(reader) = &mut self.resources {
-                    data.resources =
-                        reader.read(&self.target.name, &data.processes, time_unix_nano);
-                }
+                self.read_beside(&mut data, time_unix_nano).await;
                 Ok(data)
             }
             Err(error) => {

@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::testkit::otlp_sink::{self, OtlpSink, ReceivedRequest};
 use crate::testkit::receiver::Running;
-use crate::testkit::supervisord::free_port;
 use crate::testkit::{yaml_str, WAIT};
 
-use super::export_reliability::{contains_all, distinct, each_target_has, stamps, TARGETS};
+use super::export_reliability::{contains_all, distinct, each_target_has, refused_targets, stamps};
 
 /// The exporter's directory under the storage directory.
 const MAIN_DIR: &str = "otlp%2Fmain";
@@ -31,15 +30,7 @@ fn polls(requests: &[ReceivedRequest]) -> BTreeMap<String, BTreeSet<u64>> {
 }
 
 fn config(dir: &Path, main: &OtlpSink, reference: &OtlpSink, storage: &Path) -> PathBuf {
-    let mut text =
-        String::from("collection_interval: 1s\ninitial_delay: 0s\ntimeout: 1s\ntargets:\n");
-    for name in TARGETS {
-        let url = format!("http://127.0.0.1:{}", free_port());
-        text.push_str(&format!(
-            "  - name: {name}\n    endpoint: {}\n",
-            yaml_str(&url)
-        ));
-    }
+    let mut text = refused_targets();
     text.push_str(&format!(
         "exporters:\n  otlp/main:\n    protocol: http/protobuf\n    endpoint: {}\n    \
          timeout: 2s\n    retry_on_failure:\n      initial_interval: 100ms\n      \

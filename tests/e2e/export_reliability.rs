@@ -75,15 +75,10 @@ fn assert_no_duplicates(stamps: &BTreeMap<String, Vec<u64>>) {
     }
 }
 
-/// Three refused targets polled every second; `main` first, with a fast retry, then
-/// `reference`.
-fn config(
-    dir: &Path,
-    main: &str,
-    main_protocol: &str,
-    reference: &str,
-    storage: Option<&Path>,
-) -> std::path::PathBuf {
+/// The start of a config shared with the disk- and network-fault suites: [`TARGETS`] on
+/// closed ports (a refused poll still makes a point every interval, with no supervisord),
+/// polled every second; the exporters follow.
+pub(super) fn refused_targets() -> String {
     let mut text =
         String::from("collection_interval: 1s\ninitial_delay: 0s\ntimeout: 1s\ntargets:\n");
     for name in TARGETS {
@@ -93,6 +88,19 @@ fn config(
             yaml_str(&url)
         ));
     }
+    text
+}
+
+/// Three refused targets polled every second; `main` first, with a fast retry, then
+/// `reference`.
+fn config(
+    dir: &Path,
+    main: &str,
+    main_protocol: &str,
+    reference: &str,
+    storage: Option<&Path>,
+) -> std::path::PathBuf {
+    let mut text = refused_targets();
     text.push_str(&format!(
         "exporters:\n  otlp/main:\n    protocol: {main_protocol}\n    endpoint: {}\n    \
          timeout: 2s\n    retry_on_failure:\n      initial_interval: 100ms\n      \

@@ -15,12 +15,13 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::export_reliability::{contains_all, distinct, each_target_has, stamps, TARGETS};
+use super::export_reliability::{contains_all, distinct, each_target_has, refused_targets, stamps};
 use crate::testkit::config::{self, otlp_exporter, target};
+use crate::testkit::expect::longest_gap;
 use crate::testkit::otlp_sink::{self, OtlpSink, Protocol, ReceivedRequest};
 use crate::testkit::receiver::Running;
 use crate::testkit::relay::{Mode, Relay};
-use crate::testkit::supervisord::{free_port, Options, Program, Supervisord};
+use crate::testkit::supervisord::{Options, Program, Supervisord};
 use crate::testkit::{yaml_str, WAIT};
 
 const CAN_CONNECT: &str = "supervisord.can_connect";
@@ -43,18 +44,6 @@ fn polls_of(requests: &[ReceivedRequest], target: &str) -> Vec<(u64, i64)> {
     polls.sort_unstable();
     polls.dedup();
     polls
-}
-
-/// The longest time between two consecutive polls, in nanoseconds.
-fn longest_gap(polls: &[(u64, i64)]) -> u64 {
-    polls
-        .windows(2)
-        .map(|w| match w {
-            [(a, _), (b, _)] => b.saturating_sub(*a),
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Waits until `target` has `n` polls that started at or after `since`; returns them, and when
@@ -398,15 +387,7 @@ fn export_config(
     http: &Relay,
     reference: &OtlpSink,
 ) -> PathBuf {
-    let mut text =
-        String::from("collection_interval: 1s\ninitial_delay: 0s\ntimeout: 1s\ntargets:\n");
-    for name in TARGETS {
-        let url = format!("http://127.0.0.1:{}", free_port());
-        text.push_str(&format!(
-            "  - name: {name}\n    endpoint: {}\n",
-            yaml_str(&url)
-        ));
-    }
+    let mut text = refused_targets();
     text.push_str("exporters:\n");
     for (name, protocol, link) in [("grpc", "grpc", grpc), ("http", "http/protobuf", http)] {
         text.push_str(&format!(

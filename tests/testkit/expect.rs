@@ -198,3 +198,16 @@ pub fn only_processes(poll: &Poll, names: &[&str]) {
     let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
     assert_eq!(poll.process_names(), want, "{}", poll.describe());
 }
+
+/// The longest time between two consecutive polls (sorted `(start time, value)` pairs), in
+/// nanoseconds.
+pub fn longest_gap(polls: &[(u64, i64)]) -> u64 {
+    polls
+        .windows(2)
+        .map(|w| match w {
+            [(a, _), (b, _)] => b.saturating_sub(*a),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}

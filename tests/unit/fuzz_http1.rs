@@ -9,6 +9,8 @@
 use crate::checks::{self, GeneratedFraming, GeneratedReply, HTTP1_MAX_BODY};
 
 use proptest::prelude::*;
+
+use super::mutation::Mutation;
 use proptest::test_runner::Config;
 
 fn config() -> Config {
@@ -61,62 +63,13 @@ const TOKENS: [&str; 28] = [
     "X-Filler: ",
 ];
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    FlipBit(usize, u8),
-    InsertByte(usize, u8),
-    InsertToken(usize, usize),
-    Delete(usize, usize),
-    Duplicate(usize, usize, usize),
-    Truncate(usize),
-}
-
+/// Mutations over this target's tokens (`super::mutation`).
 fn mutation() -> impl Strategy<Value = Mutation> {
-    let at = any::<usize>();
-    prop_oneof![
-        (at, 0u8..8).prop_map(|(a, b)| Mutation::FlipBit(a, b)),
-        (at, any::<u8>()).prop_map(|(a, b)| Mutation::InsertByte(a, b)),
-        (at, 0..TOKENS.len()).prop_map(|(a, t)| Mutation::InsertToken(a, t)),
-        (at, 1usize..32).prop_map(|(a, n)| Mutation::Delete(a, n)),
-        (at, 1usize..64, any::<usize>()).prop_map(|(a, n, to)| Mutation::Duplicate(a, n, to)),
-        at.prop_map(Mutation::Truncate),
-    ]
+    super::mutation::mutation(TOKENS.len(), 32, 64)
 }
 
-/// Applies a mutation at positions taken modulo the input's length, so every one applies.
 fn apply(input: &mut Vec<u8>, mutation: &Mutation) {
-    let len = input.len();
-    let pos = |at: usize| if len == 0 { 0 } else { at % (len + 1) };
-    match *mutation {
-        Mutation::FlipBit(at, bit) => {
-            if len > 0 {
-                if let Some(b) = input.get_mut(at % len) {
-                    *b ^= 1 << bit;
-                }
-            }
-        }
-        Mutation::InsertByte(at, byte) => input.insert(pos(at), byte),
-        Mutation::InsertToken(at, token) => {
-            let at = pos(at);
-            let token = TOKENS.get(token).copied().unwrap_or("");
-            input.splice(at..at, token.bytes());
-        }
-        Mutation::Delete(at, n) => {
-            let at = pos(at);
-            let end = (at + n).min(len);
-            input.drain(at..end);
-        }
-        Mutation::Duplicate(at, n, to) => {
-            let at = pos(at);
-            let piece = input
-                .get(at..(at + n).min(len))
-                .unwrap_or_default()
-                .to_vec();
-            let to = pos(to);
-            input.splice(to..to, piece);
-        }
-        Mutation::Truncate(at) => input.truncate(pos(at)),
-    }
+    super::mutation::apply(input, mutation, &TOKENS);
 }
 
 /// Header names and values a server sends beside the framing ones.

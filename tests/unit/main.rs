@@ -20,5 +20,6 @@ mod fuzz_http1;
 mod fuzz_regressions;
 mod fuzz_xmlrpc;
 mod metrics_golden;
+mod mutation;
 mod python_regex;
 mod xmlrpc_fast_path;

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use super::fakes::{Accepted, Behaviour, Fakes};
 use super::{inet_message, serial, CAN_CONNECT, RECORDED};
 use crate::testkit::config::{self, otlp_exporter, target, TargetYaml};
+use crate::testkit::expect::longest_gap;
 use crate::testkit::otlp_sink::{self, OtlpSink, ReceivedRequest, SERVER_ATTR};
 use crate::testkit::receiver::Running;
 use crate::testkit::WAIT;
@@ -65,18 +66,6 @@ impl CanConnect {
     fn count(&self, target: &str) -> usize {
         self.by_target.get(target).map_or(0, Vec::len)
     }
-}
-
-/// The longest gap between consecutive polls of a target, in nanoseconds.
-fn longest_gap(points: &[(u64, i64)]) -> u64 {
-    points
-        .windows(2)
-        .map(|w| match w {
-            [(a, _), (b, _)] => b.saturating_sub(*a),
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 // ---- Hundreds of healthy targets beside hostile ones ---------------------------------------------
