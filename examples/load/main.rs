@@ -119,6 +119,10 @@ use clap::Parser as _;
 use crate::options::Options;
 use crate::run::{RunSpec, INTERRUPTED};
 
+/// The binary's allocator (src/main.rs), so the receiver role's memory is the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Default window of one sweep run: long enough for two polls of every target.
 const SWEEP_DURATION: Duration = Duration::from_secs(20);
 /// Default window and warm-up of a soak: long enough for a leak to show over the noise, and

@@ -53,6 +53,10 @@ pub struct HeldSnapshot {
     version: Option<String>,
     /// Processes events changed since they were last asked for.
     stale: BTreeSet<Key>,
+    /// supervisord's clock against the receiver's, as the full poll measured it: exported with
+    /// every held interval (`supervisord.clock.offset`), so the gauge does not pause between
+    /// reconciles; a step of supervisord's clock shows at the next full poll.
+    clock_offset_seconds: Option<i64>,
 }
 
 impl HeldSnapshot {
@@ -71,6 +75,7 @@ impl HeldSnapshot {
             identification: data.identification.clone(),
             version: data.version.clone(),
             stale: BTreeSet::new(),
+            clock_offset_seconds: data.clock_offset_seconds,
         }
     }
 
@@ -170,6 +175,7 @@ impl HeldSnapshot {
             supervisor_state: self.supervisor_state,
             identification: self.identification.clone(),
             version: self.version.clone(),
+            clock_offset_seconds: self.clock_offset_seconds,
             ..PollData::default()
         }
     }
@@ -245,6 +251,16 @@ mod tests {
         assert_eq!(of(&later, "web").uptime(), 102);
         assert_eq!(later.supervisor_state, Some(SupervisorState::Running));
         assert_eq!(later.version.as_deref(), Some("4.3.0"));
+    }
+
+    #[test]
+    fn the_full_polls_clock_offset_goes_with_every_held_interval() {
+        let t0 = Instant::now();
+        let mut polled = poll(vec![process("web", ProcessState::Running, 900, 7)]);
+        polled.clock_offset_seconds = Some(-3_600);
+        let held = HeldSnapshot::of_poll(&polled, t0);
+        let later = held.data(t0 + Duration::from_secs(30));
+        assert_eq!(later.clock_offset_seconds, Some(-3_600));
     }
 
     #[test]
